@@ -1,0 +1,119 @@
+//! Builds the WASI command suite (`tools-wasm/`) for `wasm32-wasip1` and hands the module to the
+//! host crate, so `cargo build`, `cargo test` and `cargo run` need no separate step.
+//!
+//! The suite is a separate cargo workspace built with its own target directory
+//! (`<target>/tools-wasm`), shared by every profile of the host, so it is compiled once and only
+//! rebuilt when its sources change. Set `RUNBOX_TOOLS_WASM=/path/to/runbox-tools.wasm` to use a
+//! prebuilt module instead.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+const TARGET: &str = "wasm32-wasip1";
+const ARTIFACT: &str = "runbox-tools.wasm";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            println!("cargo::error={message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
+    let tools = manifest_dir.join("../tools-wasm");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
+    for watched in ["src", "Cargo.toml", "Cargo.lock", "commands.toml"] {
+        println!("cargo::rerun-if-changed={}", tools.join(watched).display());
+    }
+    println!("cargo::rerun-if-env-changed=RUNBOX_TOOLS_WASM");
+    let dest = out_dir.join(ARTIFACT);
+
+    if let Some(prebuilt) = env::var_os("RUNBOX_TOOLS_WASM") {
+        std::fs::copy(&prebuilt, &dest)
+            .map_err(|e| format!("RUNBOX_TOOLS_WASM={}: {e}", Path::new(&prebuilt).display()))?;
+        return Ok(());
+    }
+
+    check_target_installed()?;
+    let target_dir = shared_target_dir(&out_dir);
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--release")
+        .arg("--target")
+        .arg(TARGET)
+        .arg("--manifest-path")
+        .arg(tools.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    if tools.join("Cargo.lock").exists() {
+        cmd.arg("--locked");
+    }
+    // The outer build's flags, target and wrappers (clippy, coverage) must not leak into the
+    // guest build.
+    for var in [
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run cargo to build tools-wasm: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "building tools-wasm for {TARGET} failed ({status}); see the output above"
+        ));
+    }
+    let built = target_dir.join(TARGET).join("release").join(ARTIFACT);
+    std::fs::copy(&built, &dest).map_err(|e| format!("cannot copy {}: {e}", built.display()))?;
+    Ok(())
+}
+
+/// Stops with the one-line fix when the wasm32-wasip1 standard library is not installed.
+fn check_target_installed() -> Result<(), String> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .map_err(|e| format!("cannot run rustc: {e}"))?;
+    let libdir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let has_std = out.status.success()
+        && std::fs::read_dir(&libdir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+            })
+            .unwrap_or(false);
+    if has_std {
+        Ok(())
+    } else {
+        Err(format!(
+            "the {TARGET} target is not installed; run: rustup target add {TARGET}"
+        ))
+    }
+}
+
+/// `<target>/tools-wasm`, found from OUT_DIR (`<target>[/<triple>]/<profile>/build/<pkg>/out`),
+/// so every profile of the host shares one guest build.
+fn shared_target_dir(out_dir: &Path) -> PathBuf {
+    out_dir
+        .ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "build"))
+        .and_then(|build| build.parent())
+        .and_then(|profile| profile.parent())
+        .map(|target| target.join("tools-wasm"))
+        .unwrap_or_else(|| out_dir.join("tools-wasm"))
+}

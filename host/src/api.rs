@@ -1,0 +1,180 @@
+//! The shapes clients see: tool inputs and results. Their JSON Schemas are derived from these
+//! types (never hand-written), so the schema and the behaviour cannot drift apart.
+
+use crate::error::{ErrorCode, RunError};
+use crate::limits::Limits;
+use crate::outcome::{Outcome, RunnerKind};
+use crate::policy::Access;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Input of the `run` tool.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunArgs {
+    /// Exact name of an allowed command (see list_commands), e.g. "ls". Not a path, not shell text.
+    pub command: String,
+    /// Arguments, passed to the command as they are: no shell, no globbing, no variable expansion.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Working directory relative to the workspace root, e.g. "src". Defaults to the root.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Text given to the command on standard input. Defaults to empty input.
+    #[serde(default)]
+    pub stdin: Option<String>,
+    /// Wall-clock limit in milliseconds, at most the policy's maximum. Defaults to the policy's timeout.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub timeout_ms: Option<u64>,
+}
+
+/// Result of a `run` call that ran to its own exit (any exit code).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunOutput {
+    /// runbox's id for this call; the audit log records it.
+    pub request_id: String,
+    /// The command's exit code; non-zero is a normal result, not an error.
+    pub exit_code: i32,
+    /// Standard output (UTF-8; invalid bytes replaced), cut at the policy's cap.
+    pub stdout: String,
+    /// Standard error (UTF-8; invalid bytes replaced), cut at the policy's cap.
+    pub stderr: String,
+    /// True when stdout was longer than the cap and was cut.
+    pub stdout_truncated: bool,
+    /// True when stderr was longer than the cap and was cut.
+    pub stderr_truncated: bool,
+    /// Wall-clock milliseconds the command ran.
+    pub duration_ms: u64,
+    /// Which runner ran it: "wasi" or "native".
+    pub runner: RunnerKind,
+}
+
+impl RunOutput {
+    /// The output of a finished command with its exit code.
+    pub fn from_outcome(request_id: &str, exit_code: i32, outcome: &Outcome) -> Self {
+        Self {
+            request_id: request_id.to_owned(),
+            exit_code,
+            stdout: outcome.stdout.text(),
+            stderr: outcome.stderr.text(),
+            stdout_truncated: outcome.stdout.truncated,
+            stderr_truncated: outcome.stderr.truncated,
+            duration_ms: duration_ms(outcome),
+            runner: outcome.runner,
+        }
+    }
+}
+
+fn duration_ms(outcome: &Outcome) -> u64 {
+    u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What a command printed before a limit stopped it, so the caller can see how far it got.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PartialOutput {
+    /// Stdout so far, cut at the cap.
+    pub stdout: String,
+    /// Stderr so far, cut at the cap.
+    pub stderr: String,
+    /// True when stdout was cut.
+    pub stdout_truncated: bool,
+    /// True when stderr was cut.
+    pub stderr_truncated: bool,
+    /// Milliseconds until it was stopped.
+    pub duration_ms: u64,
+    /// Which runner ran it.
+    pub runner: RunnerKind,
+}
+
+impl PartialOutput {
+    /// The partial output of a stopped command.
+    pub fn from_outcome(outcome: &Outcome) -> Self {
+        Self {
+            stdout: outcome.stdout.text(),
+            stderr: outcome.stderr.text(),
+            stdout_truncated: outcome.stdout.truncated,
+            stderr_truncated: outcome.stderr.truncated,
+            duration_ms: duration_ms(outcome),
+            runner: outcome.runner,
+        }
+    }
+}
+
+/// The machine-readable error record of a failed call.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// Stable code, e.g. COMMAND_NOT_ALLOWED.
+    pub code: ErrorCode,
+    /// What went wrong.
+    pub message: String,
+    /// runbox's id for this call; the audit log records it.
+    pub request_id: String,
+    /// Whether the same request may succeed if repeated.
+    pub retryable: bool,
+    /// What to change, when there is something.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// Output produced before the command was stopped (limits and cancellation only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial: Option<PartialOutput>,
+}
+
+/// `{"error": {...}}`, the structured content of every error result.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct ErrorEnvelope {
+    /// The error.
+    pub error: ErrorBody,
+}
+
+impl ErrorEnvelope {
+    /// Wraps a [`RunError`] for the wire.
+    pub fn new(request_id: &str, e: &RunError, partial: Option<PartialOutput>) -> Self {
+        Self {
+            error: ErrorBody {
+                code: e.code,
+                message: e.message.clone(),
+                request_id: request_id.to_owned(),
+                retryable: e.code.retryable(),
+                hint: e.hint.clone(),
+                partial,
+            },
+        }
+    }
+}
+
+/// Input of `list_commands` (none).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListCommandsArgs {}
+
+/// One allowed command as `list_commands` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandInfo {
+    /// The exact name to pass as `command`.
+    pub name: String,
+    /// What it does, in one line.
+    pub description: String,
+    /// "wasi" or "native".
+    pub runner: RunnerKind,
+    /// "read" (read-only view of the workspace) or "write" (may change files).
+    pub access: Access,
+    /// Default limits of a call.
+    pub limits: Limits,
+}
+
+/// Result of `list_commands`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandList {
+    /// Allowed commands, sorted by name.
+    pub commands: Vec<CommandInfo>,
+    /// Highest timeout_ms a call may ask for.
+    pub max_timeout_ms: u64,
+    /// Whether commands may write to the workspace at all.
+    pub workspace_writable: bool,
+}

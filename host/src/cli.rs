@@ -1,0 +1,251 @@
+//! The `runbox` command line: `serve`, `exec` and `check-config`.
+//!
+//! Errors at start (bad policy, unusable workspace or audit directory, running as root without
+//! `--allow-root`) are printed on stderr as one clear message and exit with status 2.
+
+use crate::config::{Overrides, Policy, PolicyFile, read_policy_file};
+use crate::service::{CallContext, CallReply, Service};
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Exit status for start-up and usage errors.
+const EXIT_USAGE: u8 = 2;
+/// `exec` exit status when the command timed out (as GNU `timeout`).
+const EXIT_TIMEOUT: u8 = 124;
+/// `exec` exit status when runbox refused or could not run the command.
+const EXIT_REFUSED: u8 = 125;
+
+/// runbox: run allowlisted commands for AI agents in a confined workspace.
+#[derive(Debug, Parser)]
+#[command(name = "runbox", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve MCP on stdin/stdout.
+    Serve(PolicyArgs),
+    /// Run one command in the workspace exactly as the `run` tool would, without an MCP client.
+    Exec(ExecArgs),
+    /// Print the effective policy (defaults, file and flags merged) as TOML.
+    CheckConfig(PolicyArgs),
+}
+
+/// Flags that locate and override the policy.
+#[derive(Debug, Args, Clone)]
+pub struct PolicyArgs {
+    /// The workspace directory commands run in.
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// Policy file (TOML); every key is optional.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Audit log directory (outside the workspace).
+    #[arg(long, value_name = "DIR")]
+    audit_dir: Option<PathBuf>,
+    /// Compiled-module cache directory.
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Directory of extra WASI commands (NAME.wasm + optional NAME.toml).
+    #[arg(long, value_name = "DIR")]
+    tools_dir: Option<PathBuf>,
+    /// Allow running as root (refused by default).
+    #[arg(long)]
+    allow_root: bool,
+}
+
+#[derive(Debug, Args)]
+struct ExecArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Working directory relative to the workspace.
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<String>,
+    /// Wall-clock limit in milliseconds.
+    #[arg(long, value_name = "MS")]
+    timeout_ms: Option<u64>,
+    /// Pass this process's stdin to the command.
+    #[arg(long)]
+    stdin: bool,
+    /// The command name.
+    name: String,
+    /// Its arguments (put them after `--`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::CheckConfig(p) => match load_policy(&p) {
+            Ok(policy) => {
+                print!("{}", policy.to_toml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Command::Serve(p) => with_runtime(|| serve(p)),
+        Command::Exec(a) => with_runtime(|| exec(a)),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,runbox=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("runbox: {message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Runs `f` on a multi-threaded runtime and shuts it down without waiting on a blocked stdin read.
+fn with_runtime<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    let code = runtime.block_on(f());
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    code
+}
+
+/// Reads the file (if any), merges the flags, validates.
+fn load_policy(p: &PolicyArgs) -> Result<Policy, String> {
+    let file = match &p.config {
+        Some(path) => read_policy_file(path).map_err(|e| e.to_string())?,
+        None => PolicyFile::default(),
+    };
+    let overrides = Overrides {
+        workspace: p.workspace.clone(),
+        audit_dir: p.audit_dir.clone(),
+        cache_dir: p.cache_dir.clone(),
+        tools_dir: p.tools_dir.clone(),
+        allow_root: p.allow_root,
+    };
+    Policy::build(file, &overrides).map_err(|e| e.to_string())
+}
+
+/// Loads the policy, refuses root without consent, refuses a policy file inside the workspace,
+/// and starts the service.
+fn start(p: &PolicyArgs) -> Result<Service, String> {
+    let policy = load_policy(p)?;
+    if nix::unistd::geteuid().is_root() && !policy.allow_root {
+        return Err("refusing to run as root: run runbox as an unprivileged user (in a container, set USER), \
+                    or pass --allow-root (policy: allow_root = true) if you accept the risk"
+            .into());
+    }
+    let service = Service::start(policy, crate::BUILTIN_MODULE, crate::BUILTIN_MANIFEST).map_err(|e| e.to_string())?;
+    if let Some(cfg) = &p.config
+        && crate::workspace::Workspace::open(&service.policy().workspace)
+            .map(|w| w.contains_host_path(cfg))
+            .unwrap_or(false)
+    {
+        return Err(format!(
+            "policy file {} is inside the workspace, where commands could edit it; keep it outside",
+            cfg.display()
+        ));
+    }
+    Ok(service)
+}
+
+async fn serve(p: PolicyArgs) -> ExitCode {
+    let service = match start(&p) {
+        Ok(s) => Arc::new(s),
+        Err(e) => return fail(&e),
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        workspace = %service.policy().workspace.display(),
+        audit = %service.audit().path().display(),
+        policy_hash = %service.policy().hash(),
+        "runbox serving MCP on stdio"
+    );
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_termination().await;
+        signals.cancel();
+    });
+    match crate::mcp::serve(service, tokio::io::stdin(), tokio::io::stdout(), shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn wait_for_termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+async fn exec(a: ExecArgs) -> ExitCode {
+    let service = match start(&a.policy) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let stdin = if a.stdin {
+        let mut buf = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut buf) {
+            return fail(&format!("cannot read stdin: {e}"));
+        }
+        Some(buf)
+    } else {
+        None
+    };
+    let args = crate::api::RunArgs {
+        command: a.name,
+        args: a.args,
+        cwd: a.cwd,
+        stdin,
+        timeout_ms: a.timeout_ms,
+    };
+    let ctx = CallContext::new(None, CancellationToken::new());
+    match service.run(args, &ctx).await {
+        CallReply::Ran(out) => {
+            let _ = std::io::stdout().write_all(out.stdout.as_bytes());
+            let _ = std::io::stderr().write_all(out.stderr.as_bytes());
+            if out.stdout_truncated || out.stderr_truncated {
+                eprintln!("runbox: output was truncated at the policy's cap");
+            }
+            ExitCode::from(u8::try_from(out.exit_code).unwrap_or(1))
+        }
+        CallReply::Failed(env) => {
+            if let Some(p) = &env.error.partial {
+                let _ = std::io::stdout().write_all(p.stdout.as_bytes());
+                let _ = std::io::stderr().write_all(p.stderr.as_bytes());
+            }
+            eprintln!("runbox: {}", serde_json::to_string(&env).unwrap_or_default());
+            if env.error.code == crate::error::ErrorCode::Timeout {
+                ExitCode::from(EXIT_TIMEOUT)
+            } else {
+                ExitCode::from(EXIT_REFUSED)
+            }
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! The policy: one TOML file plus command-line flags, validated into a [`Policy`] at start.
+//!
+//! Every key is optional; [`Policy`]'s defaults (documented on each field and in the README) make
+//! `runbox serve --workspace DIR` work with no file at all. Unknown keys and impossible values are
+//! refused at start with a message naming the key. Nothing a client sends can change the policy:
+//! it is read once, before the MCP channel opens.
+
+use crate::limits::{self, Limits};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Longest policy file read, so a mistaken path to a huge file fails fast.
+const MAX_POLICY_FILE_BYTES: u64 = 1024 * 1024;
+/// Environment variables a policy may hand to WASI guests; any other name is refused.
+pub const ALLOWED_GUEST_ENV: &[&str] = &["LANG", "LC_ALL", "TZ", "COLUMNS"];
+
+/// The policy file as written: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Workspace directory.
+    pub workspace: Option<PathBuf>,
+    /// Audit log directory.
+    pub audit_dir: Option<PathBuf>,
+    /// Compiled-module cache directory.
+    pub cache_dir: Option<PathBuf>,
+    /// Directory of operator-supplied `NAME.wasm` commands.
+    pub tools_dir: Option<PathBuf>,
+    /// Whether the server may run as root.
+    pub allow_root: Option<bool>,
+    /// Whether commands may write to the workspace.
+    pub workspace_writable: Option<bool>,
+    /// Enabled built-in WASI commands (exact names); absent means all built-ins.
+    pub commands: Option<Vec<String>>,
+    /// Limits.
+    pub limits: Option<LimitsFile>,
+    /// WASI guest settings.
+    pub wasi: Option<WasiFile>,
+}
+
+/// The `[limits]` table as written.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Default wall-clock limit per command.
+    pub timeout_ms: Option<u64>,
+    /// Highest `timeout_ms` a request may ask for.
+    pub max_timeout_ms: Option<u64>,
+    /// WASI fuel per command.
+    pub fuel: Option<u64>,
+    /// Memory per command.
+    pub memory_bytes: Option<u64>,
+    /// WASI table elements per command.
+    pub table_elements: Option<u64>,
+    /// Stdout bytes kept per command.
+    pub stdout_bytes: Option<u64>,
+    /// Stderr bytes kept per command.
+    pub stderr_bytes: Option<u64>,
+    /// Calls running at once.
+    pub max_concurrent: Option<usize>,
+    /// Largest stdin a request may carry.
+    pub max_stdin_bytes: Option<usize>,
+    /// Most arguments a request may carry.
+    pub max_args: Option<usize>,
+    /// Largest total size of all arguments.
+    pub max_arg_bytes: Option<usize>,
+}
+
+/// The `[wasi]` table as written.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasiFile {
+    /// Environment given to every guest (only [`ALLOWED_GUEST_ENV`] names).
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+/// Values given on the command line; each overrides the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--workspace`.
+    pub workspace: Option<PathBuf>,
+    /// `--audit-dir`.
+    pub audit_dir: Option<PathBuf>,
+    /// `--cache-dir`.
+    pub cache_dir: Option<PathBuf>,
+    /// `--tools-dir`.
+    pub tools_dir: Option<PathBuf>,
+    /// `--allow-root` (only ever turns it on).
+    pub allow_root: bool,
+}
+
+/// Bounds on what one request may carry, checked before anything runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RequestBounds {
+    /// Most arguments (default 4096).
+    pub max_args: usize,
+    /// Largest total bytes of all arguments (default 1 MiB, like Linux's ARG_MAX scale).
+    pub max_arg_bytes: usize,
+    /// Largest stdin (default 8 MiB).
+    pub max_stdin_bytes: usize,
+}
+
+impl Default for RequestBounds {
+    fn default() -> Self {
+        Self {
+            max_args: 4096,
+            max_arg_bytes: 1024 * 1024,
+            max_stdin_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// The effective, validated policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct Policy {
+    /// The workspace directory (required: from the file or `--workspace`).
+    pub workspace: PathBuf,
+    /// Where the audit log goes (default `$XDG_STATE_HOME/runbox/audit`, else
+    /// `~/.local/state/runbox/audit`). Never inside the workspace.
+    pub audit_dir: PathBuf,
+    /// Compiled-module cache (default `$XDG_CACHE_HOME/runbox/modules`, else
+    /// `~/.cache/runbox/modules`; none if neither can be found).
+    pub cache_dir: Option<PathBuf>,
+    /// Operator-supplied `NAME.wasm` commands (default none).
+    pub tools_dir: Option<PathBuf>,
+    /// Start even as root (default false: refuse).
+    pub allow_root: bool,
+    /// Whether commands may write to the workspace (default true). When false every command gets
+    /// a read-only view.
+    pub workspace_writable: bool,
+    /// Enabled built-in WASI commands; `None` means all of them (the default).
+    pub commands: Option<Vec<String>>,
+    /// Default limits of every command.
+    pub limits: Limits,
+    /// Highest `timeout_ms` a request may ask for (default 600000).
+    pub max_timeout_ms: u64,
+    /// Calls that run at once (default 8); more wait for a slot.
+    pub max_concurrent: usize,
+    /// What one request may carry.
+    pub request: RequestBounds,
+    /// Environment of every WASI guest (default `LANG=C.UTF-8`, `TZ=UTC`).
+    pub wasi_env: BTreeMap<String, String>,
+}
+
+/// A policy that cannot be used, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read policy file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys or wrong types.
+    #[error("policy file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, naming the key.
+        message: String,
+    },
+    /// A key has an impossible value.
+    #[error("policy key `{key}`: {message}")]
+    Invalid {
+        /// The dotted key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Reads a policy file, bounded in size.
+pub fn read_policy_file(path: &Path) -> Result<PolicyFile, ConfigError> {
+    let read_err = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if meta.len() > MAX_POLICY_FILE_BYTES {
+        return Err(ConfigError::Parse {
+            path: path.to_owned(),
+            message: format!("file is larger than {MAX_POLICY_FILE_BYTES} bytes"),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(read_err)?;
+    parse_policy(&text).map_err(|message| ConfigError::Parse {
+        path: path.to_owned(),
+        message,
+    })
+}
+
+/// Parses policy TOML text; the error names the offending key.
+pub fn parse_policy(text: &str) -> Result<PolicyFile, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())
+}
+
+/// The platform's default state directory for the audit log.
+fn default_audit_dir() -> Option<PathBuf> {
+    xdg_dir("XDG_STATE_HOME", ".local/state").map(|d| d.join("runbox/audit"))
+}
+
+/// The platform's default cache directory for compiled modules.
+fn default_cache_dir() -> Option<PathBuf> {
+    xdg_dir("XDG_CACHE_HOME", ".cache").map(|d| d.join("runbox/modules"))
+}
+
+fn xdg_dir(var: &str, home_relative: &str) -> Option<PathBuf> {
+    if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+        let p = PathBuf::from(v);
+        if p.is_absolute() {
+            return Some(p);
+        }
+    }
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(home_relative))
+}
+
+impl Policy {
+    /// Merges the file and the flags and validates every value.
+    pub fn build(file: PolicyFile, flags: &Overrides) -> Result<Self, ConfigError> {
+        let workspace = flags
+            .workspace
+            .clone()
+            .or(file.workspace)
+            .ok_or_else(|| invalid("workspace", "no workspace given: pass --workspace DIR or set `workspace`"))?;
+        let audit_dir = flags
+            .audit_dir
+            .clone()
+            .or(file.audit_dir)
+            .or_else(default_audit_dir)
+            .ok_or_else(|| invalid("audit_dir", "no audit directory given and neither XDG_STATE_HOME nor HOME is set"))?;
+        let cache_dir = flags.cache_dir.clone().or(file.cache_dir).or_else(default_cache_dir);
+        let tools_dir = flags.tools_dir.clone().or(file.tools_dir);
+        for (key, path) in [("audit_dir", Some(&audit_dir)), ("cache_dir", cache_dir.as_ref()), ("tools_dir", tools_dir.as_ref())] {
+            if let Some(p) = path
+                && !p.is_absolute()
+            {
+                return Err(invalid(key, format!("{} must be an absolute path", p.display())));
+            }
+        }
+
+        let lf = file.limits.unwrap_or_default();
+        let defaults = Limits::default();
+        let limits = Limits {
+            timeout_ms: lf.timeout_ms.unwrap_or(defaults.timeout_ms),
+            fuel: lf.fuel.unwrap_or(defaults.fuel),
+            memory_bytes: lf.memory_bytes.unwrap_or(defaults.memory_bytes),
+            table_elements: lf.table_elements.unwrap_or(defaults.table_elements),
+            stdout_bytes: lf.stdout_bytes.unwrap_or(defaults.stdout_bytes),
+            stderr_bytes: lf.stderr_bytes.unwrap_or(defaults.stderr_bytes),
+        };
+        let max_timeout_ms = lf.max_timeout_ms.unwrap_or(limits::DEFAULT_MAX_TIMEOUT_MS.max(limits.timeout_ms));
+        let bounds = RequestBounds::default();
+        let request = RequestBounds {
+            max_args: lf.max_args.unwrap_or(bounds.max_args),
+            max_arg_bytes: lf.max_arg_bytes.unwrap_or(bounds.max_arg_bytes),
+            max_stdin_bytes: lf.max_stdin_bytes.unwrap_or(bounds.max_stdin_bytes),
+        };
+        let policy = Policy {
+            workspace,
+            audit_dir,
+            cache_dir,
+            tools_dir,
+            allow_root: flags.allow_root || file.allow_root.unwrap_or(false),
+            workspace_writable: file.workspace_writable.unwrap_or(true),
+            commands: file.commands,
+            limits,
+            max_timeout_ms,
+            max_concurrent: lf.max_concurrent.unwrap_or(8),
+            request,
+            wasi_env: file
+                .wasi
+                .and_then(|w| w.env)
+                .unwrap_or_else(|| BTreeMap::from([("LANG".into(), "C.UTF-8".into()), ("TZ".into(), "UTC".into())])),
+        };
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// Checks every value for sense; the error names the key.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let in_range = |key: &str, v: u64, lo: u64, hi: u64| {
+            if v < lo || v > hi {
+                Err(invalid(key, format!("{v} is outside {lo}..={hi}")))
+            } else {
+                Ok(())
+            }
+        };
+        in_range("limits.max_timeout_ms", self.max_timeout_ms, 1, 24 * 3600 * 1000)?;
+        in_range("limits.timeout_ms", l.timeout_ms, 1, self.max_timeout_ms)?;
+        in_range("limits.fuel", l.fuel, 1_000, u64::MAX)?;
+        in_range("limits.memory_bytes", l.memory_bytes, 1024 * 1024, 64 * 1024 * 1024 * 1024)?;
+        in_range("limits.table_elements", l.table_elements, 1, 100_000_000)?;
+        in_range("limits.stdout_bytes", l.stdout_bytes, 0, 256 * 1024 * 1024)?;
+        in_range("limits.stderr_bytes", l.stderr_bytes, 0, 256 * 1024 * 1024)?;
+        in_range("limits.max_concurrent", self.max_concurrent as u64, 1, 1024)?;
+        in_range("limits.max_args", self.request.max_args as u64, 1, 1 << 20)?;
+        in_range("limits.max_arg_bytes", self.request.max_arg_bytes as u64, 1, 64 * 1024 * 1024)?;
+        in_range("limits.max_stdin_bytes", self.request.max_stdin_bytes as u64, 0, 256 * 1024 * 1024)?;
+        for (k, v) in &self.wasi_env {
+            if !ALLOWED_GUEST_ENV.contains(&k.as_str()) {
+                return Err(invalid(
+                    &format!("wasi.env.{k}"),
+                    format!("only {} may be set for guests", ALLOWED_GUEST_ENV.join(", ")),
+                ));
+            }
+            if v.contains('\0') {
+                return Err(invalid(&format!("wasi.env.{k}"), "value contains a NUL byte"));
+            }
+        }
+        if let Some(names) = &self.commands {
+            let mut seen = std::collections::BTreeSet::new();
+            for n in names {
+                if !seen.insert(n) {
+                    return Err(invalid("commands", format!("{n:?} is listed twice")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The policy in the file's own shape with every key filled in, so the output of
+    /// `runbox check-config` is itself a valid policy file.
+    pub fn to_file(&self) -> PolicyFile {
+        let l = &self.limits;
+        PolicyFile {
+            workspace: Some(self.workspace.clone()),
+            audit_dir: Some(self.audit_dir.clone()),
+            cache_dir: self.cache_dir.clone(),
+            tools_dir: self.tools_dir.clone(),
+            allow_root: Some(self.allow_root),
+            workspace_writable: Some(self.workspace_writable),
+            commands: self.commands.clone(),
+            limits: Some(LimitsFile {
+                timeout_ms: Some(l.timeout_ms),
+                max_timeout_ms: Some(self.max_timeout_ms),
+                fuel: Some(l.fuel),
+                memory_bytes: Some(l.memory_bytes),
+                table_elements: Some(l.table_elements),
+                stdout_bytes: Some(l.stdout_bytes),
+                stderr_bytes: Some(l.stderr_bytes),
+                max_concurrent: Some(self.max_concurrent),
+                max_stdin_bytes: Some(self.request.max_stdin_bytes),
+                max_args: Some(self.request.max_args),
+                max_arg_bytes: Some(self.request.max_arg_bytes),
+            }),
+            wasi: Some(WasiFile {
+                env: Some(self.wasi_env.clone()),
+            }),
+        }
+    }
+
+    /// The policy as TOML, for `runbox check-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(&self.to_file()).unwrap_or_else(|e| format!("# cannot render policy: {e}\n"))
+    }
+
+    /// A sha256 over the policy's canonical JSON, recorded in the audit log so a record names
+    /// the exact rules it was judged by.
+    pub fn hash(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(&json))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags() -> Overrides {
+        Overrides {
+            workspace: Some("/ws".into()),
+            audit_dir: Some("/audit".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn empty_file_gives_documented_defaults() {
+        let p = Policy::build(parse_policy("").unwrap(), &flags()).unwrap();
+        assert_eq!(p.limits, Limits::default());
+        assert_eq!(p.max_concurrent, 8);
+        assert!(!p.allow_root);
+        assert!(p.workspace_writable);
+        assert_eq!(p.wasi_env.get("TZ").map(String::as_str), Some("UTC"));
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let f = parse_policy("workspace = \"/file-ws\"\naudit_dir = \"/file-audit\"\nallow_root = false").unwrap();
+        let mut o = flags();
+        o.allow_root = true;
+        let p = Policy::build(f, &o).unwrap();
+        assert_eq!(p.workspace, PathBuf::from("/ws"));
+        assert_eq!(p.audit_dir, PathBuf::from("/audit"));
+        assert!(p.allow_root);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = parse_policy("[limits]\ntimeout_msec = 5").unwrap_err();
+        assert!(e.contains("timeout_msec"), "{e}");
+        let e = parse_policy("bogus = 1").unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn impossible_values_are_named() {
+        let cases = [
+            ("[limits]\ntimeout_ms = 0", "limits.timeout_ms"),
+            ("[limits]\ntimeout_ms = 5000\nmax_timeout_ms = 1000", "limits.timeout_ms"),
+            ("[limits]\nmemory_bytes = 10", "limits.memory_bytes"),
+            ("[limits]\nmax_concurrent = 0", "limits.max_concurrent"),
+            ("[wasi.env]\nHOME = \"/\"", "wasi.env.HOME"),
+            ("commands = [\"ls\", \"ls\"]", "commands"),
+            ("audit_dir = \"relative\"", "audit_dir"),
+        ];
+        for (text, key) in cases {
+            let mut o = flags();
+            o.audit_dir = None;
+            let e = Policy::build(parse_policy(text).unwrap(), &o).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn missing_workspace_is_an_error() {
+        let e = Policy::build(PolicyFile::default(), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("workspace"));
+    }
+
+    #[test]
+    fn hash_changes_with_policy_and_renders_toml() {
+        let a = Policy::build(parse_policy("").unwrap(), &flags()).unwrap();
+        let b = Policy::build(parse_policy("[limits]\ntimeout_ms = 5").unwrap(), &flags()).unwrap();
+        assert_ne!(a.hash(), b.hash());
+        assert_eq!(a.hash().len(), 64);
+        assert!(a.to_toml().contains("timeout_ms = 30000"));
+    }
+
+    #[test]
+    fn rendered_policy_parses_back_to_the_same_policy() {
+        let a = Policy::build(parse_policy("commands = [\"ls\"]\n[limits]\nfuel = 12345").unwrap(), &flags()).unwrap();
+        let text = a.to_toml();
+        let b = Policy::build(parse_policy(&text).unwrap(), &Overrides::default()).unwrap();
+        assert_eq!(a.hash(), b.hash(), "{text}");
+    }
+}

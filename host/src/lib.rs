@@ -1,0 +1,43 @@
+//! runbox: an MCP server that lets AI agents run allowlisted commands in one workspace directory
+//! without being able to hurt the machine they run on.
+//!
+//! A call arrives as JSON-RPC on stdin ([`mcp`]), is validated against the policy ([`config`],
+//! [`policy`]) by the [`service`], resolved inside the [`workspace`] capability, run by the WASI
+//! runner ([`wasi`]) under [`limits`], recorded in the [`audit`] log, and answered with an
+//! [`outcome`] or a structured [`error`].
+//!
+//! # Layout
+//! - [`error`]: the error codes clients branch on.
+//! - [`config`]: the TOML policy and flags → a validated [`config::Policy`].
+//! - [`policy`]: the allowlist; exact names only.
+//! - [`tools_dir`]: operator-supplied WASI modules.
+//! - [`workspace`]: the one place the workspace is opened; paths resolve beneath it.
+//! - [`limits`]: what a command may consume, shared by both runners.
+//! - [`outcome`]: bounded output capture and how a command ended, shared by both runners.
+//! - [`wasi`]: engine, module cache, epoch ticker and one guest run.
+//! - [`audit`]: the JSON-lines audit log.
+//! - [`api`]: tool inputs and results as clients see them (schemas derive from these types).
+//! - [`service`]: the call pipeline, independent of MCP.
+//! - [`mcp`]: stdio framing and the rmcp handler.
+//! - [`cli`]: the `runbox` command line.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod api;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod limits;
+pub mod mcp;
+pub mod outcome;
+pub mod policy;
+pub mod service;
+pub mod tools_dir;
+pub mod wasi;
+pub mod workspace;
+
+/// The built-in multicall module (`tools-wasm`), built for wasm32-wasip1 by `build.rs`.
+pub static BUILTIN_MODULE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/runbox-tools.wasm"));
+
+/// The built-in command list (`tools-wasm/commands.toml`).
+pub const BUILTIN_MANIFEST: &str = include_str!("../../tools-wasm/commands.toml");

@@ -1,0 +1,209 @@
+//! The rmcp [`ServerHandler`]: lists the two tools and translates calls to the [`Service`].
+//! No execution logic lives here.
+
+use crate::api::{CommandList, ErrorEnvelope, ListCommandsArgs, RunArgs, RunOutput};
+use crate::error::RunError;
+use crate::service::{CallContext, CallReply, Service};
+use rmcp::handler::server::common::schema_for_type;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use serde::Serialize;
+use std::borrow::Cow;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Name of the tool that runs a command.
+pub const RUN_TOOL: &str = "run";
+/// Name of the tool that lists the allowlist.
+pub const LIST_TOOL: &str = "list_commands";
+
+/// Protocol versions runbox answers (the ones its tests exercise).
+pub const SUPPORTED_VERSIONS: &[ProtocolVersion] = &[
+    ProtocolVersion::V_2026_07_28,
+    ProtocolVersion::V_2025_11_25,
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_03_26,
+];
+
+/// The MCP face of a [`Service`].
+#[derive(Clone)]
+pub struct RunboxHandler {
+    service: Arc<Service>,
+    tools: Arc<Vec<Tool>>,
+    shutdown: CancellationToken,
+}
+
+impl RunboxHandler {
+    /// A handler for `service`; `shutdown` cancels every running call when the server stops.
+    pub fn new(service: Arc<Service>, shutdown: CancellationToken) -> Self {
+        Self {
+            service,
+            tools: Arc::new(tool_definitions()),
+            shutdown,
+        }
+    }
+
+    async fn call_run(&self, arguments: Option<rmcp::model::JsonObject>, context: RequestContext<RoleServer>) -> CallToolResult {
+        let mcp_id = serde_json::to_value(&context.id).ok().map(|v| match v {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        });
+        // Cancelled by the client's notifications/cancelled or by server shutdown.
+        let cancel = self.shutdown.child_token();
+        let client_ct = context.ct.clone();
+        let linked = cancel.clone();
+        let watcher = tokio::spawn(async move {
+            client_ct.cancelled().await;
+            linked.cancel();
+        });
+        let ctx = CallContext::new(mcp_id.clone(), cancel);
+        let request_id = ctx.request_id.clone();
+
+        let args: RunArgs = match serde_json::from_value(serde_json::Value::Object(arguments.unwrap_or_default())) {
+            Ok(a) => a,
+            Err(e) => {
+                watcher.abort();
+                let err = RunError::invalid(format!("bad arguments for run: {e}"))
+                    .with_hint("pass {\"command\": NAME, \"args\": [..]}; see the tool's inputSchema");
+                self.service.record_refusal(&request_id, mcp_id, &err);
+                return error_result(&ErrorEnvelope::new(&request_id, &err, None));
+            }
+        };
+        // Run on its own task so a panic inside the pipeline still produces a reply.
+        let service = Arc::clone(&self.service);
+        let joined = tokio::spawn(async move { service.run(args, &ctx).await }).await;
+        watcher.abort();
+        match joined {
+            Ok(CallReply::Ran(out)) => ok_result(&out),
+            Ok(CallReply::Failed(env)) => error_result(&env),
+            Err(join_error) => {
+                let message = if join_error.is_panic() {
+                    "runbox hit an internal error while handling this call"
+                } else {
+                    "the call was aborted"
+                };
+                tracing::error!(request_id, "call task failed: {join_error}");
+                let err = RunError::internal(message);
+                self.service.record_refusal(&request_id, mcp_id, &err);
+                error_result(&ErrorEnvelope::new(&request_id, &err, None))
+            }
+        }
+    }
+}
+
+impl ServerHandler for RunboxHandler {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new("runbox", env!("CARGO_PKG_VERSION"))
+                    .with_title("runbox")
+                    .with_description("Runs allowlisted commands in a confined workspace"),
+            )
+            .with_instructions(
+                "Run commands in the workspace with the `run` tool: {\"command\": \"ls\", \"args\": [\"-la\"]}. \
+                 Commands are exact names from `list_commands`; arguments are passed as they are \
+                 (no shell: no pipes, globs, redirects or $VARS). Paths are relative to the workspace root, \
+                 which is `/` for WASI commands. Errors carry a stable `code` and a `hint`.",
+            )
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(SUPPORTED_VERSIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        match request.name.as_ref() {
+            RUN_TOOL => Ok(self.call_run(request.arguments, context).await.into()),
+            LIST_TOOL => {
+                let extra = request.arguments.map(|a| a.len()).unwrap_or(0);
+                if extra > 0 {
+                    let request_id = crate::service::new_request_id();
+                    let err = RunError::invalid("list_commands takes no arguments");
+                    return Ok(error_result(&ErrorEnvelope::new(&request_id, &err, None)).into());
+                }
+                Ok(ok_result(&self.service.list_commands()).into())
+            }
+            other => Err(McpError::invalid_params(
+                format!("unknown tool {:?}; the tools are run and list_commands", other.chars().take(64).collect::<String>()),
+                None,
+            )),
+        }
+    }
+}
+
+/// A success result: the same JSON as structured content and as text (some clients show only
+/// one of them).
+fn ok_result<T: Serialize>(value: &T) -> CallToolResult {
+    let json = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+    let mut r = CallToolResult::success(vec![ContentBlock::text(json.to_string())]);
+    r.structured_content = Some(json);
+    r
+}
+
+/// An error result (`isError: true`) with `{"error": {...}}` as structured content and text.
+fn error_result(env: &ErrorEnvelope) -> CallToolResult {
+    let json = serde_json::to_value(env).unwrap_or(serde_json::Value::Null);
+    let mut r = CallToolResult::error(vec![ContentBlock::text(json.to_string())]);
+    r.structured_content = Some(json);
+    r
+}
+
+/// The two tools, with schemas derived from their Rust types and honest annotations.
+pub fn tool_definitions() -> Vec<Tool> {
+    let run = Tool::new_with_raw(
+        RUN_TOOL,
+        Some(Cow::Borrowed(
+            "Run one allowlisted command in the workspace and return its exit code, stdout and stderr. \
+             `command` is an exact name from list_commands; `args` are passed verbatim (no shell). \
+             A non-zero exit code is a normal result. Failures (not allowed, path outside the workspace, \
+             timeout, limits) are errors with a stable code, a hint and the requestId.",
+        )),
+        schema_for_type::<RunArgs>(),
+    )
+    .with_title("Run a command")
+    .with_raw_output_schema(schema_for_type::<RunOutput>())
+    .with_annotations(
+        ToolAnnotations::with_title("Run a command")
+            .read_only(false)
+            .destructive(true)
+            .idempotent(false)
+            .open_world(false),
+    );
+    let list = Tool::new_with_raw(
+        LIST_TOOL,
+        Some(Cow::Borrowed(
+            "List the commands `run` accepts: name, description, runner (wasi/native), whether it may write, and its limits.",
+        )),
+        schema_for_type::<ListCommandsArgs>(),
+    )
+    .with_title("List allowed commands")
+    .with_raw_output_schema(schema_for_type::<CommandList>())
+    .with_annotations(
+        ToolAnnotations::with_title("List allowed commands")
+            .read_only(true)
+            .destructive(false)
+            .idempotent(true)
+            .open_world(false),
+    );
+    vec![run, list]
+}

@@ -1,0 +1,132 @@
+//! Operator-supplied WASI commands: `NAME.wasm` files, each with an optional `NAME.toml` manifest,
+//! in the policy's `tools_dir`.
+//!
+//! The directory is read once at start. A file whose name is not a plain command name, or whose
+//! manifest is malformed, is skipped with a warning naming the file; nothing here can replace a
+//! built-in command (the catalog refuses duplicate names).
+
+use crate::outcome::RunnerKind;
+use crate::policy::{Access, CommandSpec, Program};
+use serde::Deserialize;
+use std::path::Path;
+
+/// Longest manifest read.
+const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
+
+/// `NAME.toml` next to `NAME.wasm`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// One line shown to clients.
+    pub description: Option<String>,
+    /// `read-only` (default) or `read-write`.
+    pub filesystem: Option<FsAccess>,
+}
+
+/// Filesystem access a manifest may declare.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsAccess {
+    /// Read-only view of the workspace.
+    ReadOnly,
+    /// May change files.
+    ReadWrite,
+}
+
+/// Whether `name` may be a command name: letters, digits, `.`, `_`, `-`, not starting with `.`.
+pub fn valid_command_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= crate::policy::MAX_COMMAND_NAME_BYTES
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Lists the commands in `dir`. A missing directory is an error (the operator named it); a bad
+/// entry is skipped with a warning.
+pub fn scan(dir: &Path) -> Result<Vec<CommandSpec>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("tools_dir {}: {e}", dir.display()))?;
+    let mut specs = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
+            continue;
+        }
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+            tracing::warn!(file = %path.display(), "skipping module: name is not UTF-8");
+            continue;
+        };
+        if !valid_command_name(&name) {
+            tracing::warn!(file = %path.display(), "skipping module: {name:?} is not a valid command name");
+            continue;
+        }
+        let manifest = match read_manifest(&path.with_extension("toml")) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), "skipping module: {e}");
+                continue;
+            }
+        };
+        specs.push(CommandSpec {
+            description: manifest
+                .description
+                .unwrap_or_else(|| format!("operator-supplied WASI command {name}")),
+            access: match manifest.filesystem {
+                Some(FsAccess::ReadWrite) => Access::Write,
+                _ => Access::Read,
+            },
+            runner: RunnerKind::Wasi,
+            program: Program::Module(path.clone()),
+            name,
+        });
+    }
+    specs.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(specs)
+}
+
+fn read_manifest(path: &Path) -> Result<Manifest, String> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    if meta.len() > MAX_MANIFEST_BYTES {
+        return Err(format!("{}: larger than {MAX_MANIFEST_BYTES} bytes", path.display()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_plain() {
+        assert!(valid_command_name("my-tool_2.x"));
+        for bad in ["", ".hidden", "a b", "a/b", "a;b", "ü"] {
+            assert!(!valid_command_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn scans_modules_and_manifests() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("one.wasm"), b"x").unwrap();
+        std::fs::write(dir.path().join("two.wasm"), b"x").unwrap();
+        std::fs::write(dir.path().join("two.toml"), "description = \"Two\"\nfilesystem = \"read-write\"\n").unwrap();
+        std::fs::write(dir.path().join("bad.wasm"), b"x").unwrap();
+        std::fs::write(dir.path().join("bad.toml"), "nope = 1\n").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        let specs = scan(dir.path()).unwrap();
+        let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["one", "two"]);
+        assert_eq!(specs[0].access, Access::Read);
+        assert_eq!(specs[1].access, Access::Write);
+        assert_eq!(specs[1].description, "Two");
+    }
+
+    #[test]
+    fn missing_dir_is_an_error() {
+        assert!(scan(Path::new("/nonexistent/runbox-tools")).is_err());
+    }
+}

@@ -1,0 +1,288 @@
+//! The WASI runner: allowlisted commands as `wasm32-wasip1` modules inside wasmtime.
+//!
+//! One [`WasiRuntime`] per process holds the engine, one linker and one `InstancePre` per module
+//! (compiled once, through the [`cache::ModuleCache`]). Each call gets a fresh store with its own
+//! fuel, memory/table limiter and epoch deadline, a WASI context whose only preopen is the
+//! workspace (as the guest's `/`, read-only unless the command may write), an empty environment
+//! apart from what the policy names plus `PWD`, the request's stdin, and bounded stdout/stderr.
+
+pub mod cache;
+pub mod engine;
+pub mod limiter;
+pub mod streams;
+
+use crate::error::{ErrorCode, RunError};
+use crate::limits::Limits;
+use crate::outcome::{Capture, Outcome, RunnerKind, Termination};
+use crate::policy::Program;
+use crate::workspace::{Workspace, WorkspaceDir};
+use cache::ModuleCache;
+use limiter::GuestLimiter;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+use streams::CaptureStream;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+use wasmtime::{Engine, InstancePre, Linker, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+/// Largest operator-supplied module file read.
+const MAX_MODULE_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Per-store data: the WASI context and the limiter.
+pub struct GuestState {
+    wasi: WasiP1Ctx,
+    limiter: GuestLimiter,
+}
+
+type Prepared = Arc<OnceCell<Result<InstancePre<GuestState>, RunError>>>;
+
+/// The engine, linker and prepared modules, shared by all calls.
+pub struct WasiRuntime {
+    engine: Engine,
+    linker: Arc<Linker<GuestState>>,
+    cache: ModuleCache,
+    builtin: &'static [u8],
+    prepared: Mutex<HashMap<ProgramKey, Prepared>>,
+    _ticker: engine::EpochTicker,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ProgramKey {
+    Builtin,
+    Module(PathBuf),
+}
+
+/// One guest invocation, everything already validated.
+#[derive(Debug)]
+pub struct GuestRun<'a> {
+    /// `argv`, with the command name as `argv[0]`.
+    pub argv: &'a [String],
+    /// Environment beyond `PWD` (from the policy).
+    pub env: &'a [(String, String)],
+    /// Bytes on stdin.
+    pub stdin: bytes::Bytes,
+    /// The workspace, preopened as `/`.
+    pub workspace: &'a Workspace,
+    /// The working directory, passed as `PWD`.
+    pub cwd: &'a WorkspaceDir,
+    /// Whether the preopen allows writes.
+    pub writable: bool,
+    /// Limits in force.
+    pub limits: Limits,
+}
+
+impl WasiRuntime {
+    /// Builds the engine and linker and starts the epoch ticker. `builtin` is the multicall
+    /// module's bytes.
+    pub fn new(cache: ModuleCache, builtin: &'static [u8]) -> Result<Self, RunError> {
+        let engine = engine::new_engine().map_err(|e| RunError::internal(format!("cannot create the wasm engine: {e}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut GuestState| &mut s.wasi)
+            .map_err(|e| RunError::internal(format!("cannot link WASI: {e}")))?;
+        let ticker = engine::EpochTicker::start(&engine)
+            .map_err(|e| RunError::internal(format!("cannot start the epoch thread: {e}")))?;
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+            cache,
+            builtin,
+            prepared: Mutex::new(HashMap::new()),
+            _ticker: ticker,
+        })
+    }
+
+    /// Compiles (or loads from the cache) and links a program once; later calls reuse it.
+    /// Runs on a blocking thread so compiling never stalls the MCP channel.
+    pub async fn prepare(&self, program: &Program) -> Result<InstancePre<GuestState>, RunError> {
+        let key = match program {
+            Program::Builtin => ProgramKey::Builtin,
+            Program::Module(p) => ProgramKey::Module(p.clone()),
+        };
+        let cell = {
+            let mut map = self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(map.entry(key.clone()).or_default())
+        };
+        let result = cell
+            .get_or_init(|| {
+                let engine = self.engine.clone();
+                let linker = Arc::clone(&self.linker);
+                let cache = self.cache.clone();
+                let builtin = self.builtin;
+                async move {
+                    let joined = tokio::task::spawn_blocking(move || {
+                        let started = Instant::now();
+                        let wasm = match &key {
+                            ProgramKey::Builtin => std::borrow::Cow::Borrowed(builtin),
+                            ProgramKey::Module(path) => std::borrow::Cow::Owned(read_module_file(path)?),
+                        };
+                        let (module, how) = cache
+                            .load(&engine, &wasm)
+                            .map_err(|e| RunError::new(ErrorCode::CommandFailed, format!("cannot compile the module: {e}")))?;
+                        let pre = linker.instantiate_pre(&module).map_err(|e| {
+                            RunError::new(ErrorCode::CommandFailed, format!("the module needs imports runbox does not provide: {e}"))
+                        })?;
+                        tracing::info!(program = ?key, cache = ?how, ms = started.elapsed().as_millis() as u64, "module ready");
+                        Ok(pre)
+                    })
+                    .await;
+                    joined.unwrap_or_else(|e| Err(RunError::internal(format!("module preparation failed: {e}"))))
+                }
+            })
+            .await;
+        result.clone()
+    }
+
+    /// Runs one guest to completion, timeout, limit or cancellation.
+    pub async fn run(&self, program: &Program, run: GuestRun<'_>, cancel: &CancellationToken) -> Outcome {
+        let stdout = Capture::new(run.limits.stdout_bytes);
+        let stderr = Capture::new(run.limits.stderr_bytes);
+        let started = Instant::now();
+        let termination = match self.prepare(program).await {
+            Ok(pre) => self.execute(&pre, &run, &stdout, &stderr, cancel).await,
+            Err(e) => Termination::Stopped(e),
+        };
+        Outcome {
+            termination,
+            stdout: stdout.finish(),
+            stderr: stderr.finish(),
+            duration: started.elapsed(),
+            runner: RunnerKind::Wasi,
+        }
+    }
+
+    async fn execute(
+        &self,
+        pre: &InstancePre<GuestState>,
+        run: &GuestRun<'_>,
+        stdout: &Capture,
+        stderr: &Capture,
+        cancel: &CancellationToken,
+    ) -> Termination {
+        let wasi = match build_context(run, stdout, stderr) {
+            Ok(w) => w,
+            Err(e) => return Termination::Stopped(e),
+        };
+        let state = GuestState {
+            wasi,
+            limiter: GuestLimiter::new(run.limits.memory_bytes, run.limits.table_elements),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        if let Err(e) = store.set_fuel(run.limits.fuel) {
+            return Termination::Stopped(RunError::internal(format!("cannot set fuel: {e}")));
+        }
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+
+        let ended = {
+            let guest = async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                start.call_async(&mut store, ()).await
+            };
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Ended::Cancelled,
+                _ = tokio::time::sleep(run.limits.timeout()) => Ended::TimedOut,
+                r = guest => Ended::Finished(r),
+            }
+        };
+        let limiter = store.data().limiter;
+        classify(ended, &limiter, &run.limits)
+    }
+}
+
+enum Ended {
+    Finished(wasmtime::Result<()>),
+    TimedOut,
+    Cancelled,
+}
+
+/// Tells the outcomes apart by type, never by message text.
+fn classify(ended: Ended, limiter: &GuestLimiter, limits: &Limits) -> Termination {
+    let memory_stop = || {
+        Termination::Stopped(
+            RunError::new(
+                ErrorCode::MemoryLimit,
+                format!("the command needed more than its {} bytes of memory", limits.memory_bytes),
+            )
+            .with_hint("work on smaller inputs, or ask the operator to raise limits.memory_bytes"),
+        )
+    };
+    match ended {
+        Ended::Cancelled => Termination::Stopped(RunError::new(ErrorCode::Cancelled, "the call was cancelled")),
+        Ended::TimedOut => Termination::Stopped(
+            RunError::new(ErrorCode::Timeout, format!("the command ran past its {} ms limit and was stopped", limits.timeout_ms))
+                .with_hint("pass a larger timeout_ms (up to the policy maximum) or narrow the work"),
+        ),
+        Ended::Finished(Ok(())) => Termination::Exited(0),
+        Ended::Finished(Err(e)) => {
+            if let Some(exit) = e.downcast_ref::<I32Exit>() {
+                if exit.0 != 0 && limiter.memory_refused {
+                    return memory_stop();
+                }
+                return Termination::Exited(exit.0);
+            }
+            if limiter.memory_refused {
+                return memory_stop();
+            }
+            match e.downcast_ref::<Trap>() {
+                Some(Trap::OutOfFuel) => Termination::Stopped(
+                    RunError::new(ErrorCode::CpuLimit, format!("the command used up its CPU budget of {} fuel units", limits.fuel))
+                        .with_hint("narrow the work, or ask the operator to raise limits.fuel"),
+                ),
+                Some(Trap::StackOverflow) => Termination::Stopped(RunError::new(
+                    ErrorCode::CommandFailed,
+                    "the command overflowed its stack (too deep recursion)",
+                )),
+                Some(trap) => Termination::Stopped(RunError::new(
+                    ErrorCode::CommandFailed,
+                    format!("the command crashed: {trap}; see its stderr"),
+                )),
+                None => Termination::Stopped(RunError::new(
+                    ErrorCode::CommandFailed,
+                    format!("the command could not run: {}", first_line(&e.to_string())),
+                )),
+            }
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// The guest's WASI context: argv, env (+`PWD`), stdio, and the workspace as the only preopen.
+fn build_context(run: &GuestRun<'_>, stdout: &Capture, stderr: &Capture) -> Result<WasiP1Ctx, RunError> {
+    let mut b = WasiCtxBuilder::new();
+    b.args(run.argv);
+    for (k, v) in run.env {
+        b.env(k, v);
+    }
+    b.env("PWD", run.cwd.guest_path());
+    b.stdin(MemoryInputPipe::new(run.stdin.clone()));
+    b.stdout(CaptureStream(stdout.clone()));
+    b.stderr(CaptureStream(stderr.clone()));
+    let perms = if run.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+    b.preopened_dir(run.workspace.handle_path(), "/", perms)
+        .map_err(|e| RunError::internal(format!("cannot preopen the workspace: {e}")))?;
+    Ok(b.build_p1())
+}
+
+/// Reads an operator-supplied module, bounded in size.
+fn read_module_file(path: &std::path::Path) -> Result<Vec<u8>, RunError> {
+    let fail = |e: std::io::Error| RunError::new(ErrorCode::CommandFailed, format!("cannot read module {}: {e}", path.display()));
+    let meta = std::fs::metadata(path).map_err(fail)?;
+    if meta.len() > MAX_MODULE_FILE_BYTES {
+        return Err(RunError::new(
+            ErrorCode::CommandFailed,
+            format!("module {} is larger than {MAX_MODULE_FILE_BYTES} bytes", path.display()),
+        ));
+    }
+    std::fs::read(path).map_err(fail)
+}

@@ -1,0 +1,276 @@
+//! The workspace: the one directory commands may touch, held as a capability.
+//!
+//! [`Workspace::open`] is the only place runbox opens the workspace with ambient authority. After
+//! that every path the host resolves goes through the held [`cap_std::fs::Dir`], which uses
+//! `openat2(RESOLVE_BENEATH)` (or an equivalent step-by-step walk) so that `..`, absolute paths
+//! and symlinks leading outside fail by construction — there is no string-prefix check anywhere.
+//! WASI guests get the same directory as their only preopen, via the held handle.
+
+use crate::error::{ErrorCode, RunError};
+use cap_std::fs::Dir;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+/// Longest `cwd` (in bytes) a request may name; longer ones are refused before any lookup.
+pub const MAX_RELATIVE_PATH_BYTES: usize = 4096;
+
+/// The workspace root, opened once. Runners take `&Workspace`, never a `PathBuf`.
+#[derive(Debug)]
+pub struct Workspace {
+    root: Dir,
+    host_path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+/// A directory inside the workspace, resolved and opened.
+#[derive(Debug)]
+pub struct WorkspaceDir {
+    /// The open directory.
+    pub dir: Dir,
+    /// Its path relative to the workspace root, `/`-separated, empty for the root itself.
+    pub relative: String,
+}
+
+impl WorkspaceDir {
+    /// The directory as a WASI guest sees it (the workspace is the guest's `/`).
+    pub fn guest_path(&self) -> String {
+        format!("/{}", self.relative)
+    }
+}
+
+/// Why the workspace could not be opened at start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// The path could not be opened as a directory.
+    #[error("cannot open workspace {path}: {source}")]
+    Open {
+        /// The path given.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl Workspace {
+    /// Opens `path` as the workspace. This is the single ambient-authority open of the workspace.
+    pub fn open(path: &Path) -> Result<Self, WorkspaceError> {
+        let err = |source| WorkspaceError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let host_path = std::fs::canonicalize(path).map_err(err)?;
+        let root = Dir::open_ambient_dir(&host_path, cap_std::ambient_authority()).map_err(err)?;
+        let meta = std::fs::metadata(format!("/proc/self/fd/{}", root.as_raw_fd())).map_err(err)?;
+        Ok(Self {
+            root,
+            host_path,
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// The canonical host path of the workspace, for logs and configuration checks only — never
+    /// used to open anything a request names.
+    pub fn host_path(&self) -> &Path {
+        &self.host_path
+    }
+
+    /// The root directory handle.
+    pub fn root(&self) -> &Dir {
+        &self.root
+    }
+
+    /// A path that opens exactly the held root directory (`/proc/self/fd/N`), so a preopen or
+    /// a child's cwd names the same inode even if the original path was renamed since start.
+    pub fn handle_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.root.as_raw_fd()))
+    }
+
+    /// Resolves a request's relative directory (`""` or `"."` is the root) beneath the workspace.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for NUL bytes or an over-long path; `PATH_OUTSIDE_WORKSPACE` for an
+    /// absolute path or one that leaves the workspace through `..` or a symlink;
+    /// `PATH_NOT_FOUND` when it does not exist or is not a directory.
+    pub fn resolve_dir(&self, relative: &str) -> Result<WorkspaceDir, RunError> {
+        check_relative(relative)?;
+        let target = if relative.is_empty() { "." } else { relative };
+        let dir = self
+            .root
+            .open_dir(target)
+            .map_err(|e| classify_open_error(relative, &e))?;
+        let relative = self.relative_of(&dir).unwrap_or_else(|| lexical(relative));
+        Ok(WorkspaceDir { dir, relative })
+    }
+
+    /// Whether `path` (which need not exist yet) is the workspace or lies inside it, judged by
+    /// device and inode of each existing ancestor — immune to symlinks and differently spelled
+    /// paths. Used to refuse an audit directory or policy file placed where commands can edit it.
+    pub fn contains_host_path(&self, path: &Path) -> bool {
+        let mut current = Some(path);
+        while let Some(p) = current {
+            if let Ok(meta) = std::fs::metadata(p)
+                && meta.dev() == self.dev
+                && meta.ino() == self.ino
+            {
+                return true;
+            }
+            current = p.parent();
+        }
+        false
+    }
+
+    /// The path of an opened directory relative to the root, as the kernel reports it.
+    fn relative_of(&self, dir: &Dir) -> Option<String> {
+        let full = std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())).ok()?;
+        let rel = full.strip_prefix(&self.host_path).ok()?;
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_str().map(str::to_owned))
+            .collect::<Option<_>>()?;
+        Some(parts.join("/"))
+    }
+}
+
+/// Refuses what must never reach a lookup: NUL bytes, over-long paths, absolute paths.
+fn check_relative(relative: &str) -> Result<(), RunError> {
+    if relative.contains('\0') {
+        return Err(RunError::invalid("cwd contains a NUL byte"));
+    }
+    if relative.len() > MAX_RELATIVE_PATH_BYTES {
+        return Err(RunError::invalid(format!(
+            "cwd is {} bytes long; the limit is {MAX_RELATIVE_PATH_BYTES}",
+            relative.len()
+        )));
+    }
+    if Path::new(relative).has_root() {
+        return Err(RunError::new(
+            ErrorCode::PathOutsideWorkspace,
+            format!("cwd {relative:?} is absolute"),
+        )
+        .with_hint("give cwd relative to the workspace root, e.g. \"src\""));
+    }
+    Ok(())
+}
+
+/// Maps an `open_dir` failure to a code. cap-std reports an escape as `PermissionDenied`
+/// without an OS errno; a real `EACCES` carries one.
+fn classify_open_error(relative: &str, e: &io::Error) -> RunError {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied if e.raw_os_error().is_none() => RunError::new(
+            ErrorCode::PathOutsideWorkspace,
+            format!("cwd {relative:?} leads outside the workspace"),
+        )
+        .with_hint("use a directory inside the workspace; symlinks may not lead out of it"),
+        io::ErrorKind::NotFound => RunError::new(
+            ErrorCode::PathNotFound,
+            format!("cwd {relative:?} does not exist in the workspace"),
+        ),
+        _ if e.raw_os_error() == Some(libc::ENOTDIR) => RunError::new(
+            ErrorCode::PathNotFound,
+            format!("cwd {relative:?} is not a directory"),
+        ),
+        _ if e.raw_os_error() == Some(libc::ELOOP) => RunError::new(
+            ErrorCode::PathOutsideWorkspace,
+            format!("cwd {relative:?} has too many levels of symlinks"),
+        ),
+        _ => RunError::new(
+            ErrorCode::PathNotFound,
+            format!("cwd {relative:?} cannot be opened: {e}"),
+        ),
+    }
+}
+
+/// A lexical `/`-joined form, used only if the kernel cannot name the opened directory.
+fn lexical(relative: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in Path::new(relative).components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_str().unwrap_or("?")),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn setup() -> (tempfile::TempDir, Workspace, PathBuf) {
+        let base = tempfile::tempdir().unwrap();
+        let ws = base.path().join("ws");
+        std::fs::create_dir_all(ws.join("sub/deep")).unwrap();
+        std::fs::create_dir_all(base.path().join("ws-evil")).unwrap();
+        std::fs::write(base.path().join("outside"), "secret").unwrap();
+        symlink("/etc", ws.join("abs-link")).unwrap();
+        symlink("../ws-evil", ws.join("rel-link")).unwrap();
+        symlink("sub/deep", ws.join("inside-link")).unwrap();
+        symlink("nowhere", ws.join("dangling")).unwrap();
+        std::fs::write(ws.join("file"), "x").unwrap();
+        let w = Workspace::open(&ws).unwrap();
+        (base, w, ws)
+    }
+
+    #[test]
+    fn resolves_inside_paths() {
+        let (_b, w, _) = setup();
+        assert_eq!(w.resolve_dir("").unwrap().relative, "");
+        assert_eq!(w.resolve_dir(".").unwrap().relative, "");
+        assert_eq!(w.resolve_dir("sub/deep").unwrap().relative, "sub/deep");
+        assert_eq!(w.resolve_dir("sub/../sub").unwrap().relative, "sub");
+        assert_eq!(w.resolve_dir("inside-link").unwrap().relative, "sub/deep");
+        assert_eq!(w.resolve_dir("sub/deep").unwrap().guest_path(), "/sub/deep");
+    }
+
+    #[test]
+    fn refuses_escapes() {
+        let (_b, w, _) = setup();
+        for bad in ["..", "../", "sub/../../ws-evil", "abs-link", "rel-link", "/etc", "/"] {
+            let e = w.resolve_dir(bad).unwrap_err();
+            assert_eq!(e.code, ErrorCode::PathOutsideWorkspace, "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn missing_and_non_directories_are_not_found() {
+        let (_b, w, _) = setup();
+        assert_eq!(w.resolve_dir("nope").unwrap_err().code, ErrorCode::PathNotFound);
+        assert_eq!(w.resolve_dir("file").unwrap_err().code, ErrorCode::PathNotFound);
+        assert_eq!(w.resolve_dir("dangling").unwrap_err().code, ErrorCode::PathNotFound);
+    }
+
+    #[test]
+    fn bad_strings_are_invalid() {
+        let (_b, w, _) = setup();
+        assert_eq!(w.resolve_dir("a\0b").unwrap_err().code, ErrorCode::InvalidArgument);
+        let long = "a/".repeat(3000);
+        assert_eq!(w.resolve_dir(&long).unwrap_err().code, ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn containment_uses_inodes_not_strings() {
+        let (base, w, ws) = setup();
+        assert!(w.contains_host_path(&ws));
+        assert!(w.contains_host_path(&ws.join("sub/not-yet/audit")));
+        assert!(!w.contains_host_path(&base.path().join("ws-evil")));
+        assert!(!w.contains_host_path(&base.path().join("ws-evil/audit")));
+        // A symlink elsewhere that points into the workspace is still inside.
+        symlink(&ws, base.path().join("alias")).unwrap();
+        assert!(w.contains_host_path(&base.path().join("alias/audit")));
+    }
+
+    #[test]
+    fn handle_path_names_the_root() {
+        let (_b, w, ws) = setup();
+        let via_handle = std::fs::canonicalize(w.handle_path()).unwrap();
+        assert_eq!(via_handle, std::fs::canonicalize(ws).unwrap());
+    }
+}
