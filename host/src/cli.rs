@@ -119,7 +119,10 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ExitCode>,
 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
@@ -153,7 +156,8 @@ fn start(p: &PolicyArgs) -> Result<Service, String> {
                     or pass --allow-root (policy: allow_root = true) if you accept the risk"
             .into());
     }
-    let service = Service::start(policy, crate::BUILTIN_MODULE, crate::BUILTIN_MANIFEST).map_err(|e| e.to_string())?;
+    let service = Service::start(policy, crate::BUILTIN_MODULE, crate::BUILTIN_MANIFEST)
+        .map_err(|e| e.to_string())?;
     if let Some(cfg) = &p.config
         && crate::workspace::Workspace::open(&service.policy().workspace)
             .map(|w| w.contains_host_path(cfg))
@@ -194,7 +198,10 @@ async fn serve(p: PolicyArgs) -> ExitCode {
 /// Resolves on SIGTERM or SIGINT.
 async fn wait_for_termination() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         std::future::pending::<()>().await;
         return;
     };
@@ -240,7 +247,10 @@ async fn exec(a: ExecArgs) -> ExitCode {
                 let _ = std::io::stdout().write_all(p.stdout.as_bytes());
                 let _ = std::io::stderr().write_all(p.stderr.as_bytes());
             }
-            eprintln!("runbox: {}", serde_json::to_string(&env).unwrap_or_default());
+            eprintln!(
+                "runbox: {}",
+                serde_json::to_string(&env).unwrap_or_default()
+            );
             if env.error.code == crate::error::ErrorCode::Timeout {
                 ExitCode::from(EXIT_TIMEOUT)
             } else {

@@ -230,24 +230,41 @@ fn xdg_dir(var: &str, home_relative: &str) -> Option<PathBuf> {
 impl Policy {
     /// Merges the file and the flags and validates every value.
     pub fn build(file: PolicyFile, flags: &Overrides) -> Result<Self, ConfigError> {
-        let workspace = flags
-            .workspace
-            .clone()
-            .or(file.workspace)
-            .ok_or_else(|| invalid("workspace", "no workspace given: pass --workspace DIR or set `workspace`"))?;
+        let workspace = flags.workspace.clone().or(file.workspace).ok_or_else(|| {
+            invalid(
+                "workspace",
+                "no workspace given: pass --workspace DIR or set `workspace`",
+            )
+        })?;
         let audit_dir = flags
             .audit_dir
             .clone()
             .or(file.audit_dir)
             .or_else(default_audit_dir)
-            .ok_or_else(|| invalid("audit_dir", "no audit directory given and neither XDG_STATE_HOME nor HOME is set"))?;
-        let cache_dir = flags.cache_dir.clone().or(file.cache_dir).or_else(default_cache_dir);
+            .ok_or_else(|| {
+                invalid(
+                    "audit_dir",
+                    "no audit directory given and neither XDG_STATE_HOME nor HOME is set",
+                )
+            })?;
+        let cache_dir = flags
+            .cache_dir
+            .clone()
+            .or(file.cache_dir)
+            .or_else(default_cache_dir);
         let tools_dir = flags.tools_dir.clone().or(file.tools_dir);
-        for (key, path) in [("audit_dir", Some(&audit_dir)), ("cache_dir", cache_dir.as_ref()), ("tools_dir", tools_dir.as_ref())] {
+        for (key, path) in [
+            ("audit_dir", Some(&audit_dir)),
+            ("cache_dir", cache_dir.as_ref()),
+            ("tools_dir", tools_dir.as_ref()),
+        ] {
             if let Some(p) = path
                 && !p.is_absolute()
             {
-                return Err(invalid(key, format!("{} must be an absolute path", p.display())));
+                return Err(invalid(
+                    key,
+                    format!("{} must be an absolute path", p.display()),
+                ));
             }
         }
 
@@ -261,7 +278,9 @@ impl Policy {
             stdout_bytes: lf.stdout_bytes.unwrap_or(defaults.stdout_bytes),
             stderr_bytes: lf.stderr_bytes.unwrap_or(defaults.stderr_bytes),
         };
-        let max_timeout_ms = lf.max_timeout_ms.unwrap_or(limits::DEFAULT_MAX_TIMEOUT_MS.max(limits.timeout_ms));
+        let max_timeout_ms = lf
+            .max_timeout_ms
+            .unwrap_or(limits::DEFAULT_MAX_TIMEOUT_MS.max(limits.timeout_ms));
         let bounds = RequestBounds::default();
         let request = RequestBounds {
             max_args: lf.max_args.unwrap_or(bounds.max_args),
@@ -280,10 +299,12 @@ impl Policy {
             max_timeout_ms,
             max_concurrent: lf.max_concurrent.unwrap_or(8),
             request,
-            wasi_env: file
-                .wasi
-                .and_then(|w| w.env)
-                .unwrap_or_else(|| BTreeMap::from([("LANG".into(), "C.UTF-8".into()), ("TZ".into(), "UTC".into())])),
+            wasi_env: file.wasi.and_then(|w| w.env).unwrap_or_else(|| {
+                BTreeMap::from([
+                    ("LANG".into(), "C.UTF-8".into()),
+                    ("TZ".into(), "UTC".into()),
+                ])
+            }),
         };
         policy.validate()?;
         Ok(policy)
@@ -299,26 +320,52 @@ impl Policy {
                 Ok(())
             }
         };
-        in_range("limits.max_timeout_ms", self.max_timeout_ms, 1, 24 * 3600 * 1000)?;
+        in_range(
+            "limits.max_timeout_ms",
+            self.max_timeout_ms,
+            1,
+            24 * 3600 * 1000,
+        )?;
         in_range("limits.timeout_ms", l.timeout_ms, 1, self.max_timeout_ms)?;
         in_range("limits.fuel", l.fuel, 1_000, u64::MAX)?;
-        in_range("limits.memory_bytes", l.memory_bytes, 1024 * 1024, 64 * 1024 * 1024 * 1024)?;
+        in_range(
+            "limits.memory_bytes",
+            l.memory_bytes,
+            1024 * 1024,
+            64 * 1024 * 1024 * 1024,
+        )?;
         in_range("limits.table_elements", l.table_elements, 1, 100_000_000)?;
         in_range("limits.stdout_bytes", l.stdout_bytes, 0, 256 * 1024 * 1024)?;
         in_range("limits.stderr_bytes", l.stderr_bytes, 0, 256 * 1024 * 1024)?;
         in_range("limits.max_concurrent", self.max_concurrent as u64, 1, 1024)?;
         in_range("limits.max_args", self.request.max_args as u64, 1, 1 << 20)?;
-        in_range("limits.max_arg_bytes", self.request.max_arg_bytes as u64, 1, 64 * 1024 * 1024)?;
-        in_range("limits.max_stdin_bytes", self.request.max_stdin_bytes as u64, 0, 256 * 1024 * 1024)?;
+        in_range(
+            "limits.max_arg_bytes",
+            self.request.max_arg_bytes as u64,
+            1,
+            64 * 1024 * 1024,
+        )?;
+        in_range(
+            "limits.max_stdin_bytes",
+            self.request.max_stdin_bytes as u64,
+            0,
+            256 * 1024 * 1024,
+        )?;
         for (k, v) in &self.wasi_env {
             if !ALLOWED_GUEST_ENV.contains(&k.as_str()) {
                 return Err(invalid(
                     &format!("wasi.env.{k}"),
-                    format!("only {} may be set for guests", ALLOWED_GUEST_ENV.join(", ")),
+                    format!(
+                        "only {} may be set for guests",
+                        ALLOWED_GUEST_ENV.join(", ")
+                    ),
                 ));
             }
             if v.contains('\0') {
-                return Err(invalid(&format!("wasi.env.{k}"), "value contains a NUL byte"));
+                return Err(invalid(
+                    &format!("wasi.env.{k}"),
+                    "value contains a NUL byte",
+                ));
             }
         }
         if let Some(names) = &self.commands {
@@ -365,7 +412,8 @@ impl Policy {
 
     /// The policy as TOML, for `runbox check-config`.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(&self.to_file()).unwrap_or_else(|e| format!("# cannot render policy: {e}\n"))
+        toml::to_string_pretty(&self.to_file())
+            .unwrap_or_else(|e| format!("# cannot render policy: {e}\n"))
     }
 
     /// A sha256 over the policy's canonical JSON, recorded in the audit log so a record names
@@ -400,7 +448,10 @@ mod tests {
 
     #[test]
     fn flags_override_file() {
-        let f = parse_policy("workspace = \"/file-ws\"\naudit_dir = \"/file-audit\"\nallow_root = false").unwrap();
+        let f = parse_policy(
+            "workspace = \"/file-ws\"\naudit_dir = \"/file-audit\"\nallow_root = false",
+        )
+        .unwrap();
         let mut o = flags();
         o.allow_root = true;
         let p = Policy::build(f, &o).unwrap();
@@ -421,7 +472,10 @@ mod tests {
     fn impossible_values_are_named() {
         let cases = [
             ("[limits]\ntimeout_ms = 0", "limits.timeout_ms"),
-            ("[limits]\ntimeout_ms = 5000\nmax_timeout_ms = 1000", "limits.timeout_ms"),
+            (
+                "[limits]\ntimeout_ms = 5000\nmax_timeout_ms = 1000",
+                "limits.timeout_ms",
+            ),
             ("[limits]\nmemory_bytes = 10", "limits.memory_bytes"),
             ("[limits]\nmax_concurrent = 0", "limits.max_concurrent"),
             ("[wasi.env]\nHOME = \"/\"", "wasi.env.HOME"),
@@ -431,7 +485,9 @@ mod tests {
         for (text, key) in cases {
             let mut o = flags();
             o.audit_dir = None;
-            let e = Policy::build(parse_policy(text).unwrap(), &o).unwrap_err().to_string();
+            let e = Policy::build(parse_policy(text).unwrap(), &o)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(key), "{text}: {e}");
         }
     }
@@ -453,7 +509,11 @@ mod tests {
 
     #[test]
     fn rendered_policy_parses_back_to_the_same_policy() {
-        let a = Policy::build(parse_policy("commands = [\"ls\"]\n[limits]\nfuel = 12345").unwrap(), &flags()).unwrap();
+        let a = Policy::build(
+            parse_policy("commands = [\"ls\"]\n[limits]\nfuel = 12345").unwrap(),
+            &flags(),
+        )
+        .unwrap();
         let text = a.to_toml();
         let b = Policy::build(parse_policy(&text).unwrap(), &Overrides::default()).unwrap();
         assert_eq!(a.hash(), b.hash(), "{text}");

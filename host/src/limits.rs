@@ -65,7 +65,11 @@ impl Limits {
     /// These limits with the request's `timeout_ms`, which must be between 1 and `max_timeout_ms`.
     /// A value above the ceiling is refused rather than silently lowered, so the caller learns
     /// the real bound.
-    pub fn with_timeout(mut self, requested_ms: Option<u64>, max_timeout_ms: u64) -> Result<Self, RunError> {
+    pub fn with_timeout(
+        mut self,
+        requested_ms: Option<u64>,
+        max_timeout_ms: u64,
+    ) -> Result<Self, RunError> {
         if let Some(ms) = requested_ms {
             if ms == 0 {
                 return Err(RunError::invalid("timeout_ms must be at least 1"));

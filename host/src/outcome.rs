@@ -48,7 +48,10 @@ impl Capture {
 
     /// Bytes offered so far (kept or dropped).
     pub fn total(&self) -> u64 {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).total
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .total
     }
 
     /// Takes the kept bytes and the counts out, leaving the capture empty.
@@ -92,7 +95,9 @@ pub enum Termination {
 }
 
 /// Which runner ran a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RunnerKind {
     /// A WASI module inside wasmtime.

@@ -80,7 +80,10 @@ pub struct Catalog {
 impl Catalog {
     /// The built-ins, restricted to `enabled` when the policy lists names. A listed name that is
     /// not a built-in is an error naming it.
-    pub fn from_builtins(builtins: &[BuiltinEntry], enabled: Option<&[String]>) -> Result<Self, String> {
+    pub fn from_builtins(
+        builtins: &[BuiltinEntry],
+        enabled: Option<&[String]>,
+    ) -> Result<Self, String> {
         let mut commands = BTreeMap::new();
         for b in builtins {
             commands.insert(
@@ -97,7 +100,9 @@ impl Catalog {
         if let Some(names) = enabled {
             for n in names {
                 if !commands.contains_key(n) {
-                    return Err(format!("`commands` lists {n:?}, which is not a built-in command"));
+                    return Err(format!(
+                        "`commands` lists {n:?}, which is not a built-in command"
+                    ));
                 }
             }
             commands.retain(|k, _| names.contains(k));
@@ -149,7 +154,8 @@ impl Catalog {
 /// Refuses names that are not worth a lookup.
 fn check_name(name: &str) -> Result<(), RunError> {
     if name.is_empty() {
-        return Err(RunError::invalid("command is empty").with_hint("call list_commands for the allowed names"));
+        return Err(RunError::invalid("command is empty")
+            .with_hint("call list_commands for the allowed names"));
     }
     if name.len() > MAX_COMMAND_NAME_BYTES {
         return Err(RunError::invalid(format!(
@@ -189,8 +195,15 @@ mod tests {
     fn exact_names_only() {
         let c = catalog();
         assert_eq!(c.lookup("ls").unwrap().access, Access::Read);
-        for bad in ["LS", "ls ", " ls", "/bin/ls", "./ls", "ls;rm", "ls && rm", "l", "ls\n", "$(ls)", "`ls`", "ｌｓ"] {
-            assert_eq!(c.lookup(bad).unwrap_err().code, ErrorCode::CommandNotAllowed, "{bad:?}");
+        for bad in [
+            "LS", "ls ", " ls", "/bin/ls", "./ls", "ls;rm", "ls && rm", "l", "ls\n", "$(ls)",
+            "`ls`", "ｌｓ",
+        ] {
+            assert_eq!(
+                c.lookup(bad).unwrap_err().code,
+                ErrorCode::CommandNotAllowed,
+                "{bad:?}"
+            );
         }
     }
 
@@ -198,7 +211,10 @@ mod tests {
     fn degenerate_names_are_invalid() {
         let c = catalog();
         assert_eq!(c.lookup("").unwrap_err().code, ErrorCode::InvalidArgument);
-        assert_eq!(c.lookup("l\0s").unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(
+            c.lookup("l\0s").unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
         let huge = "a".repeat(100_000);
         let e = c.lookup(&huge).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidArgument);
@@ -207,7 +223,10 @@ mod tests {
 
     #[test]
     fn policy_can_narrow_but_not_invent() {
-        let b = parse_builtin_manifest("[[command]]\nname = \"ls\"\ndescription = \"d\"\naccess = \"read\"\n").unwrap();
+        let b = parse_builtin_manifest(
+            "[[command]]\nname = \"ls\"\ndescription = \"d\"\naccess = \"read\"\n",
+        )
+        .unwrap();
         let c = Catalog::from_builtins(&b, Some(&[])).unwrap();
         assert!(c.is_empty());
         assert!(Catalog::from_builtins(&b, Some(&["sudo".into()])).is_err());

@@ -84,7 +84,11 @@ pub struct Service {
 
 impl Service {
     /// Opens everything the policy names and checks the pieces fit together.
-    pub fn start(policy: Policy, builtin_wasm: &'static [u8], builtin_manifest: &str) -> Result<Self, StartError> {
+    pub fn start(
+        policy: Policy,
+        builtin_wasm: &'static [u8],
+        builtin_manifest: &str,
+    ) -> Result<Self, StartError> {
         let workspace = Workspace::open(&policy.workspace)?;
         if workspace.contains_host_path(&policy.audit_dir) {
             return Err(StartError::Config(format!(
@@ -95,8 +99,8 @@ impl Service {
         }
         let builtins = crate::policy::parse_builtin_manifest(builtin_manifest)
             .map_err(|e| StartError::Config(format!("built-in command manifest: {e}")))?;
-        let mut catalog =
-            Catalog::from_builtins(&builtins, policy.commands.as_deref()).map_err(StartError::Config)?;
+        let mut catalog = Catalog::from_builtins(&builtins, policy.commands.as_deref())
+            .map_err(StartError::Config)?;
         if let Some(dir) = &policy.tools_dir {
             if workspace.contains_host_path(dir) {
                 return Err(StartError::Config(format!(
@@ -113,7 +117,11 @@ impl Service {
         let audit = AuditLog::open(&policy.audit_dir)?;
         let cache = ModuleCache::new(policy.cache_dir.as_deref());
         let wasi = WasiRuntime::new(cache, builtin_wasm).map_err(StartError::Runtime)?;
-        let guest_env = policy.wasi_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let guest_env = policy
+            .wasi_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Ok(Self {
             slots: Arc::new(Semaphore::new(policy.max_concurrent)),
             policy,
@@ -190,7 +198,11 @@ impl Service {
             }
         };
         let Ok(_permit) = permit else {
-            return self.refuse(record, &ctx.request_id, &RunError::internal("the call slots are closed"));
+            return self.refuse(
+                record,
+                &ctx.request_id,
+                &RunError::internal("the call slots are closed"),
+            );
         };
 
         let outcome = self.execute(&checked, &ctx.cancel).await;
@@ -234,7 +246,9 @@ impl Service {
             .with_hint("pass large data on stdin or in a workspace file instead"));
         }
         if let Some(i) = args.args.iter().position(|a| a.contains('\0')) {
-            return Err(RunError::invalid(format!("argument {i} contains a NUL byte")));
+            return Err(RunError::invalid(format!(
+                "argument {i} contains a NUL byte"
+            )));
         }
         let stdin_len = args.stdin.as_ref().map_or(0, String::len);
         if stdin_len > bounds.max_stdin_bytes {
@@ -251,8 +265,13 @@ impl Service {
             )
             .with_hint("use a command that only reads, or ask the operator to set workspace_writable = true"));
         }
-        let cwd = self.workspace.resolve_dir(args.cwd.as_deref().unwrap_or(""))?;
-        let limits = self.policy.limits.with_timeout(args.timeout_ms, self.policy.max_timeout_ms)?;
+        let cwd = self
+            .workspace
+            .resolve_dir(args.cwd.as_deref().unwrap_or(""))?;
+        let limits = self
+            .policy
+            .limits
+            .with_timeout(args.timeout_ms, self.policy.max_timeout_ms)?;
         let mut argv = Vec::with_capacity(args.args.len() + 1);
         argv.push(spec.name.clone());
         argv.extend(args.args.iter().cloned());
@@ -325,11 +344,17 @@ struct Checked<'a> {
 /// Turns an outcome into the client's reply.
 fn reply_for(request_id: &str, outcome: &Outcome) -> CallReply {
     match &outcome.termination {
-        Termination::Exited(code) => CallReply::Ran(RunOutput::from_outcome(request_id, *code, outcome)),
+        Termination::Exited(code) => {
+            CallReply::Ran(RunOutput::from_outcome(request_id, *code, outcome))
+        }
         Termination::Stopped(e) => {
             let partial = matches!(
                 e.code,
-                ErrorCode::Timeout | ErrorCode::CpuLimit | ErrorCode::MemoryLimit | ErrorCode::Cancelled | ErrorCode::CommandFailed
+                ErrorCode::Timeout
+                    | ErrorCode::CpuLimit
+                    | ErrorCode::MemoryLimit
+                    | ErrorCode::Cancelled
+                    | ErrorCode::CommandFailed
             )
             .then(|| PartialOutput::from_outcome(outcome));
             CallReply::Failed(ErrorEnvelope::new(request_id, e, partial))

@@ -38,13 +38,16 @@ pub fn valid_command_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= crate::policy::MAX_COMMAND_NAME_BYTES
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// Lists the commands in `dir`. A missing directory is an error (the operator named it); a bad
 /// entry is skipped with a warning.
 pub fn scan(dir: &Path) -> Result<Vec<CommandSpec>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("tools_dir {}: {e}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("tools_dir {}: {e}", dir.display()))?;
     let mut specs = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
@@ -90,7 +93,10 @@ fn read_manifest(path: &Path) -> Result<Manifest, String> {
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
     if meta.len() > MAX_MANIFEST_BYTES {
-        return Err(format!("{}: larger than {MAX_MANIFEST_BYTES} bytes", path.display()));
+        return Err(format!(
+            "{}: larger than {MAX_MANIFEST_BYTES} bytes",
+            path.display()
+        ));
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))
@@ -113,7 +119,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("one.wasm"), b"x").unwrap();
         std::fs::write(dir.path().join("two.wasm"), b"x").unwrap();
-        std::fs::write(dir.path().join("two.toml"), "description = \"Two\"\nfilesystem = \"read-write\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("two.toml"),
+            "description = \"Two\"\nfilesystem = \"read-write\"\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("bad.wasm"), b"x").unwrap();
         std::fs::write(dir.path().join("bad.toml"), "nope = 1\n").unwrap();
         std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();

@@ -233,7 +233,15 @@ mod tests {
     #[test]
     fn refuses_escapes() {
         let (_b, w, _) = setup();
-        for bad in ["..", "../", "sub/../../ws-evil", "abs-link", "rel-link", "/etc", "/"] {
+        for bad in [
+            "..",
+            "../",
+            "sub/../../ws-evil",
+            "abs-link",
+            "rel-link",
+            "/etc",
+            "/",
+        ] {
             let e = w.resolve_dir(bad).unwrap_err();
             assert_eq!(e.code, ErrorCode::PathOutsideWorkspace, "{bad}: {e}");
         }
@@ -242,17 +250,32 @@ mod tests {
     #[test]
     fn missing_and_non_directories_are_not_found() {
         let (_b, w, _) = setup();
-        assert_eq!(w.resolve_dir("nope").unwrap_err().code, ErrorCode::PathNotFound);
-        assert_eq!(w.resolve_dir("file").unwrap_err().code, ErrorCode::PathNotFound);
-        assert_eq!(w.resolve_dir("dangling").unwrap_err().code, ErrorCode::PathNotFound);
+        assert_eq!(
+            w.resolve_dir("nope").unwrap_err().code,
+            ErrorCode::PathNotFound
+        );
+        assert_eq!(
+            w.resolve_dir("file").unwrap_err().code,
+            ErrorCode::PathNotFound
+        );
+        assert_eq!(
+            w.resolve_dir("dangling").unwrap_err().code,
+            ErrorCode::PathNotFound
+        );
     }
 
     #[test]
     fn bad_strings_are_invalid() {
         let (_b, w, _) = setup();
-        assert_eq!(w.resolve_dir("a\0b").unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(
+            w.resolve_dir("a\0b").unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
         let long = "a/".repeat(3000);
-        assert_eq!(w.resolve_dir(&long).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(
+            w.resolve_dir(&long).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
     }
 
     #[test]

@@ -1,1 +1,12 @@
 //! Integration tests: they start the real runbox binary and speak MCP to it over stdio.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod audit;
+mod cli;
+mod confinement;
+mod limits;
+mod mcp;
+mod protocol;
+mod python_sdk;

@@ -50,7 +50,11 @@ impl AuditLog {
             dir: dir.to_owned(),
             source,
         };
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(err)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(err)?;
         let path = dir.join(LOG_FILE);
         let file = OpenOptions::new()
             .append(true)

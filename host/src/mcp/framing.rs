@@ -35,14 +35,22 @@ pub fn classify_line(line: &[u8]) -> Inbound {
         return Inbound::Blank;
     }
     match serde_json::from_slice::<Value>(trimmed) {
-        Err(e) => Inbound::Reject(error_reply(Value::Null, -32700, &format!("Parse error: {e}"))),
+        Err(e) => Inbound::Reject(error_reply(
+            Value::Null,
+            -32700,
+            &format!("Parse error: {e}"),
+        )),
         Ok(Value::Object(_)) => Inbound::Message(trimmed.to_vec()),
         Ok(Value::Array(_)) => Inbound::Reject(error_reply(
             Value::Null,
             -32600,
             "Invalid Request: batches are not supported (removed in MCP 2025-06-18)",
         )),
-        Ok(_) => Inbound::Reject(error_reply(Value::Null, -32600, "Invalid Request: not a JSON-RPC object")),
+        Ok(_) => Inbound::Reject(error_reply(
+            Value::Null,
+            -32600,
+            "Invalid Request: not a JSON-RPC object",
+        )),
     }
 }
 
@@ -53,7 +61,11 @@ pub fn error_reply(id: Value, code: i64, message: &str) -> String {
 
 /// Reads `input` line by line into `to_rmcp`, answering rejected lines on `replies`. Returns at
 /// EOF or when rmcp stops reading; dropping `to_rmcp` then tells rmcp the client is gone.
-pub async fn pump_input<R, W>(input: R, mut to_rmcp: W, replies: mpsc::Sender<String>) -> std::io::Result<()>
+pub async fn pump_input<R, W>(
+    input: R,
+    mut to_rmcp: W,
+    replies: mpsc::Sender<String>,
+) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -65,7 +77,10 @@ where
         // Read at most one byte past the bound so an over-long line is noticed without
         // buffering it.
         let limit = u64::try_from(MAX_LINE_BYTES + 1).unwrap_or(u64::MAX);
-        let n = (&mut reader).take(limit).read_until(b'\n', &mut line).await?;
+        let n = (&mut reader)
+            .take(limit)
+            .read_until(b'\n', &mut line)
+            .await?;
         if n == 0 {
             return Ok(());
         }
@@ -83,7 +98,11 @@ where
             }
             continue;
         }
-        let body = if complete { &line[..line.len() - 1] } else { &line[..] };
+        let body = if complete {
+            &line[..line.len() - 1]
+        } else {
+            &line[..]
+        };
         match classify_line(body) {
             Inbound::Blank => {}
             Inbound::Reject(reply) => {
@@ -122,7 +141,10 @@ async fn skip_rest_of_line<R: AsyncBufReadExt + Unpin>(reader: &mut R) -> std::i
 }
 
 /// Splits rmcp's output into lines and queues them for the writer.
-pub async fn pump_rmcp_output<R: AsyncRead + Unpin>(from_rmcp: R, lines: mpsc::Sender<String>) -> std::io::Result<()> {
+pub async fn pump_rmcp_output<R: AsyncRead + Unpin>(
+    from_rmcp: R,
+    lines: mpsc::Sender<String>,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(from_rmcp).lines();
     while let Some(line) = reader.next_line().await? {
         if lines.send(line).await.is_err() {
@@ -134,7 +156,10 @@ pub async fn pump_rmcp_output<R: AsyncRead + Unpin>(from_rmcp: R, lines: mpsc::S
 
 /// Writes queued lines to `out`, each followed by a newline and a flush. Returns when every
 /// sender is gone or the client closed its end.
-pub async fn write_lines<W: AsyncWrite + Unpin>(mut out: W, mut lines: mpsc::Receiver<String>) -> std::io::Result<()> {
+pub async fn write_lines<W: AsyncWrite + Unpin>(
+    mut out: W,
+    mut lines: mpsc::Receiver<String>,
+) -> std::io::Result<()> {
     while let Some(mut line) = lines.recv().await {
         line.push('\n');
         out.write_all(line.as_bytes()).await?;
@@ -155,14 +180,23 @@ mod tests {
     #[test]
     fn classifies_lines() {
         assert_eq!(classify_line(b"  "), Inbound::Blank);
-        assert!(matches!(classify_line(br#"{"jsonrpc":"2.0"}"#), Inbound::Message(_)));
-        let Inbound::Reject(r) = classify_line(b"{not json") else { panic!() };
+        assert!(matches!(
+            classify_line(br#"{"jsonrpc":"2.0"}"#),
+            Inbound::Message(_)
+        ));
+        let Inbound::Reject(r) = classify_line(b"{not json") else {
+            panic!()
+        };
         let v: Value = serde_json::from_str(&r).unwrap();
         assert_eq!(v["error"]["code"], -32700);
         assert_eq!(v["id"], Value::Null);
-        let Inbound::Reject(r) = classify_line(b"[1,2]") else { panic!() };
+        let Inbound::Reject(r) = classify_line(b"[1,2]") else {
+            panic!()
+        };
         assert!(r.contains("-32600"));
-        let Inbound::Reject(r) = classify_line(b"42") else { panic!() };
+        let Inbound::Reject(r) = classify_line(b"42") else {
+            panic!()
+        };
         assert!(r.contains("-32600"));
     }
 

@@ -6,8 +6,9 @@ use crate::error::RunError;
 use crate::service::{CallContext, CallReply, Service};
 use rmcp::handler::server::common::schema_for_type;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
-    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
+    Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -47,7 +48,11 @@ impl RunboxHandler {
         }
     }
 
-    async fn call_run(&self, arguments: Option<rmcp::model::JsonObject>, context: RequestContext<RoleServer>) -> CallToolResult {
+    async fn call_run(
+        &self,
+        arguments: Option<rmcp::model::JsonObject>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
         let mcp_id = serde_json::to_value(&context.id).ok().map(|v| match v {
             serde_json::Value::String(s) => s,
             other => other.to_string(),
@@ -63,36 +68,47 @@ impl RunboxHandler {
         let ctx = CallContext::new(mcp_id.clone(), cancel);
         let request_id = ctx.request_id.clone();
 
-        let args: RunArgs = match serde_json::from_value(serde_json::Value::Object(arguments.unwrap_or_default())) {
+        let args: RunArgs = match serde_json::from_value(serde_json::Value::Object(
+            arguments.unwrap_or_default(),
+        )) {
             Ok(a) => a,
             Err(e) => {
                 watcher.abort();
-                let err = RunError::invalid(format!("bad arguments for run: {e}"))
-                    .with_hint("pass {\"command\": NAME, \"args\": [..]}; see the tool's inputSchema");
+                let err = RunError::invalid(format!("bad arguments for run: {e}")).with_hint(
+                    "pass {\"command\": NAME, \"args\": [..]}; see the tool's inputSchema",
+                );
                 self.service.record_refusal(&request_id, mcp_id, &err);
                 return error_result(&ErrorEnvelope::new(&request_id, &err, None));
             }
         };
-        // Run on its own task so a panic inside the pipeline still produces a reply.
         let service = Arc::clone(&self.service);
-        let joined = tokio::spawn(async move { service.run(args, &ctx).await }).await;
+        let reply = isolate(async move { service.run(args, &ctx).await }).await;
         watcher.abort();
-        match joined {
+        match reply {
             Ok(CallReply::Ran(out)) => ok_result(&out),
             Ok(CallReply::Failed(env)) => error_result(&env),
-            Err(join_error) => {
-                let message = if join_error.is_panic() {
-                    "runbox hit an internal error while handling this call"
-                } else {
-                    "the call was aborted"
-                };
-                tracing::error!(request_id, "call task failed: {join_error}");
-                let err = RunError::internal(message);
+            Err(err) => {
+                tracing::error!(request_id, "call task failed: {}", err.message);
                 self.service.record_refusal(&request_id, mcp_id, &err);
                 error_result(&ErrorEnvelope::new(&request_id, &err, None))
             }
         }
     }
+}
+
+/// Runs a call on its own task, so a panic inside the pipeline becomes an INTERNAL error reply
+/// instead of a request the client waits on forever (rmcp sends nothing for a panicking handler).
+pub async fn isolate<F>(call: F) -> Result<CallReply, RunError>
+where
+    F: std::future::Future<Output = CallReply> + Send + 'static,
+{
+    tokio::spawn(call).await.map_err(|join_error| {
+        RunError::internal(if join_error.is_panic() {
+            "runbox hit an internal error while handling this call"
+        } else {
+            "the call was aborted"
+        })
+    })
 }
 
 impl ServerHandler for RunboxHandler {
@@ -144,7 +160,10 @@ impl ServerHandler for RunboxHandler {
                 Ok(ok_result(&self.service.list_commands()).into())
             }
             other => Err(McpError::invalid_params(
-                format!("unknown tool {:?}; the tools are run and list_commands", other.chars().take(64).collect::<String>()),
+                format!(
+                    "unknown tool {:?}; the tools are run and list_commands",
+                    other.chars().take(64).collect::<String>()
+                ),
                 None,
             )),
         }
@@ -206,4 +225,49 @@ pub fn tool_definitions() -> Vec<Tool> {
             .open_world(false),
     );
     vec![run, list]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[tokio::test]
+    async fn a_panicking_call_becomes_an_internal_error() {
+        let r = isolate(async { panic!("boom") }).await;
+        assert_eq!(r.unwrap_err().code, ErrorCode::Internal);
+    }
+
+    #[tokio::test]
+    async fn a_normal_call_passes_through() {
+        let env = ErrorEnvelope::new("id", &RunError::invalid("x"), None);
+        let r = isolate(async move { CallReply::Failed(env) }).await;
+        assert!(matches!(r, Ok(CallReply::Failed(_))));
+    }
+
+    #[test]
+    fn results_carry_the_same_json_twice() {
+        let env = ErrorEnvelope::new("rid", &RunError::invalid("bad"), None);
+        let r = error_result(&env);
+        assert_eq!(r.is_error, Some(true));
+        let ContentBlock::Text(t) = &r.content[0] else {
+            panic!("text block")
+        };
+        let text: serde_json::Value = serde_json::from_str(&t.text).unwrap();
+        assert_eq!(Some(text), r.structured_content);
+    }
+
+    #[test]
+    fn tool_schemas_are_objects_with_annotations() {
+        let tools = tool_definitions();
+        assert_eq!(tools.len(), 2);
+        for t in &tools {
+            assert_eq!(
+                t.input_schema.get("type").and_then(|v| v.as_str()),
+                Some("object")
+            );
+            assert!(t.output_schema.is_some());
+            assert!(t.annotations.is_some());
+        }
+    }
 }

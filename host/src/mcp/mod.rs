@@ -17,7 +17,12 @@ const PIPE_BYTES: usize = 256 * 1024;
 
 /// Serves MCP on `input`/`output` until the client closes `input` or `shutdown` fires; then
 /// cancels every running call and returns.
-pub async fn serve<R, W>(service: Arc<Service>, input: R, output: W, shutdown: CancellationToken) -> std::io::Result<()>
+pub async fn serve<R, W>(
+    service: Arc<Service>,
+    input: R,
+    output: W,
+    shutdown: CancellationToken,
+) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -34,7 +39,8 @@ where
     tokio::spawn(async move { warm.warm_up().await });
 
     let handler = RunboxHandler::new(Arc::clone(&service), shutdown.clone());
-    let transport = AsyncRwTransport::new_server(rmcp_in, rmcp_out).with_max_line_length(2 * framing::MAX_LINE_BYTES);
+    let transport = AsyncRwTransport::new_server(rmcp_in, rmcp_out)
+        .with_max_line_length(2 * framing::MAX_LINE_BYTES);
     let running = handler
         .serve_with_ct(transport, shutdown.child_token())
         .await

@@ -116,10 +116,16 @@ fn prepare_dir(dir: &Path) -> Result<(), String> {
     }
     let euid = nix::unistd::geteuid().as_raw();
     if meta.uid() != euid {
-        return Err(format!("owned by uid {}, not by this user (uid {euid})", meta.uid()));
+        return Err(format!(
+            "owned by uid {}, not by this user (uid {euid})",
+            meta.uid()
+        ));
     }
     if meta.permissions().mode() & 0o022 != 0 {
-        return Err(format!("writable by group or others (mode {:o})", meta.permissions().mode() & 0o777));
+        return Err(format!(
+            "writable by group or others (mode {:o})",
+            meta.permissions().mode() & 0o777
+        ));
     }
     // Probe that we can actually write here (a read-only mount passes the checks above).
     tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("not writable: {e}"))?;
@@ -196,7 +202,10 @@ mod tests {
         std::fs::set_permissions(&cdir, std::fs::Permissions::from_mode(0o777)).unwrap();
         let cache = ModuleCache::new(Some(&cdir));
         assert!(cache.dir().is_none());
-        assert_eq!(cache.load(&engine(), &wasm()).unwrap().1, CacheOutcome::Uncached);
+        assert_eq!(
+            cache.load(&engine(), &wasm()).unwrap().1,
+            CacheOutcome::Uncached
+        );
     }
 
     #[test]

@@ -80,7 +80,8 @@ impl WasiRuntime {
     /// Builds the engine and linker and starts the epoch ticker. `builtin` is the multicall
     /// module's bytes.
     pub fn new(cache: ModuleCache, builtin: &'static [u8]) -> Result<Self, RunError> {
-        let engine = engine::new_engine().map_err(|e| RunError::internal(format!("cannot create the wasm engine: {e}")))?;
+        let engine = engine::new_engine()
+            .map_err(|e| RunError::internal(format!("cannot create the wasm engine: {e}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut GuestState| &mut s.wasi)
             .map_err(|e| RunError::internal(format!("cannot link WASI: {e}")))?;
@@ -138,7 +139,12 @@ impl WasiRuntime {
     }
 
     /// Runs one guest to completion, timeout, limit or cancellation.
-    pub async fn run(&self, program: &Program, run: GuestRun<'_>, cancel: &CancellationToken) -> Outcome {
+    pub async fn run(
+        &self,
+        program: &Program,
+        run: GuestRun<'_>,
+        cancel: &CancellationToken,
+    ) -> Outcome {
         let stdout = Capture::new(run.limits.stdout_bytes);
         let stderr = Capture::new(run.limits.stderr_bytes);
         let started = Instant::now();
@@ -209,16 +215,28 @@ fn classify(ended: Ended, limiter: &GuestLimiter, limits: &Limits) -> Terminatio
         Termination::Stopped(
             RunError::new(
                 ErrorCode::MemoryLimit,
-                format!("the command needed more than its {} bytes of memory", limits.memory_bytes),
+                format!(
+                    "the command needed more than its {} bytes of memory",
+                    limits.memory_bytes
+                ),
             )
             .with_hint("work on smaller inputs, or ask the operator to raise limits.memory_bytes"),
         )
     };
     match ended {
-        Ended::Cancelled => Termination::Stopped(RunError::new(ErrorCode::Cancelled, "the call was cancelled")),
+        Ended::Cancelled => Termination::Stopped(RunError::new(
+            ErrorCode::Cancelled,
+            "the call was cancelled",
+        )),
         Ended::TimedOut => Termination::Stopped(
-            RunError::new(ErrorCode::Timeout, format!("the command ran past its {} ms limit and was stopped", limits.timeout_ms))
-                .with_hint("pass a larger timeout_ms (up to the policy maximum) or narrow the work"),
+            RunError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "the command ran past its {} ms limit and was stopped",
+                    limits.timeout_ms
+                ),
+            )
+            .with_hint("pass a larger timeout_ms (up to the policy maximum) or narrow the work"),
         ),
         Ended::Finished(Ok(())) => Termination::Exited(0),
         Ended::Finished(Err(e)) => {
@@ -233,8 +251,14 @@ fn classify(ended: Ended, limiter: &GuestLimiter, limits: &Limits) -> Terminatio
             }
             match e.downcast_ref::<Trap>() {
                 Some(Trap::OutOfFuel) => Termination::Stopped(
-                    RunError::new(ErrorCode::CpuLimit, format!("the command used up its CPU budget of {} fuel units", limits.fuel))
-                        .with_hint("narrow the work, or ask the operator to raise limits.fuel"),
+                    RunError::new(
+                        ErrorCode::CpuLimit,
+                        format!(
+                            "the command used up its CPU budget of {} fuel units",
+                            limits.fuel
+                        ),
+                    )
+                    .with_hint("narrow the work, or ask the operator to raise limits.fuel"),
                 ),
                 Some(Trap::StackOverflow) => Termination::Stopped(RunError::new(
                     ErrorCode::CommandFailed,
@@ -258,7 +282,11 @@ fn first_line(s: &str) -> &str {
 }
 
 /// The guest's WASI context: argv, env (+`PWD`), stdio, and the workspace as the only preopen.
-fn build_context(run: &GuestRun<'_>, stdout: &Capture, stderr: &Capture) -> Result<WasiP1Ctx, RunError> {
+fn build_context(
+    run: &GuestRun<'_>,
+    stdout: &Capture,
+    stderr: &Capture,
+) -> Result<WasiP1Ctx, RunError> {
     let mut b = WasiCtxBuilder::new();
     b.args(run.argv);
     for (k, v) in run.env {
@@ -268,7 +296,11 @@ fn build_context(run: &GuestRun<'_>, stdout: &Capture, stderr: &Capture) -> Resu
     b.stdin(MemoryInputPipe::new(run.stdin.clone()));
     b.stdout(CaptureStream(stdout.clone()));
     b.stderr(CaptureStream(stderr.clone()));
-    let perms = if run.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+    let perms = if run.writable {
+        FsPerms::ReadWrite
+    } else {
+        FsPerms::ReadOnly
+    };
     b.preopened_dir(run.workspace.handle_path(), "/", perms)
         .map_err(|e| RunError::internal(format!("cannot preopen the workspace: {e}")))?;
     Ok(b.build_p1())
@@ -276,12 +308,20 @@ fn build_context(run: &GuestRun<'_>, stdout: &Capture, stderr: &Capture) -> Resu
 
 /// Reads an operator-supplied module, bounded in size.
 fn read_module_file(path: &std::path::Path) -> Result<Vec<u8>, RunError> {
-    let fail = |e: std::io::Error| RunError::new(ErrorCode::CommandFailed, format!("cannot read module {}: {e}", path.display()));
+    let fail = |e: std::io::Error| {
+        RunError::new(
+            ErrorCode::CommandFailed,
+            format!("cannot read module {}: {e}", path.display()),
+        )
+    };
     let meta = std::fs::metadata(path).map_err(fail)?;
     if meta.len() > MAX_MODULE_FILE_BYTES {
         return Err(RunError::new(
             ErrorCode::CommandFailed,
-            format!("module {} is larger than {MAX_MODULE_FILE_BYTES} bytes", path.display()),
+            format!(
+                "module {} is larger than {MAX_MODULE_FILE_BYTES} bytes",
+                path.display()
+            ),
         ));
     }
     std::fs::read(path).map_err(fail)

@@ -1,0 +1,118 @@
+//! The command line: start-up refusals, check-config and exec.
+
+use crate::support::*;
+use std::process::Command;
+
+#[test]
+fn root_without_allow_root_is_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED root_without_allow_root_is_refused: not running as root");
+        return;
+    }
+    let env = Env::new();
+    let args: Vec<String> = env
+        .policy_args()
+        .into_iter()
+        .filter(|a| a != "--allow-root")
+        .collect();
+    let out = Command::new(runbox_bin())
+        .arg("serve")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to run as root") && err.contains("--allow-root"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_policy_keys_are_named() {
+    let env = Env::new().with_config("[limits]\ntimeout_msec = 5\n");
+    let out = Command::new(runbox_bin())
+        .arg("serve")
+        .args(env.policy_args())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timeout_msec"));
+    let env = Env::new().with_config("[limits]\nmemory_bytes = 1\n");
+    let out = Command::new(runbox_bin())
+        .arg("serve")
+        .args(env.policy_args())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("limits.memory_bytes"));
+}
+
+#[test]
+fn policy_file_inside_the_workspace_is_refused() {
+    let env = Env::new();
+    env.file("policy.toml", "");
+    let out = Command::new(runbox_bin())
+        .arg("serve")
+        .args(env.policy_args())
+        .arg("--config")
+        .arg(env.ws.join("policy.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("inside the workspace"));
+}
+
+#[test]
+fn check_config_prints_a_reusable_policy() {
+    let env = Env::new().with_config("[limits]\ntimeout_ms = 1234\n");
+    let out = Command::new(runbox_bin())
+        .arg("check-config")
+        .args(env.policy_args())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("timeout_ms = 1234"), "{text}");
+    assert!(text.contains("max_concurrent = 8"), "{text}");
+    let file = env.dir.path().join("effective.toml");
+    std::fs::write(&file, &text).unwrap();
+    let out = Command::new(runbox_bin())
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
+}
+
+#[test]
+fn exec_runs_one_command_like_run() {
+    let env = Env::new();
+    env.file("a.txt", "x\ny\n");
+    let out = Command::new(runbox_bin())
+        .arg("exec")
+        .args(env.policy_args())
+        .args(["wc", "-l", "a.txt"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2 a.txt");
+    let out = Command::new(runbox_bin())
+        .arg("exec")
+        .args(env.policy_args())
+        .args(["sudo"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("COMMAND_NOT_ALLOWED"));
+    assert_eq!(env.audit_records().len(), 2);
+}

@@ -1,0 +1,140 @@
+//! Limits end commands with the right code, and big output costs the server no memory.
+
+use crate::support::*;
+use serde_json::json;
+
+#[test]
+fn infinite_loop_ends_with_timeout() {
+    let env = Env::new().with_guests(&["spin"]);
+    let mut s = env.serve();
+    let r = s.call("run", json!({"command": "spin", "timeout_ms": 500}));
+    assert_eq!(error_code(&r), "TIMEOUT");
+    let ms = structured(&r)["error"]["partial"]["durationMs"]
+        .as_u64()
+        .unwrap();
+    assert!(ms >= 500, "stopped early: {ms} ms");
+    // A sanity bound (not a performance target): the limit must actually stop it.
+    assert!(ms < 10_000, "stopped far too late: {ms} ms");
+}
+
+#[test]
+fn a_guest_blocked_in_a_host_call_also_times_out() {
+    let env = Env::new().with_guests(&["sleeper"]);
+    let mut s = env.serve();
+    let r = s.call(
+        "run",
+        json!({"command": "sleeper", "args": ["60000"], "timeout_ms": 300}),
+    );
+    assert_eq!(error_code(&r), "TIMEOUT");
+    assert!(
+        structured(&r)["error"]["partial"]["durationMs"]
+            .as_u64()
+            .unwrap()
+            < 10_000
+    );
+}
+
+#[test]
+fn fuel_exhaustion_is_cpu_limit() {
+    let env = Env::new()
+        .with_guests(&["spin"])
+        .with_config("[limits]\nfuel = 50000000\n");
+    let mut s = env.serve();
+    let r = s.run("spin", &[]);
+    assert_eq!(error_code(&r), "CPU_LIMIT");
+}
+
+#[test]
+fn memory_hog_ends_with_memory_limit() {
+    let env = Env::new()
+        .with_guests(&["memhog"])
+        .with_config("[limits]\nmemory_bytes = 67108864\n");
+    let mut s = env.serve();
+    let r = s.run("memhog", &[]);
+    assert_eq!(error_code(&r), "MEMORY_LIMIT");
+    assert!(
+        structured(&r)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("67108864")
+    );
+}
+
+#[test]
+fn timeout_above_the_ceiling_is_refused() {
+    let env = Env::new().with_config("[limits]\nmax_timeout_ms = 1000\n");
+    let mut s = env.serve();
+    let r = s.call("run", json!({"command": "echo", "timeout_ms": 5000}));
+    assert_eq!(error_code(&r), "INVALID_ARGUMENT");
+    let r = s.call("run", json!({"command": "echo", "timeout_ms": 0}));
+    assert_eq!(error_code(&r), "INVALID_ARGUMENT");
+}
+
+#[test]
+fn hundred_megabytes_of_output_are_truncated_at_the_cap() {
+    let env = Env::new().with_guests(&["flood"]);
+    let mut s = env.serve();
+    s.run("echo", &["warm"]);
+    let before = s.peak_rss_kib();
+    let r = s.run("flood", &["100"]);
+    assert!(!is_error(&r), "{r}");
+    let out = structured(&r);
+    assert_eq!(out["exitCode"], 0);
+    assert_eq!(out["stdoutTruncated"], true);
+    assert_eq!(
+        out["stdout"].as_str().unwrap().len(),
+        1024 * 1024,
+        "kept exactly the default 1 MiB cap"
+    );
+    let after = s.peak_rss_kib();
+    let grown_mib = after.saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 64,
+        "server peak memory grew by {grown_mib} MiB for 100 MiB of output"
+    );
+    let records = env.audit_records();
+    let last = records.last().unwrap();
+    assert_eq!(last["stdoutBytes"], 100 * 1024 * 1024);
+    assert_eq!(last["stdoutTruncated"], true);
+}
+
+#[test]
+fn exit_codes_pass_through_and_crashes_are_reported() {
+    let env = Env::new().with_guests(&["exiter", "panicker"]);
+    let mut s = env.serve();
+    let r = s.run("exiter", &["7"]);
+    assert_eq!(structured(&r)["exitCode"], 7);
+    let r = s.run("panicker", &[]);
+    assert_eq!(error_code(&r), "COMMAND_FAILED");
+    assert!(
+        structured(&r)["error"]["partial"]["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("panics on purpose")
+    );
+}
+
+#[test]
+fn guest_sees_only_the_policy_environment_and_pwd() {
+    let env = Env::new().with_guests(&["whereami"]);
+    env.file("sub/x", "");
+    let mut s = env.serve();
+    let r = s.call("run", json!({"command": "whereami", "cwd": "sub"}));
+    let out = structured(&r)["stdout"].as_str().unwrap().to_owned();
+    let vars: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("env ")).collect();
+    let mut names: Vec<&str> = vars.iter().filter_map(|v| v.split('=').next()).collect();
+    names.sort();
+    assert_eq!(names, ["LANG", "PWD", "TZ"], "{out}");
+    assert!(vars.contains(&"PWD=/sub"), "{out}");
+}
+
+#[test]
+fn read_only_policy_refuses_writers() {
+    let env = Env::new().with_config("workspace_writable = false\n");
+    let mut s = env.serve();
+    let r = s.run("mkdir", &["newdir"]);
+    assert_eq!(error_code(&r), "READ_ONLY");
+    assert!(!env.ws.join("newdir").exists());
+    let r = s.run("echo", &["still works"]);
+    assert_eq!(structured(&r)["exitCode"], 0);
+}

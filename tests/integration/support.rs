@@ -1,0 +1,415 @@
+//! Test support: a fresh directory per test, the test guests, and a small MCP client that drives
+//! the real `runbox` binary over stdio and waits on responses (never on sleeps).
+
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long any single response may take before the test fails (not a performance bound: a
+/// guard against a hung server).
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The binary under test.
+pub fn runbox_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_runbox")
+}
+
+/// A compiled-module cache shared by every test, warmed once so tests do not each compile.
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runbox-test-cache")
+}
+
+/// Compiles the built-in module into the shared cache once per test run.
+pub fn warm_cache() {
+    static WARM: OnceLock<()> = OnceLock::new();
+    WARM.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ws = dir.path().join("ws");
+        std::fs::create_dir(&ws).expect("mkdir");
+        let out = Command::new(runbox_bin())
+            .args(["exec", "--allow-root", "--workspace"])
+            .arg(&ws)
+            .arg("--audit-dir")
+            .arg(dir.path().join("audit"))
+            .arg("--cache-dir")
+            .arg(cache_dir())
+            .arg("true")
+            .output()
+            .expect("run runbox exec");
+        assert!(
+            out.status.success(),
+            "warm-up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+/// The test-guest module (tests/guests), built once per test run for wasm32-wasip1.
+pub fn guest_module() -> &'static Path {
+    static MODULE: OnceLock<PathBuf> = OnceLock::new();
+    MODULE.get_or_init(|| {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/guests/Cargo.toml");
+        let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-guests");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip1",
+                "--manifest-path",
+            ])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .expect("run cargo for the test guests");
+        assert!(status.success(), "building tests/guests failed");
+        target_dir.join("wasm32-wasip1/release/test-guests.wasm")
+    })
+}
+
+/// A fresh directory tree for one test: a workspace, an audit directory, optional tools.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub ws: PathBuf,
+    pub audit: PathBuf,
+    pub tools: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+    pub extra_args: Vec<String>,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        warm_cache();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ws = dir.path().join("ws");
+        std::fs::create_dir(&ws).expect("mkdir ws");
+        let audit = dir.path().join("audit");
+        Self {
+            dir,
+            ws,
+            audit,
+            tools: None,
+            config: None,
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// Adds test guests under the given names (spin, memhog, flood, escape, sleeper, exiter, ...).
+    pub fn with_guests(mut self, names: &[&str]) -> Self {
+        let tools = self.dir.path().join("tools");
+        std::fs::create_dir_all(&tools).expect("mkdir tools");
+        for n in names {
+            std::fs::copy(guest_module(), tools.join(format!("{n}.wasm"))).expect("copy guest");
+        }
+        self.tools = Some(tools);
+        self
+    }
+
+    /// Writes `NAME.toml` next to a guest (e.g. `filesystem = "read-write"`).
+    pub fn with_manifest(self, name: &str, toml: &str) -> Self {
+        let tools = self.tools.clone().expect("call with_guests first");
+        std::fs::write(tools.join(format!("{name}.toml")), toml).expect("write manifest");
+        self
+    }
+
+    /// Writes a policy file (outside the workspace) and uses it.
+    pub fn with_config(mut self, toml: &str) -> Self {
+        let path = self.dir.path().join("policy.toml");
+        std::fs::write(&path, toml).expect("write policy");
+        self.config = Some(path);
+        self
+    }
+
+    /// Writes a file inside the workspace.
+    pub fn file(&self, rel: &str, content: &str) -> &Self {
+        let p = self.ws.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(p, content).expect("write");
+        self
+    }
+
+    /// The argument list for `runbox serve` / `exec` in this environment.
+    pub fn policy_args(&self) -> Vec<String> {
+        let mut a = vec![
+            "--allow-root".to_owned(),
+            "--workspace".into(),
+            self.ws.display().to_string(),
+            "--audit-dir".into(),
+            self.audit.display().to_string(),
+            "--cache-dir".into(),
+            cache_dir().display().to_string(),
+        ];
+        if let Some(t) = &self.tools {
+            a.push("--tools-dir".into());
+            a.push(t.display().to_string());
+        }
+        if let Some(c) = &self.config {
+            a.push("--config".into());
+            a.push(c.display().to_string());
+        }
+        a.extend(self.extra_args.iter().cloned());
+        a
+    }
+
+    /// Starts `runbox serve` and completes the initialize handshake.
+    pub fn serve(&self) -> Server {
+        let mut s = Server::spawn(&self.policy_args());
+        s.initialize();
+        s
+    }
+
+    /// Every audit record written so far.
+    pub fn audit_records(&self) -> Vec<Value> {
+        let mut records = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.audit) else {
+            return records;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+            .collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).expect("read audit");
+            for line in text.lines() {
+                records.push(serde_json::from_str(line).expect("audit line is JSON"));
+            }
+        }
+        records
+    }
+}
+
+/// A running `runbox serve` with a line-based JSON-RPC client.
+pub struct Server {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    rx: Receiver<Value>,
+    next_id: i64,
+    pub notifications: Vec<Value>,
+    pending: Vec<Value>,
+    stderr: std::sync::Arc<Mutex<String>>,
+}
+
+impl Server {
+    pub fn spawn(args: &[String]) -> Self {
+        let mut child = Command::new(runbox_bin())
+            .arg("serve")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn runbox");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("server wrote non-JSON to stdout ({e}): {line}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let log = std::sync::Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            }
+        });
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            rx,
+            next_id: 1,
+            notifications: Vec::new(),
+            pending: Vec::new(),
+            stderr: log,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn send_raw(&mut self, line: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(line).expect("write to server");
+        stdin.write_all(b"\n").expect("write newline");
+        stdin.flush().expect("flush");
+    }
+
+    pub fn notify(&mut self, method: &str, params: Value) {
+        let msg = json!({"jsonrpc": "2.0", "method": method, "params": params});
+        self.send_raw(msg.to_string().as_bytes());
+    }
+
+    /// Sends a request and returns its id without waiting.
+    pub fn send_request(&mut self, method: &str, params: Value) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send_raw(msg.to_string().as_bytes());
+        id
+    }
+
+    /// Waits for the next message that is a response (has an id and no method).
+    pub fn next_response(&mut self) -> Value {
+        if !self.pending.is_empty() {
+            return self.pending.remove(0);
+        }
+        let deadline = Instant::now() + RESPONSE_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(v) if v.get("method").is_some() => self.notifications.push(v),
+                Ok(v) => return v,
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no response within {RESPONSE_TIMEOUT:?}; stderr:\n{}",
+                    self.stderr()
+                ),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("server closed stdout; stderr:\n{}", self.stderr())
+                }
+            }
+        }
+    }
+
+    /// Waits for the response to request `id`, keeping others for later.
+    pub fn wait_for(&mut self, id: i64) -> Value {
+        if let Some(pos) = self.pending.iter().position(|v| v["id"] == json!(id)) {
+            return self.pending.remove(pos);
+        }
+        let deadline = Instant::now() + RESPONSE_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(v) if v.get("method").is_some() => self.notifications.push(v),
+                Ok(v) if v["id"] == json!(id) => return v,
+                Ok(v) => self.pending.push(v),
+                Err(e) => panic!("no response to {id}: {e:?}; stderr:\n{}", self.stderr()),
+            }
+        }
+    }
+
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.send_request(method, params);
+        self.wait_for(id)
+    }
+
+    pub fn initialize(&mut self) -> Value {
+        let r = self.request(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "runbox-tests", "version": "0"}}),
+        );
+        assert!(r.get("result").is_some(), "initialize failed: {r}");
+        self.notify("notifications/initialized", json!({}));
+        r
+    }
+
+    /// Calls a tool and returns the `result` object (panics on a JSON-RPC error).
+    pub fn call(&mut self, tool: &str, arguments: Value) -> Value {
+        let r = self.request("tools/call", json!({"name": tool, "arguments": arguments}));
+        r.get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("tools/call {tool} gave a protocol error: {r}"))
+    }
+
+    /// `run` with a command and string arguments.
+    pub fn run(&mut self, command: &str, args: &[&str]) -> Value {
+        self.call("run", json!({"command": command, "args": args}))
+    }
+
+    /// Closes stdin and waits for the process to exit.
+    pub fn close(mut self) -> std::process::ExitStatus {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit after stdin closed"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Peak resident memory of the server in KiB (VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The structured content of a tool result.
+pub fn structured(result: &Value) -> &Value {
+    let s = &result["structuredContent"];
+    assert!(!s.is_null(), "no structuredContent in {result}");
+    s
+}
+
+/// Whether a tool result is an error.
+pub fn is_error(result: &Value) -> bool {
+    result["isError"] == json!(true)
+}
+
+/// The error code of an error result.
+pub fn error_code(result: &Value) -> String {
+    assert!(is_error(result), "expected an error result, got {result}");
+    structured(result)["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The text block of a result parsed as JSON (it must equal the structured content).
+pub fn text_json(result: &Value) -> Value {
+    let text = result["content"][0]["text"].as_str().expect("text content");
+    serde_json::from_str(text).expect("text block is JSON")
+}
+
+/// Whether `s` looks like a UUID v7.
+pub fn is_uuid_v7(s: &str) -> bool {
+    uuid::Uuid::parse_str(s)
+        .map(|u| u.get_version_num() == 7)
+        .unwrap_or(false)
+}

@@ -1,0 +1,41 @@
+"""An independent MCP client (the official Python SDK, pinned in requirements.txt) against runbox.
+
+Usage: sdk_client.py MODE RUNBOX_BIN [RUNBOX ARGS...]
+MODE is "legacy" (the initialize handshake) or "2026-07-28" (the stateless era).
+It lists the tools, runs `echo hello`, asks for a forbidden command, and prints one JSON line
+with what it saw; the Rust test that starts it checks that line. Exits non-zero on any surprise.
+"""
+
+import asyncio
+import json
+import sys
+
+from mcp import Client, StdioServerParameters
+
+
+async def main() -> int:
+    mode, binary, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    params = StdioServerParameters(command=binary, args=["serve", *args])
+    report: dict = {"mode": mode}
+    async with Client(params, mode=mode, read_timeout_seconds=120) as client:
+        tools = await client.list_tools()
+        report["tools"] = sorted(t.name for t in tools.tools)
+        report["run_has_output_schema"] = any(t.name == "run" and t.output_schema for t in tools.tools)
+
+        ok = await client.call_tool("run", {"command": "echo", "args": ["hello"]})
+        report["echo_is_error"] = bool(ok.is_error)
+        report["echo"] = ok.structured_content
+
+        denied = await client.call_tool("run", {"command": "sudo", "args": ["id"]})
+        report["sudo_is_error"] = bool(denied.is_error)
+        text = denied.content[0].text if denied.content else "{}"
+        report["sudo_error"] = json.loads(text).get("error", {})
+
+        listed = await client.call_tool("list_commands", {})
+        report["command_count"] = len((listed.structured_content or {}).get("commands", []))
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
