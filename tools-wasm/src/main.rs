@@ -1,0 +1,84 @@
+//! `runbox-tools`: the WASI command suite of runbox as one multicall `wasm32-wasip1` module.
+//!
+//! The host starts the module with the command name as `argv[0]`, the workspace preopened as
+//! `/` and the request's working directory in `PWD`. `main` does three things, in order:
+//!
+//! 1. installs the exit policy ([`exit::install_panic_hook`]): a panic becomes a message and an
+//!    exit code, never a trap;
+//! 2. changes to `$PWD` when it is set (exit 125 if that fails);
+//! 3. looks the basename of `argv[0]` up in [`registry`] and runs the command (unknown name: 125).
+//!
+//! Exit codes are clamped to `0..=125` ([`exit::clamp`]) because wasmtime refuses larger ones.
+//!
+//! # Layout
+//! - [`registry`]: the name → entry point table, checked against `commands.toml` at build time.
+//! - [`exit`]: exit codes, stdout flushing and the panic hook.
+//! - [`uutils`]: entry points of the uutils coreutils crates, sed and cmp.
+//! - [`ls`]: `ls`, with an honest long format (WASI has no modes, owners or link counts).
+//! - [`grep`]: a GNU grep front end over ripgrep's library crates.
+//! - [`find`]: a GNU find subset on walkdir, globset and regex.
+//! - [`diff`]: GNU diff over the uutils diffutils library, with `-r`.
+//! - [`jq`]: jq over jaq.
+//! - [`stat`], [`du`], [`tree`]: written on `std::fs` and walkdir.
+//! - [`pattern`]: POSIX regexes, wildcards and bracket expressions → Rust regex syntax.
+//! - [`cli`]: small argument-parsing helpers shared by the hand-written front ends.
+
+mod cli;
+mod diff;
+mod du;
+mod exit;
+mod find;
+mod grep;
+mod jq;
+mod ls;
+mod pattern;
+mod registry;
+mod stat;
+mod tree;
+mod uutils;
+
+use std::ffi::OsString;
+use std::path::Path;
+
+fn main() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let name = command_name(&args);
+    exit::install_panic_hook(name.clone());
+    if let Some(pwd) = std::env::var_os("PWD") {
+        if let Err(e) = std::env::set_current_dir(&pwd) {
+            eprintln!("{name}: cannot change to working directory {}: {e}", Path::new(&pwd).display());
+            exit::exit(exit::CANNOT_RUN);
+        }
+    }
+    let code = match registry::lookup(&name) {
+        Some(entry) => (entry.run)(args),
+        None => {
+            eprintln!("runbox-tools: unknown command {name:?}");
+            exit::CANNOT_RUN
+        }
+    };
+    exit::exit(code)
+}
+
+/// The basename of `argv[0]`, lossily as UTF-8 (every known name is ASCII).
+fn command_name(args: &[OsString]) -> String {
+    args.first()
+        .map(|a| {
+            let p = Path::new(a);
+            p.file_name().unwrap_or(a.as_os_str()).to_string_lossy().into_owned()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_name;
+    use std::ffi::OsString;
+
+    #[test]
+    fn name_is_basename_of_argv0() {
+        assert_eq!(command_name(&[OsString::from("/bin/ls"), OsString::from("-l")]), "ls");
+        assert_eq!(command_name(&[OsString::from("grep")]), "grep");
+        assert_eq!(command_name(&[]), "");
+    }
+}
