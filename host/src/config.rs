@@ -270,8 +270,14 @@ impl Policy {
 
         let lf = file.limits.unwrap_or_default();
         let defaults = Limits::default();
+        let max_timeout_ms = lf
+            .max_timeout_ms
+            .unwrap_or(limits::DEFAULT_MAX_TIMEOUT_MS.max(lf.timeout_ms.unwrap_or(0)));
         let limits = Limits {
-            timeout_ms: lf.timeout_ms.unwrap_or(defaults.timeout_ms),
+            // A lowered ceiling lowers the default too, unless the default is set explicitly.
+            timeout_ms: lf
+                .timeout_ms
+                .unwrap_or(defaults.timeout_ms.min(max_timeout_ms)),
             fuel: lf.fuel.unwrap_or(defaults.fuel),
             memory_bytes: lf.memory_bytes.unwrap_or(defaults.memory_bytes),
             table_elements: lf.table_elements.unwrap_or(defaults.table_elements),
@@ -490,6 +496,22 @@ mod tests {
                 .to_string();
             assert!(e.contains(key), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn a_lower_ceiling_lowers_the_default_timeout() {
+        let p = Policy::build(
+            parse_policy("[limits]\nmax_timeout_ms = 1000").unwrap(),
+            &flags(),
+        )
+        .unwrap();
+        assert_eq!(p.limits.timeout_ms, 1000);
+        let p = Policy::build(
+            parse_policy("[limits]\ntimeout_ms = 700000").unwrap(),
+            &flags(),
+        )
+        .unwrap();
+        assert_eq!(p.max_timeout_ms, 700000);
     }
 
     #[test]

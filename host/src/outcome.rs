@@ -5,6 +5,7 @@
 //! no memory. [`Outcome`] is what a runner hands back: how the command ended and its two captures.
 
 use crate::error::{ErrorCode, RunError};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Capture {
     inner: Arc<Mutex<CaptureInner>>,
+    live: Option<Arc<AtomicU64>>,
 }
 
 #[derive(Debug)]
@@ -31,12 +33,23 @@ impl Capture {
                 cap,
                 total: 0,
             })),
+            live: None,
         }
+    }
+
+    /// Also adds every byte offered to `counter`, so progress reports can show output as it
+    /// grows (several captures may share one counter).
+    pub fn counting_into(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.live = Some(counter);
+        self
     }
 
     /// Offers bytes: keeps what fits under the cap and counts the rest. Never fails, so a writer
     /// (a guest's `println!`) never sees an error because of truncation.
     pub fn push(&self, bytes: &[u8]) {
+        if let Some(live) = &self.live {
+            live.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        }
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.total = inner.total.saturating_add(bytes.len() as u64);
         let room = inner.cap.saturating_sub(inner.kept.len());
@@ -173,6 +186,16 @@ mod tests {
         let out = c.finish();
         assert!(!out.truncated);
         assert_eq!(out.text(), "abcde");
+    }
+
+    #[test]
+    fn live_counter_sees_every_byte() {
+        let counter = Arc::new(AtomicU64::new(0));
+        let a = Capture::new(1).counting_into(counter.clone());
+        let b = Capture::new(1).counting_into(counter.clone());
+        a.push(b"abc");
+        b.push(b"de");
+        assert_eq!(counter.load(Ordering::Relaxed), 5);
     }
 
     #[test]

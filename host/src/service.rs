@@ -15,6 +15,7 @@ use crate::wasi::cache::ModuleCache;
 use crate::wasi::{GuestRun, WasiRuntime};
 use crate::workspace::Workspace;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +28,8 @@ pub struct CallContext {
     pub mcp_request_id: Option<String>,
     /// Fired when the client cancels or the server shuts down.
     pub cancel: CancellationToken,
+    /// Bytes of output produced so far, for progress notifications.
+    pub live_output: Arc<AtomicU64>,
 }
 
 impl CallContext {
@@ -36,6 +39,7 @@ impl CallContext {
             request_id: new_request_id(),
             mcp_request_id,
             cancel,
+            live_output: Arc::new(AtomicU64::new(0)),
         }
     }
 }
@@ -205,7 +209,7 @@ impl Service {
             );
         };
 
-        let outcome = self.execute(&checked, &ctx.cancel).await;
+        let outcome = self.execute(&checked, ctx).await;
         record.decision = "allow".into();
         record.duration_ms = Some(u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX));
         record.stdout_bytes = Some(outcome.stdout.total_bytes);
@@ -284,7 +288,7 @@ impl Service {
         })
     }
 
-    async fn execute(&self, c: &Checked<'_>, cancel: &CancellationToken) -> Outcome {
+    async fn execute(&self, c: &Checked<'_>, ctx: &CallContext) -> Outcome {
         let run = GuestRun {
             argv: &c.argv,
             env: &self.guest_env,
@@ -293,8 +297,9 @@ impl Service {
             cwd: &c.cwd,
             writable: c.spec.access == Access::Write && self.policy.workspace_writable,
             limits: c.limits,
+            live_output: Arc::clone(&ctx.live_output),
         };
-        self.wasi.run(&c.spec.program, run, cancel).await
+        self.wasi.run(&c.spec.program, run, &ctx.cancel).await
     }
 
     /// Records a refusal and turns it into a reply. If even the refusal cannot be recorded the

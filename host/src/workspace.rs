@@ -153,6 +153,23 @@ fn check_relative(relative: &str) -> Result<(), RunError> {
         )
         .with_hint("give cwd relative to the workspace root, e.g. \"src\""));
     }
+    // Only for a clearer answer: a path whose `..`s climb above the root is reported as outside
+    // even when an intermediate directory is missing. Confinement itself is the kernel's job.
+    let mut depth: i64 = 0;
+    for c in Path::new(relative).components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return Err(RunError::new(
+                ErrorCode::PathOutsideWorkspace,
+                format!("cwd {relative:?} climbs above the workspace root"),
+            )
+            .with_hint("use a directory inside the workspace"));
+        }
+    }
     Ok(())
 }
 

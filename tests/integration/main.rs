@@ -4,6 +4,7 @@
 mod support;
 
 mod audit;
+mod cancel;
 mod cli;
 mod confinement;
 mod limits;

@@ -317,6 +317,21 @@ impl Server {
         }
     }
 
+    /// Ids of responses received but not yet consumed.
+    pub fn pending_ids(&mut self) -> Vec<i64> {
+        while let Ok(v) = self.rx.try_recv() {
+            if v.get("method").is_some() {
+                self.notifications.push(v);
+            } else {
+                self.pending.push(v);
+            }
+        }
+        self.pending
+            .iter()
+            .filter_map(|v| v["id"].as_i64())
+            .collect()
+    }
+
     pub fn request(&mut self, method: &str, params: Value) -> Value {
         let id = self.send_request(method, params);
         self.wait_for(id)

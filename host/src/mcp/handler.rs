@@ -10,11 +10,13 @@ use rmcp::model::{
     ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
     Tool, ToolAnnotations,
 };
+use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio_util::sync::CancellationToken;
 
 /// Name of the tool that runs a command.
@@ -67,6 +69,13 @@ impl RunboxHandler {
         });
         let ctx = CallContext::new(mcp_id.clone(), cancel);
         let request_id = ctx.request_id.clone();
+        let progress = context.meta.get_progress_token().map(|token| {
+            tokio::spawn(report_progress(
+                context.peer.clone(),
+                token,
+                Arc::clone(&ctx.live_output),
+            ))
+        });
 
         let args: RunArgs = match serde_json::from_value(serde_json::Value::Object(
             arguments.unwrap_or_default(),
@@ -84,6 +93,9 @@ impl RunboxHandler {
         let service = Arc::clone(&self.service);
         let reply = isolate(async move { service.run(args, &ctx).await }).await;
         watcher.abort();
+        if let Some(p) = progress {
+            p.abort();
+        }
         match reply {
             Ok(CallReply::Ran(out)) => ok_result(&out),
             Ok(CallReply::Failed(env)) => error_result(&env),
@@ -92,6 +104,36 @@ impl RunboxHandler {
                 self.service.record_refusal(&request_id, mcp_id, &err);
                 error_result(&ErrorEnvelope::new(&request_id, &err, None))
             }
+        }
+    }
+}
+
+/// How often a running call reports progress when the client asked for it.
+pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Sends `notifications/progress` every [`PROGRESS_INTERVAL`] until aborted: `progress` is the
+/// elapsed time in seconds (so it always increases), the message says how much output so far.
+async fn report_progress(
+    peer: rmcp::Peer<RoleServer>,
+    token: ProgressToken,
+    live_output: Arc<AtomicU64>,
+) {
+    let started = std::time::Instant::now();
+    let mut ticks = tokio::time::interval_at(
+        tokio::time::Instant::now() + PROGRESS_INTERVAL,
+        PROGRESS_INTERVAL,
+    );
+    loop {
+        ticks.tick().await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let bytes = live_output.load(Ordering::Relaxed);
+        let param =
+            ProgressNotificationParam::new(token.clone(), (elapsed * 1000.0).round() / 1000.0)
+                .with_message(format!(
+                    "running for {elapsed:.1} s, {bytes} bytes of output so far"
+                ));
+        if peer.notify_progress(param).await.is_err() {
+            return;
         }
     }
 }
@@ -187,6 +229,51 @@ fn error_result(env: &ErrorEnvelope) -> CallToolResult {
     r
 }
 
+/// A schema derived from `T`, made portable: an optional field is written as its plain type
+/// (absent means "use the default"; `["string", "null"]` unions and `"default": null` trip
+/// clients that map schemas onto single-type dialects), and schemars' non-standard numeric
+/// `format`s (`uint64`, ...) are dropped.
+pub fn portable_schema<T: schemars::JsonSchema + std::any::Any>() -> Arc<rmcp::model::JsonObject> {
+    let mut schema = serde_json::Value::Object(schema_for_type::<T>().as_ref().clone());
+    make_portable(&mut schema);
+    match schema {
+        serde_json::Value::Object(map) => Arc::new(map),
+        _ => schema_for_type::<T>(),
+    }
+}
+
+fn make_portable(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get("type") {
+                let non_null: Vec<Value> = types
+                    .iter()
+                    .filter(|t| t.as_str() != Some("null"))
+                    .cloned()
+                    .collect();
+                if non_null.len() == 1 {
+                    map.insert("type".into(), non_null[0].clone());
+                }
+            }
+            if map.get("default") == Some(&Value::Null) {
+                map.remove("default");
+            }
+            if map.get("format").and_then(Value::as_str).is_some_and(|f| {
+                matches!(
+                    f,
+                    "uint64" | "uint32" | "uint16" | "uint8" | "int64" | "int32" | "uint" | "int"
+                )
+            }) {
+                map.remove("format");
+            }
+            map.values_mut().for_each(make_portable);
+        }
+        Value::Array(items) => items.iter_mut().for_each(make_portable),
+        _ => {}
+    }
+}
+
 /// The two tools, with schemas derived from their Rust types and honest annotations.
 pub fn tool_definitions() -> Vec<Tool> {
     let run = Tool::new_with_raw(
@@ -197,10 +284,10 @@ pub fn tool_definitions() -> Vec<Tool> {
              A non-zero exit code is a normal result. Failures (not allowed, path outside the workspace, \
              timeout, limits) are errors with a stable code, a hint and the requestId.",
         )),
-        schema_for_type::<RunArgs>(),
+        portable_schema::<RunArgs>(),
     )
     .with_title("Run a command")
-    .with_raw_output_schema(schema_for_type::<RunOutput>())
+    .with_raw_output_schema(portable_schema::<RunOutput>())
     .with_annotations(
         ToolAnnotations::with_title("Run a command")
             .read_only(false)
@@ -213,10 +300,10 @@ pub fn tool_definitions() -> Vec<Tool> {
         Some(Cow::Borrowed(
             "List the commands `run` accepts: name, description, runner (wasi/native), whether it may write, and its limits.",
         )),
-        schema_for_type::<ListCommandsArgs>(),
+        portable_schema::<ListCommandsArgs>(),
     )
     .with_title("List allowed commands")
-    .with_raw_output_schema(schema_for_type::<CommandList>())
+    .with_raw_output_schema(portable_schema::<CommandList>())
     .with_annotations(
         ToolAnnotations::with_title("List allowed commands")
             .read_only(true)
@@ -255,6 +342,18 @@ mod tests {
         };
         let text: serde_json::Value = serde_json::from_str(&t.text).unwrap();
         assert_eq!(Some(text), r.structured_content);
+    }
+
+    #[test]
+    fn schemas_are_portable() {
+        let run = portable_schema::<RunArgs>();
+        let text = serde_json::to_string(run.as_ref()).unwrap();
+        assert!(!text.contains("\"null\""), "{text}");
+        assert!(!text.contains("uint64"), "{text}");
+        assert_eq!(run["properties"]["cwd"]["type"], "string");
+        assert_eq!(run["properties"]["timeout_ms"]["type"], "integer");
+        assert_eq!(run["properties"]["timeout_ms"]["minimum"], 1);
+        assert_eq!(run["additionalProperties"], false);
     }
 
     #[test]

@@ -33,12 +33,20 @@ where
 
     let writer = tokio::spawn(framing::write_lines(output, lines_rx));
     let relay = tokio::spawn(framing::pump_rmcp_output(from_rmcp, lines_tx.clone()));
-    let reader = tokio::spawn(framing::pump_input(input, to_rmcp, lines_tx));
+    // When the client closes stdin, every running command is stopped at once; rmcp then sees
+    // the end of its input, answers what it can and ends the session.
+    let calls = shutdown.child_token();
+    let stop_calls = calls.clone();
+    let reader = tokio::spawn(async move {
+        let result = framing::pump_input(input, to_rmcp, lines_tx).await;
+        stop_calls.cancel();
+        result
+    });
 
     let warm = Arc::clone(&service);
     tokio::spawn(async move { warm.warm_up().await });
 
-    let handler = RunboxHandler::new(Arc::clone(&service), shutdown.clone());
+    let handler = RunboxHandler::new(Arc::clone(&service), calls.clone());
     let transport = AsyncRwTransport::new_server(rmcp_in, rmcp_out)
         .with_max_line_length(2 * framing::MAX_LINE_BYTES);
     let running = handler
@@ -47,7 +55,7 @@ where
         .map_err(|e| std::io::Error::other(format!("MCP session failed to start: {e}")))?;
     let quit = running.waiting().await;
     tracing::info!(reason = ?quit, "MCP session ended");
-    shutdown.cancel();
+    calls.cancel();
     reader.abort();
     let _ = relay.await;
     let _ = writer.await;

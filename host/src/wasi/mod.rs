@@ -74,6 +74,8 @@ pub struct GuestRun<'a> {
     pub writable: bool,
     /// Limits in force.
     pub limits: Limits,
+    /// Counts output bytes as they are written, for progress reports.
+    pub live_output: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl WasiRuntime {
@@ -145,8 +147,10 @@ impl WasiRuntime {
         run: GuestRun<'_>,
         cancel: &CancellationToken,
     ) -> Outcome {
-        let stdout = Capture::new(run.limits.stdout_bytes);
-        let stderr = Capture::new(run.limits.stderr_bytes);
+        let stdout =
+            Capture::new(run.limits.stdout_bytes).counting_into(Arc::clone(&run.live_output));
+        let stderr =
+            Capture::new(run.limits.stderr_bytes).counting_into(Arc::clone(&run.live_output));
         let started = Instant::now();
         let termination = match self.prepare(program).await {
             Ok(pre) => self.execute(&pre, &run, &stdout, &stderr, cancel).await,

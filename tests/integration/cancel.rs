@@ -1,0 +1,109 @@
+//! Cancellation stops commands for real and sends no result; progress is reported while running.
+
+use crate::support::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Waits until the audit log holds a record for which `pred` is true.
+fn wait_for_record(env: &Env, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + RESPONSE_TIMEOUT;
+    loop {
+        if let Some(r) = env.audit_records().into_iter().find(|r| pred(r)) {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no matching audit record: {:?}",
+            env.audit_records()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn cancelled_call_stops_and_gets_no_result() {
+    let env = Env::new().with_guests(&["sleeper"]);
+    let mut s = env.serve();
+    let id = s.send_request(
+        "tools/call",
+        json!({"name": "run", "arguments": {"command": "sleeper", "args": ["60000"]}}),
+    );
+    // Make sure the command is running before cancelling it.
+    let r = s.run("echo", &["started"]);
+    assert_eq!(structured(&r)["exitCode"], 0);
+    s.notify(
+        "notifications/cancelled",
+        json!({"requestId": id, "reason": "test"}),
+    );
+    let record = wait_for_record(&env, |r| r["command"] == "sleeper");
+    assert_eq!(record["code"], "CANCELLED");
+    assert!(record["durationMs"].as_u64().unwrap() < 60_000);
+    // A later round trip proves the session is alive and that no result for `id` was sent.
+    let r = s.run("echo", &["after"]);
+    assert_eq!(structured(&r)["stdout"], "after\n");
+    let ping = s.request("ping", json!({}));
+    assert!(ping.get("result").is_some());
+    assert!(
+        !s.pending_ids().contains(&id),
+        "a result was sent for a cancelled request"
+    );
+}
+
+#[test]
+fn closing_stdin_stops_running_commands_and_exits() {
+    let env = Env::new().with_guests(&["sleeper"]);
+    let mut s = env.serve();
+    s.send_request(
+        "tools/call",
+        json!({"name": "run", "arguments": {"command": "sleeper", "args": ["60000"]}}),
+    );
+    s.run("echo", &["running"]);
+    let started = Instant::now();
+    let status = s.close();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "exit took {:?}",
+        started.elapsed()
+    );
+    let record = wait_for_record(&env, |r| r["command"] == "sleeper");
+    assert_eq!(record["code"], "CANCELLED");
+}
+
+#[test]
+fn progress_is_reported_while_a_command_runs() {
+    let env = Env::new().with_guests(&["sleeper"]);
+    let mut s = env.serve();
+    let r = s.request(
+        "tools/call",
+        json!({"name": "run", "arguments": {"command": "sleeper", "args": ["3000"]}, "_meta": {"progressToken": "tok-1"}}),
+    );
+    assert_eq!(r["result"]["structuredContent"]["stdout"], "woke\n");
+    let progress: Vec<f64> = s
+        .notifications
+        .iter()
+        .filter(|n| n["method"] == "notifications/progress")
+        .map(|n| {
+            assert_eq!(n["params"]["progressToken"], "tok-1");
+            n["params"]["progress"].as_f64().unwrap()
+        })
+        .collect();
+    assert!(
+        progress.len() >= 2,
+        "only {} progress notifications",
+        progress.len()
+    );
+    assert!(
+        progress.windows(2).all(|w| w[1] > w[0]),
+        "not increasing: {progress:?}"
+    );
+    let before = progress.len();
+    // No progress for a call without a token, and none after completion.
+    s.run("echo", &["x"]);
+    let after = s
+        .notifications
+        .iter()
+        .filter(|n| n["method"] == "notifications/progress")
+        .count();
+    assert_eq!(before, after);
+}
