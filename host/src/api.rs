@@ -87,6 +87,9 @@ pub struct PartialOutput {
     pub duration_ms: u64,
     /// Which runner ran it.
     pub runner: RunnerKind,
+    /// Native commands: how many processes were killed with it (its whole tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes_killed: Option<u32>,
 }
 
 impl PartialOutput {
@@ -99,6 +102,7 @@ impl PartialOutput {
             stderr_truncated: outcome.stderr.truncated,
             duration_ms: duration_ms(outcome),
             runner: outcome.runner,
+            processes_killed: outcome.processes_killed,
         }
     }
 }

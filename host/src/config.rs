@@ -6,6 +6,9 @@
 //! it is read once, before the MCP channel opens.
 
 use crate::limits::{self, Limits};
+use crate::native::policy::{
+    NativeCommand, NativeFile, SandboxFile, SandboxPolicy, build_native, default_native_files,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -38,6 +41,10 @@ pub struct PolicyFile {
     pub limits: Option<LimitsFile>,
     /// WASI guest settings.
     pub wasi: Option<WasiFile>,
+    /// How native commands are confined.
+    pub sandbox: Option<SandboxFile>,
+    /// Native commands, by name; absent means the default (`git` where it exists).
+    pub native: Option<BTreeMap<String, NativeFile>>,
 }
 
 /// The `[limits]` table as written.
@@ -66,6 +73,14 @@ pub struct LimitsFile {
     pub max_args: Option<usize>,
     /// Largest total size of all arguments.
     pub max_arg_bytes: Option<usize>,
+    /// Native: CPU seconds per process.
+    pub cpu_seconds: Option<u64>,
+    /// Native: largest file a process may write.
+    pub file_size_bytes: Option<u64>,
+    /// Native: open files per process.
+    pub open_files: Option<u64>,
+    /// Native: processes at once per command.
+    pub processes: Option<u64>,
 }
 
 /// The `[wasi]` table as written.
@@ -142,6 +157,11 @@ pub struct Policy {
     pub request: RequestBounds,
     /// Environment of every WASI guest (default `LANG=C.UTF-8`, `TZ=UTC`).
     pub wasi_env: BTreeMap<String, String>,
+    /// How native commands are confined.
+    pub sandbox: SandboxPolicy,
+    /// Native commands (default: `git` with a hardened environment where `/usr/bin/git` exists;
+    /// an empty `[native]` table turns it off).
+    pub native: BTreeMap<String, NativeCommand>,
 }
 
 /// A policy that cannot be used, with the key at fault.
@@ -173,7 +193,8 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+/// A [`ConfigError::Invalid`] for `key`.
+pub(crate) fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),
         message: message.into(),
@@ -225,6 +246,36 @@ fn xdg_dir(var: &str, home_relative: &str) -> Option<PathBuf> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(|h| PathBuf::from(h).join(home_relative))
+}
+
+fn in_range(key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
+    if v < lo || v > hi {
+        Err(invalid(key, format!("{v} is outside {lo}..={hi}")))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks one set of limits for sense; `prefix` (`limits.` or `native.NAME.limits.`) starts
+/// the key named in the error.
+pub(crate) fn check_limits(
+    prefix: &str,
+    l: &Limits,
+    max_timeout_ms: u64,
+) -> Result<(), ConfigError> {
+    const GIB: u64 = 1024 * 1024 * 1024;
+    let key = |k: &str| format!("{prefix}{k}");
+    in_range(&key("timeout_ms"), l.timeout_ms, 1, max_timeout_ms)?;
+    in_range(&key("fuel"), l.fuel, 1_000, u64::MAX)?;
+    in_range(&key("memory_bytes"), l.memory_bytes, 1024 * 1024, 64 * GIB)?;
+    in_range(&key("table_elements"), l.table_elements, 1, 100_000_000)?;
+    in_range(&key("stdout_bytes"), l.stdout_bytes, 0, 256 * 1024 * 1024)?;
+    in_range(&key("stderr_bytes"), l.stderr_bytes, 0, 256 * 1024 * 1024)?;
+    in_range(&key("cpu_seconds"), l.cpu_seconds, 1, 24 * 3600)?;
+    in_range(&key("file_size_bytes"), l.file_size_bytes, 0, 1024 * GIB)?;
+    in_range(&key("open_files"), l.open_files, 16, 1 << 20)?;
+    in_range(&key("processes"), l.processes, 1, 100_000)?;
+    Ok(())
 }
 
 impl Policy {
@@ -283,6 +334,10 @@ impl Policy {
             table_elements: lf.table_elements.unwrap_or(defaults.table_elements),
             stdout_bytes: lf.stdout_bytes.unwrap_or(defaults.stdout_bytes),
             stderr_bytes: lf.stderr_bytes.unwrap_or(defaults.stderr_bytes),
+            cpu_seconds: lf.cpu_seconds.unwrap_or(defaults.cpu_seconds),
+            file_size_bytes: lf.file_size_bytes.unwrap_or(defaults.file_size_bytes),
+            open_files: lf.open_files.unwrap_or(defaults.open_files),
+            processes: lf.processes.unwrap_or(defaults.processes),
         };
         let max_timeout_ms = lf
             .max_timeout_ms
@@ -293,6 +348,14 @@ impl Policy {
             max_arg_bytes: lf.max_arg_bytes.unwrap_or(bounds.max_arg_bytes),
             max_stdin_bytes: lf.max_stdin_bytes.unwrap_or(bounds.max_stdin_bytes),
         };
+        in_range("limits.max_timeout_ms", max_timeout_ms, 1, 24 * 3600 * 1000)?;
+        check_limits("limits.", &limits, max_timeout_ms)?;
+        let sandbox = SandboxPolicy::build(file.sandbox)?;
+        let native = build_native(
+            file.native.unwrap_or_else(default_native_files),
+            &limits,
+            max_timeout_ms,
+        )?;
         let policy = Policy {
             workspace,
             audit_dir,
@@ -311,6 +374,8 @@ impl Policy {
                     ("TZ".into(), "UTC".into()),
                 ])
             }),
+            sandbox,
+            native,
         };
         policy.validate()?;
         Ok(policy)
@@ -318,31 +383,13 @@ impl Policy {
 
     /// Checks every value for sense; the error names the key.
     fn validate(&self) -> Result<(), ConfigError> {
-        let l = &self.limits;
-        let in_range = |key: &str, v: u64, lo: u64, hi: u64| {
-            if v < lo || v > hi {
-                Err(invalid(key, format!("{v} is outside {lo}..={hi}")))
-            } else {
-                Ok(())
-            }
-        };
         in_range(
             "limits.max_timeout_ms",
             self.max_timeout_ms,
             1,
             24 * 3600 * 1000,
         )?;
-        in_range("limits.timeout_ms", l.timeout_ms, 1, self.max_timeout_ms)?;
-        in_range("limits.fuel", l.fuel, 1_000, u64::MAX)?;
-        in_range(
-            "limits.memory_bytes",
-            l.memory_bytes,
-            1024 * 1024,
-            64 * 1024 * 1024 * 1024,
-        )?;
-        in_range("limits.table_elements", l.table_elements, 1, 100_000_000)?;
-        in_range("limits.stdout_bytes", l.stdout_bytes, 0, 256 * 1024 * 1024)?;
-        in_range("limits.stderr_bytes", l.stderr_bytes, 0, 256 * 1024 * 1024)?;
+        check_limits("limits.", &self.limits, self.max_timeout_ms)?;
         in_range("limits.max_concurrent", self.max_concurrent as u64, 1, 1024)?;
         in_range("limits.max_args", self.request.max_args as u64, 1, 1 << 20)?;
         in_range(
@@ -405,6 +452,10 @@ impl Policy {
                 table_elements: Some(l.table_elements),
                 stdout_bytes: Some(l.stdout_bytes),
                 stderr_bytes: Some(l.stderr_bytes),
+                cpu_seconds: Some(l.cpu_seconds),
+                file_size_bytes: Some(l.file_size_bytes),
+                open_files: Some(l.open_files),
+                processes: Some(l.processes),
                 max_concurrent: Some(self.max_concurrent),
                 max_stdin_bytes: Some(self.request.max_stdin_bytes),
                 max_args: Some(self.request.max_args),
@@ -413,6 +464,13 @@ impl Policy {
             wasi: Some(WasiFile {
                 env: Some(self.wasi_env.clone()),
             }),
+            sandbox: Some(self.sandbox.to_file()),
+            native: Some(
+                self.native
+                    .iter()
+                    .map(|(name, c)| (name.clone(), c.to_file()))
+                    .collect(),
+            ),
         }
     }
 
@@ -512,6 +570,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.max_timeout_ms, 700000);
+    }
+
+    #[test]
+    fn an_empty_native_table_turns_the_default_git_off() {
+        let p = Policy::build(parse_policy("[native]").unwrap(), &flags()).unwrap();
+        assert!(p.native.is_empty());
+        let p = Policy::build(
+            parse_policy("[native.sh]\npath = \"/bin/sh\"\naccess = \"read\"").unwrap(),
+            &flags(),
+        )
+        .unwrap();
+        assert_eq!(p.native.keys().collect::<Vec<_>>(), ["sh"]);
+        let e = Policy::build(
+            parse_policy("[native.sh]\npath = \"/nope/sh\"").unwrap(),
+            &flags(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("native.sh.path"), "{e}");
+    }
+
+    #[test]
+    fn rendered_policy_with_native_commands_parses_back() {
+        let a = Policy::build(
+            parse_policy(
+                "[sandbox]\nuser = 1000\n[native.sh]\npath = \"/bin/sh\"\nenv = { A = \"b\" }\n\
+                 [native.sh.limits]\nprocesses = 9\n",
+            )
+            .unwrap(),
+            &flags(),
+        )
+        .unwrap();
+        let text = a.to_toml();
+        let b = Policy::build(parse_policy(&text).unwrap(), &Overrides::default()).unwrap();
+        assert_eq!(a.hash(), b.hash(), "{text}");
+        assert_eq!(b.native["sh"].limits.processes, 9);
+        assert_eq!(b.sandbox.user, 1000);
     }
 
     #[test]

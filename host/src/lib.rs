@@ -3,7 +3,7 @@
 //!
 //! A call arrives as JSON-RPC on stdin ([`mcp`]), is validated against the policy ([`config`],
 //! [`policy`]) by the [`service`], resolved inside the [`workspace`] capability, run by the WASI
-//! runner ([`wasi`]) under [`limits`], recorded in the [`audit`] log, and answered with an
+//! runner ([`wasi`]) or the native runner ([`native`]) under [`limits`], recorded in the [`audit`] log, and answered with an
 //! [`outcome`] or a structured [`error`].
 //!
 //! # Layout
@@ -15,6 +15,7 @@
 //! - [`limits`]: what a command may consume, shared by both runners.
 //! - [`outcome`]: bounded output capture and how a command ended, shared by both runners.
 //! - [`wasi`]: engine, module cache, epoch ticker and one guest run.
+//! - [`native`]: real binaries from the policy, each in a kernel-confined process tree.
 //! - [`audit`]: the JSON-lines audit log.
 //! - [`api`]: tool inputs and results as clients see them (schemas derive from these types).
 //! - [`service`]: the call pipeline, independent of MCP.
@@ -29,6 +30,7 @@ pub mod config;
 pub mod error;
 pub mod limits;
 pub mod mcp;
+pub mod native;
 pub mod outcome;
 pub mod policy;
 pub mod service;

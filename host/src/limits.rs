@@ -23,9 +23,20 @@ pub const DEFAULT_TABLE_ELEMENTS: u64 = 100_000;
 pub const DEFAULT_STDOUT_BYTES: u64 = 1024 * 1024;
 /// Default bytes of stderr kept per command: 256 KiB.
 pub const DEFAULT_STDERR_BYTES: u64 = 256 * 1024;
+/// Default CPU seconds of each native process (`RLIMIT_CPU`): 60. A backstop for processes that
+/// burn several cores at once; the wall-clock timeout normally fires first.
+pub const DEFAULT_CPU_SECONDS: u64 = 60;
+/// Default largest file a native command may write (`RLIMIT_FSIZE`): 1 GiB.
+pub const DEFAULT_FILE_SIZE_BYTES: u64 = 1024 * 1024 * 1024;
+/// Default open files per native process (`RLIMIT_NOFILE`): 1024.
+pub const DEFAULT_OPEN_FILES: u64 = 1024;
+/// Default processes (and threads) a native command may have at once, itself included: 64.
+pub const DEFAULT_PROCESSES: u64 = 64;
 
 /// What one command may consume. Shared by the WASI and native runners so both enforce and
-/// report the same things.
+/// report the same things. `fuel` and `table_elements` apply to WASI guests only; `cpu_seconds`,
+/// `file_size_bytes`, `open_files` and `processes` to native commands only; `memory_bytes` is a
+/// guest's linear memory for WASI and the address space (`RLIMIT_AS`) of each native process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Limits {
@@ -41,6 +52,14 @@ pub struct Limits {
     pub stdout_bytes: u64,
     /// Bytes of stderr kept; the rest is counted and dropped (`stderrTruncated`).
     pub stderr_bytes: u64,
+    /// Native only: CPU seconds per process (`RLIMIT_CPU`); exhausted → CPU_LIMIT.
+    pub cpu_seconds: u64,
+    /// Native only: largest file a process may write (`RLIMIT_FSIZE`); writes past it fail.
+    pub file_size_bytes: u64,
+    /// Native only: open files per process (`RLIMIT_NOFILE`).
+    pub open_files: u64,
+    /// Native only: processes and threads the command may have at once, itself included.
+    pub processes: u64,
 }
 
 impl Default for Limits {
@@ -52,6 +71,10 @@ impl Default for Limits {
             table_elements: DEFAULT_TABLE_ELEMENTS,
             stdout_bytes: DEFAULT_STDOUT_BYTES,
             stderr_bytes: DEFAULT_STDERR_BYTES,
+            cpu_seconds: DEFAULT_CPU_SECONDS,
+            file_size_bytes: DEFAULT_FILE_SIZE_BYTES,
+            open_files: DEFAULT_OPEN_FILES,
+            processes: DEFAULT_PROCESSES,
         }
     }
 }

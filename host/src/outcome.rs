@@ -142,6 +142,10 @@ pub struct Outcome {
     pub duration: Duration,
     /// Which runner ran it.
     pub runner: RunnerKind,
+    /// How many processes runbox killed when it stopped the command (timeout, cancellation,
+    /// shutdown): the whole tree, counted just before the kill. `None` when runbox killed nothing
+    /// (the command exited by itself, or it is a WASI guest).
+    pub processes_killed: Option<u32>,
 }
 
 impl Outcome {

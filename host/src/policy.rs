@@ -30,6 +30,8 @@ pub enum Program {
     Builtin,
     /// An operator-supplied WASI module file.
     Module(PathBuf),
+    /// A real binary run by the native runner.
+    Native(std::sync::Arc<crate::native::policy::NativeCommand>),
 }
 
 /// One allowlisted command.
@@ -69,6 +71,19 @@ struct BuiltinManifest {
 pub fn parse_builtin_manifest(text: &str) -> Result<Vec<BuiltinEntry>, String> {
     let m: BuiltinManifest = toml::from_str(text).map_err(|e| e.to_string())?;
     Ok(m.command)
+}
+
+impl CommandSpec {
+    /// The spec of a native command from the policy.
+    pub fn native(command: &crate::native::policy::NativeCommand) -> Self {
+        Self {
+            name: command.name.clone(),
+            description: command.description.clone(),
+            runner: RunnerKind::Native,
+            access: command.access,
+            program: Program::Native(std::sync::Arc::new(command.clone())),
+        }
+    }
 }
 
 /// The allowlist in force.

@@ -8,6 +8,7 @@ use crate::api::{CommandInfo, CommandList, ErrorEnvelope, PartialOutput, RunArgs
 use crate::audit::{AuditLog, AuditRecord, record::clip};
 use crate::config::Policy;
 use crate::error::{ErrorCode, RunError};
+use crate::native::{NativeRun, NativeRunner};
 use crate::outcome::{Outcome, Termination};
 use crate::policy::{Access, Catalog, CommandSpec, Program};
 use crate::tools_dir;
@@ -81,6 +82,7 @@ pub struct Service {
     catalog: Catalog,
     workspace: Workspace,
     wasi: WasiRuntime,
+    native: Option<NativeRunner>,
     audit: AuditLog,
     slots: Arc<Semaphore>,
     guest_env: Vec<(String, String)>,
@@ -105,6 +107,13 @@ impl Service {
             .map_err(|e| StartError::Config(format!("built-in command manifest: {e}")))?;
         let mut catalog = Catalog::from_builtins(&builtins, policy.commands.as_deref())
             .map_err(StartError::Config)?;
+        for (name, command) in &policy.native {
+            catalog.add(CommandSpec::native(command)).map_err(|_| {
+                StartError::Config(format!(
+                    "native.{name}: {name:?} is also an enabled built-in WASI command; a name can only be one of the two (rename the native entry, or leave {name:?} out of `commands`)"
+                ))
+            })?;
+        }
         if let Some(dir) = &policy.tools_dir {
             if workspace.contains_host_path(dir) {
                 return Err(StartError::Config(format!(
@@ -118,6 +127,13 @@ impl Service {
                 }
             }
         }
+        let native = if policy.native.is_empty() {
+            None
+        } else {
+            let runner = NativeRunner::new(&policy, &workspace).map_err(StartError::Config)?;
+            log_protections(&runner, policy.sandbox.require_confinement);
+            Some(runner)
+        };
         let audit = AuditLog::open(&policy.audit_dir)?;
         let cache = ModuleCache::new(policy.cache_dir.as_deref());
         let wasi = WasiRuntime::new(cache, builtin_wasm).map_err(StartError::Runtime)?;
@@ -132,6 +148,7 @@ impl Service {
             catalog,
             workspace,
             wasi,
+            native,
             audit,
             guest_env,
         })
@@ -166,7 +183,10 @@ impl Service {
                     description: c.description.clone(),
                     runner: c.runner,
                     access: c.access,
-                    limits: self.policy.limits,
+                    limits: match &c.program {
+                        Program::Native(n) => n.limits,
+                        _ => self.policy.limits,
+                    },
                 })
                 .collect(),
             max_timeout_ms: self.policy.max_timeout_ms,
@@ -272,10 +292,18 @@ impl Service {
         let cwd = self
             .workspace
             .resolve_dir(args.cwd.as_deref().unwrap_or(""))?;
-        let limits = self
-            .policy
-            .limits
-            .with_timeout(args.timeout_ms, self.policy.max_timeout_ms)?;
+        let base = match &spec.program {
+            Program::Native(n) => {
+                let writable = spec.access == Access::Write && self.policy.workspace_writable;
+                self.native
+                    .as_ref()
+                    .ok_or_else(|| RunError::internal("no native runner"))?
+                    .ready(writable)?;
+                n.limits
+            }
+            _ => self.policy.limits,
+        };
+        let limits = base.with_timeout(args.timeout_ms, self.policy.max_timeout_ms)?;
         let mut argv = Vec::with_capacity(args.args.len() + 1);
         argv.push(spec.name.clone());
         argv.extend(args.args.iter().cloned());
@@ -289,13 +317,27 @@ impl Service {
     }
 
     async fn execute(&self, c: &Checked<'_>, ctx: &CallContext) -> Outcome {
+        let writable = c.spec.access == Access::Write && self.policy.workspace_writable;
+        if let (Program::Native(command), Some(native)) = (&c.spec.program, &self.native) {
+            let run = NativeRun {
+                command,
+                argv: &c.argv,
+                stdin: c.stdin.clone(),
+                workspace: &self.workspace,
+                cwd: &c.cwd,
+                writable,
+                limits: c.limits,
+                live_output: Arc::clone(&ctx.live_output),
+            };
+            return native.run(run, &ctx.cancel).await;
+        }
         let run = GuestRun {
             argv: &c.argv,
             env: &self.guest_env,
             stdin: c.stdin.clone(),
             workspace: &self.workspace,
             cwd: &c.cwd,
-            writable: c.spec.access == Access::Write && self.policy.workspace_writable,
+            writable,
             limits: c.limits,
             live_output: Arc::clone(&ctx.live_output),
         };
@@ -333,6 +375,26 @@ impl Service {
         record.message = Some(clip(&e.message));
         if let Err(ae) = self.audit.append(&record) {
             tracing::error!("audit record lost: {ae}");
+        }
+    }
+}
+
+/// Says at start what confines native commands, and what is missing.
+fn log_protections(runner: &NativeRunner, required: bool) {
+    let p = runner.protections();
+    tracing::info!(
+        landlock_abi = p.landlock_abi.unwrap_or(0),
+        landlock = p.landlock.as_str(),
+        seccomp = p.seccomp.is_ok(),
+        namespaces = p.namespaces.is_ok(),
+        identity = ?p.identity,
+        "native runner ready"
+    );
+    for missing in p.missing() {
+        if required {
+            tracing::warn!("native commands will be refused: {missing}");
+        } else {
+            tracing::warn!("native commands run less confined: {missing}");
         }
     }
 }

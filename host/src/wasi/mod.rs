@@ -105,6 +105,11 @@ impl WasiRuntime {
         let key = match program {
             Program::Builtin => ProgramKey::Builtin,
             Program::Module(p) => ProgramKey::Module(p.clone()),
+            Program::Native(_) => {
+                return Err(RunError::internal(
+                    "a native command reached the WASI runner",
+                ));
+            }
         };
         let cell = {
             let mut map = self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
@@ -162,6 +167,7 @@ impl WasiRuntime {
             stderr: stderr.finish(),
             duration: started.elapsed(),
             runner: RunnerKind::Wasi,
+            processes_killed: None,
         }
     }
 

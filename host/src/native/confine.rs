@@ -1,0 +1,367 @@
+//! Kernel confinement of native commands: the Landlock ruleset and the seccomp filters.
+//!
+//! The rule builders here are pure (which paths get which rights, which syscalls are refused) and
+//! tested on their own; the effects are thin: [`SystemPaths::open`] opens the policy's paths once
+//! at start, [`landlock_ruleset`] creates one call's ruleset in the parent, and the child only
+//! calls `landlock_restrict_self` on it and installs the prepared filters ([`spawn`]).
+//!
+//! What the rules grant (everything else is denied, since every filesystem right is handled):
+//! - read + execute beneath the policy's `exec_paths` and on each native binary;
+//! - read beneath the policy's `read_paths` (a narrow `/etc` list);
+//! - read + write on a few device files (`/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`,
+//!   `/dev/urandom`);
+//! - read + write, never execute, beneath the workspace (read only for read-only commands);
+//! - read + write beneath the call's scratch directory (its `HOME` and `TMPDIR`).
+//!
+//! TCP bind and connect are handled with no rule, so both are denied; signals and abstract unix
+//! sockets are scoped to the sandbox. Landlock (ABI 7 here) does not cover UDP, raw sockets or
+//! connecting to path-named unix sockets, so seccomp refuses `socket()` outright.
+//!
+//! [`spawn`]: super::spawn
+
+use crate::native::policy::SandboxPolicy;
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreated, RulesetCreatedAttr, RulesetError, Scope,
+};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule,
+};
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// The Landlock ABI whose rights runbox asks for: ABI 6 (Linux 6.12) handles every filesystem
+/// right including device ioctls, TCP, and both scopes. "Fully enforced" means all of it holds.
+pub const TARGET_ABI: ABI = ABI::V6;
+
+/// Device files every native command may read and write.
+pub const DEVICE_FILES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+];
+
+/// What a path rule grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// Read and execute (system directories, the native binaries).
+    ReadExec,
+    /// Read only (the `/etc` list).
+    Read,
+    /// Read and write files, never execute (devices, the workspace, the scratch directory).
+    ReadWrite,
+}
+
+/// The Landlock rights of a grant on a directory (`is_dir`) or a single file. A file only takes
+/// file rights; asking for directory rights on a file would make the ruleset "partial".
+pub fn access_for(grant: Grant, is_dir: bool) -> BitFlags<AccessFs> {
+    let all = AccessFs::from_all(TARGET_ABI);
+    let rights = match grant {
+        Grant::ReadExec => AccessFs::from_read(TARGET_ABI),
+        Grant::Read => AccessFs::from_read(TARGET_ABI) & !AccessFs::Execute,
+        Grant::ReadWrite => {
+            all & !(AccessFs::Execute
+                | AccessFs::MakeChar
+                | AccessFs::MakeBlock
+                | AccessFs::MakeSock
+                | AccessFs::IoctlDev)
+        }
+    };
+    if is_dir {
+        rights
+    } else {
+        rights & AccessFs::from_file(TARGET_ABI)
+    }
+}
+
+/// The workspace's rights: read + write without execute, or read only.
+pub fn workspace_access(writable: bool) -> BitFlags<AccessFs> {
+    if writable {
+        access_for(Grant::ReadWrite, true)
+    } else {
+        access_for(Grant::Read, true)
+    }
+}
+
+/// The static path rules of a policy: its exec and read paths, each native binary, the devices.
+/// Pure: nothing is opened here.
+pub fn static_rules(sandbox: &SandboxPolicy, binaries: &[PathBuf]) -> Vec<(PathBuf, Grant)> {
+    let mut rules = Vec::new();
+    rules.extend(
+        sandbox
+            .exec_paths
+            .iter()
+            .map(|p| (p.clone(), Grant::ReadExec)),
+    );
+    rules.extend(binaries.iter().map(|p| (p.clone(), Grant::ReadExec)));
+    rules.extend(sandbox.read_paths.iter().map(|p| (p.clone(), Grant::Read)));
+    rules.extend(
+        DEVICE_FILES
+            .iter()
+            .map(|p| (PathBuf::from(p), Grant::ReadWrite)),
+    );
+    rules
+}
+
+/// The static rules opened once at start (`O_PATH` handles), so a call adds them without
+/// resolving any path again.
+#[derive(Debug)]
+pub struct SystemPaths {
+    opened: Vec<(PathBuf, PathFd, BitFlags<AccessFs>)>,
+    skipped: Vec<PathBuf>,
+}
+
+impl SystemPaths {
+    /// Opens every rule's path; paths that do not exist (`/lib64` on some systems) are skipped
+    /// and listed by [`SystemPaths::skipped`].
+    pub fn open(rules: &[(PathBuf, Grant)]) -> Self {
+        let mut opened = Vec::new();
+        let mut skipped = Vec::new();
+        for (path, grant) in rules {
+            let (Ok(meta), Ok(fd)) = (std::fs::metadata(path), PathFd::new(path)) else {
+                skipped.push(path.clone());
+                continue;
+            };
+            opened.push((path.clone(), fd, access_for(*grant, meta.is_dir())));
+        }
+        Self { opened, skipped }
+    }
+
+    /// The paths in force with their rights, for `runbox doctor`.
+    pub fn granted(&self) -> impl Iterator<Item = (&Path, BitFlags<AccessFs>)> {
+        self.opened.iter().map(|(p, _, a)| (p.as_path(), *a))
+    }
+
+    /// The policy paths that did not exist at start.
+    pub fn skipped(&self) -> &[PathBuf] {
+        &self.skipped
+    }
+}
+
+/// Creates one call's Landlock ruleset (in the parent; the child only enforces it). `None` when
+/// the kernel has no Landlock at all.
+pub fn landlock_ruleset(
+    system: &SystemPaths,
+    workspace: impl AsFd,
+    writable: bool,
+    scratch: impl AsFd,
+) -> Result<Option<OwnedFd>, RulesetError> {
+    ruleset(system, workspace, writable, scratch).map(Into::into)
+}
+
+/// The ruleset itself, also used by the start-up probe to learn how much of it the kernel
+/// enforces.
+pub fn ruleset(
+    system: &SystemPaths,
+    workspace: impl AsFd,
+    writable: bool,
+    scratch: impl AsFd,
+) -> Result<RulesetCreated, RulesetError> {
+    let mut ruleset = Ruleset::default()
+        .handle_access(AccessFs::from_all(TARGET_ABI))?
+        .handle_access(AccessNet::from_all(TARGET_ABI))?
+        .scope(Scope::from_all(TARGET_ABI))?
+        .create()?;
+    for (_, fd, access) in &system.opened {
+        ruleset = ruleset.add_rule(PathBeneath::new(fd, *access))?;
+    }
+    ruleset = ruleset
+        .add_rule(PathBeneath::new(workspace, workspace_access(writable)))?
+        .add_rule(PathBeneath::new(
+            scratch,
+            access_for(Grant::ReadWrite, true),
+        ))?;
+    Ok(ruleset)
+}
+
+/// Syscalls refused with `EPERM`: every `socket()` (no network of any family, no path-named unix
+/// sockets), `socketpair()` other than unix stream/seqpacket, new namespaces (`unshare`, `setns`,
+/// `clone` with a `CLONE_NEW*` flag), kernel keyrings, `perf_event_open`, `bpf`, `userfaultfd`.
+fn denied_rules() -> BTreeMap<i64, Vec<SeccompRule>> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for nr in [
+        libc::SYS_socket,
+        libc::SYS_unshare,
+        libc::SYS_setns,
+        libc::SYS_keyctl,
+        libc::SYS_add_key,
+        libc::SYS_request_key,
+        libc::SYS_perf_event_open,
+        libc::SYS_bpf,
+        libc::SYS_userfaultfd,
+    ] {
+        rules.insert(nr, Vec::new());
+    }
+    let cond = |arg: u8, op: SeccompCmpOp, value: u64| {
+        SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
+    };
+    let mut pair = Vec::new();
+    if let Ok(c) = cond(0, SeccompCmpOp::Ne, libc::AF_UNIX as u64)
+        && let Ok(r) = SeccompRule::new(vec![c])
+    {
+        pair.push(r);
+    }
+    // The socket type's low nibble; flags (SOCK_CLOEXEC, SOCK_NONBLOCK) sit above it.
+    for ty in 0..16u64 {
+        if ty == libc::SOCK_STREAM as u64 || ty == libc::SOCK_SEQPACKET as u64 {
+            continue;
+        }
+        if let Ok(c) = cond(1, SeccompCmpOp::MaskedEq(0xf), ty)
+            && let Ok(r) = SeccompRule::new(vec![c])
+        {
+            pair.push(r);
+        }
+    }
+    rules.insert(libc::SYS_socketpair, pair);
+    let namespaces = [
+        libc::CLONE_NEWNS,
+        libc::CLONE_NEWCGROUP,
+        libc::CLONE_NEWUTS,
+        libc::CLONE_NEWIPC,
+        libc::CLONE_NEWUSER,
+        libc::CLONE_NEWPID,
+        libc::CLONE_NEWNET,
+    ];
+    let clone = namespaces
+        .iter()
+        .filter_map(|&flag| {
+            let bit = flag as u64;
+            SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(bit), bit)
+                .ok()
+                .and_then(|c| SeccompRule::new(vec![c]).ok())
+        })
+        .collect();
+    rules.insert(libc::SYS_clone, clone);
+    rules
+}
+
+/// Syscalls refused with `ENOSYS`, so callers fall back: io_uring (its socket and file
+/// operations would bypass the filter above) and `clone3` (its flags are in memory the filter
+/// cannot read; glibc falls back to `clone`).
+fn missing_rules() -> BTreeMap<i64, Vec<SeccompRule>> {
+    [
+        libc::SYS_io_uring_setup,
+        libc::SYS_io_uring_enter,
+        libc::SYS_io_uring_register,
+        libc::SYS_clone3,
+    ]
+    .into_iter()
+    .map(|nr| (nr, Vec::new()))
+    .collect()
+}
+
+/// On x86_64 the same syscalls through the x32 ABI have the x32 bit set; refuse those too.
+fn with_x32(rules: BTreeMap<i64, Vec<SeccompRule>>) -> BTreeMap<i64, Vec<SeccompRule>> {
+    if !cfg!(target_arch = "x86_64") {
+        return rules;
+    }
+    const X32_SYSCALL_BIT: i64 = 0x4000_0000;
+    let mut out = rules.clone();
+    for (nr, r) in rules {
+        out.insert(nr | X32_SYSCALL_BIT, r);
+    }
+    out
+}
+
+/// Why the seccomp filters could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the seccomp filter: {0}")]
+pub struct FilterError(String);
+
+/// The two seccomp programs every native command gets (EPERM list, then ENOSYS list). Built once
+/// at start; a syscall not listed is allowed.
+pub fn seccomp_programs() -> Result<Vec<BpfProgram>, FilterError> {
+    let arch = std::env::consts::ARCH
+        .try_into()
+        .map_err(|e| FilterError(format!("{e:?}")))?;
+    [
+        (denied_rules(), libc::EPERM),
+        (missing_rules(), libc::ENOSYS),
+    ]
+    .into_iter()
+    .map(|(rules, errno)| {
+        let filter = SeccompFilter::new(
+            with_x32(rules),
+            SeccompAction::Allow,
+            SeccompAction::Errno(errno as u32),
+            arch,
+        )
+        .map_err(|e| FilterError(e.to_string()))?;
+        BpfProgram::try_from(filter).map_err(|e| FilterError(e.to_string()))
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_only_get_file_rights() {
+        let f = access_for(Grant::ReadExec, false);
+        assert!(f.contains(AccessFs::Execute | AccessFs::ReadFile));
+        assert!(!f.contains(AccessFs::ReadDir));
+        assert_eq!(f & !AccessFs::from_file(TARGET_ABI), BitFlags::EMPTY);
+    }
+
+    #[test]
+    fn the_workspace_is_never_executable() {
+        for writable in [true, false] {
+            assert!(!workspace_access(writable).contains(AccessFs::Execute));
+        }
+        let rw = workspace_access(true);
+        assert!(rw.contains(AccessFs::WriteFile | AccessFs::MakeReg | AccessFs::RemoveFile));
+        assert!(rw.contains(AccessFs::Refer | AccessFs::Truncate));
+        assert!(!rw.contains(AccessFs::MakeChar | AccessFs::MakeBlock));
+        let ro = workspace_access(false);
+        assert!(ro.contains(AccessFs::ReadFile | AccessFs::ReadDir));
+        assert!(!ro.contains(AccessFs::WriteFile));
+        assert!(!ro.contains(AccessFs::MakeReg));
+    }
+
+    #[test]
+    fn read_paths_are_not_executable_and_etc_is_not_whole() {
+        let sandbox = SandboxPolicy::build(None).unwrap();
+        let rules = static_rules(&sandbox, &[PathBuf::from("/opt/tool")]);
+        assert!(rules.contains(&(PathBuf::from("/usr"), Grant::ReadExec)));
+        assert!(rules.contains(&(PathBuf::from("/opt/tool"), Grant::ReadExec)));
+        assert!(rules.contains(&(PathBuf::from("/etc/passwd"), Grant::Read)));
+        assert!(rules.contains(&(PathBuf::from("/dev/null"), Grant::ReadWrite)));
+        assert!(!rules.iter().any(|(p, _)| p == Path::new("/etc")));
+        assert!(!access_for(Grant::Read, true).contains(AccessFs::Execute));
+    }
+
+    #[test]
+    fn missing_paths_are_skipped() {
+        let sys = SystemPaths::open(&[
+            (PathBuf::from("/no/such/dir"), Grant::ReadExec),
+            (PathBuf::from("/dev/null"), Grant::ReadWrite),
+        ]);
+        assert_eq!(sys.skipped(), [PathBuf::from("/no/such/dir")]);
+        assert_eq!(sys.granted().count(), 1);
+    }
+
+    #[test]
+    fn seccomp_lists_cover_sockets_namespaces_and_io_uring() {
+        let denied = denied_rules();
+        assert!(
+            denied[&libc::SYS_socket].is_empty(),
+            "socket() is refused outright"
+        );
+        assert_eq!(denied[&libc::SYS_socketpair].len(), 15);
+        assert_eq!(denied[&libc::SYS_clone].len(), 7);
+        let missing = missing_rules();
+        assert!(missing.contains_key(&libc::SYS_io_uring_setup));
+        assert!(missing.contains_key(&libc::SYS_clone3));
+        if cfg!(target_arch = "x86_64") {
+            assert!(with_x32(denied).contains_key(&(libc::SYS_socket | 0x4000_0000)));
+        }
+        let programs = seccomp_programs().unwrap();
+        assert_eq!(programs.len(), 2);
+        assert!(programs.iter().all(|p| !p.is_empty()));
+    }
+}

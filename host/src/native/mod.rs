@@ -1,0 +1,545 @@
+//! The native runner: real binaries from the policy's `[native.NAME]` tables, run as a hostile
+//! process would have to be run.
+//!
+//! An allowlisted binary such as git runs arbitrary code through its own arguments
+//! (`-c core.fsmonitor=CMD`), so argv checks cannot be the boundary; the kernel is. Each call:
+//! a fresh scratch `HOME`/`TMPDIR` ([`scratch`]), a Landlock ruleset and seccomp filters
+//! ([`confine`]), then a child in its own user + PID namespace that drops to the sandbox uid,
+//! sets rlimits and execs the binary with the policy's environment only ([`spawn`]). stdout and
+//! stderr stream into the same bounded [`Capture`]s as WASI. On timeout, cancellation or server
+//! exit the whole tree dies ([`reap`]) and the outcome says how many processes were killed.
+//!
+//! [`probe`] finds out at start which protections this machine gives; with
+//! `sandbox.require_confinement = true` (the default) a call is refused with
+//! SANDBOX_UNAVAILABLE unless all of them hold. [`policy`] holds the validated policy types.
+
+pub mod confine;
+pub mod policy;
+pub mod probe;
+pub mod reap;
+pub mod scratch;
+pub mod spawn;
+
+use crate::config::Policy;
+use crate::error::{ErrorCode, RunError};
+use crate::limits::Limits;
+use crate::outcome::{Capture, Outcome, RunnerKind, Termination};
+use crate::workspace::{Workspace, WorkspaceDir};
+use confine::SystemPaths;
+use nix::sys::resource::Resource;
+use policy::NativeCommand;
+use probe::{Enforcement, Protections};
+use reap::{Exit, Sandboxed};
+use spawn::{ChildPlan, Identity, SpawnError, Step};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// `PATH` of every native command.
+pub const NATIVE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// How long output may still be drained after the command's tree is gone.
+const DRAIN_GRACE: Duration = Duration::from_millis(200);
+
+/// One native invocation, everything already validated.
+#[derive(Debug)]
+pub struct NativeRun<'a> {
+    /// The command.
+    pub command: &'a NativeCommand,
+    /// `argv`, with the command name as `argv[0]`.
+    pub argv: &'a [String],
+    /// Bytes on stdin.
+    pub stdin: bytes::Bytes,
+    /// The workspace.
+    pub workspace: &'a Workspace,
+    /// The working directory.
+    pub cwd: &'a WorkspaceDir,
+    /// Whether the command may write to the workspace.
+    pub writable: bool,
+    /// Limits in force.
+    pub limits: Limits,
+    /// Counts output bytes as they arrive, for progress reports.
+    pub live_output: Arc<AtomicU64>,
+}
+
+/// What the runner holds between calls: the opened system paths, the filters, the scratch root
+/// and the probe results.
+#[derive(Debug)]
+pub struct NativeRunner {
+    require: bool,
+    identity: Identity,
+    system: SystemPaths,
+    seccomp: Vec<seccompiler::BpfProgram>,
+    scratch: scratch::ScratchRoot,
+    protections: Protections,
+    workspace_read: Result<(), String>,
+    workspace_write: Result<(), String>,
+}
+
+impl NativeRunner {
+    /// Opens the policy's paths, builds the filters, probes the kernel and makes the scratch
+    /// root.
+    pub fn new(policy: &Policy, workspace: &Workspace) -> Result<Self, String> {
+        let euid = nix::unistd::geteuid();
+        let identity = if euid.is_root() {
+            Identity::Drop {
+                uid: policy.sandbox.user,
+                gid: policy.sandbox.group,
+            }
+        } else {
+            Identity::Keep {
+                uid: euid.as_raw(),
+                gid: nix::unistd::getegid().as_raw(),
+            }
+        };
+        let binaries: Vec<_> = policy.native.values().map(|c| c.path.clone()).collect();
+        let system = SystemPaths::open(&confine::static_rules(&policy.sandbox, &binaries));
+        let seccomp = confine::seccomp_programs();
+        let protections = Protections::probe(
+            identity,
+            &system,
+            seccomp.as_deref().map_err(ToString::to_string),
+        );
+        let scratch = scratch::ScratchRoot::create()
+            .map_err(|e| format!("cannot make the native scratch directory: {e}"))?;
+        if workspace.contains_host_path(scratch.path()) {
+            return Err(format!(
+                "the temp directory {} is inside the workspace; set TMPDIR elsewhere",
+                scratch.path().display()
+            ));
+        }
+        let root = workspace.host_path();
+        Ok(Self {
+            require: policy.sandbox.require_confinement,
+            identity,
+            system,
+            seccomp: seccomp.unwrap_or_default(),
+            scratch,
+            workspace_read: probe::workspace_access(root, identity, false),
+            workspace_write: probe::workspace_access(root, identity, true),
+            protections,
+        })
+    }
+
+    /// What this machine gives native commands.
+    pub fn protections(&self) -> &Protections {
+        &self.protections
+    }
+
+    /// The policy paths that did not exist at start.
+    pub fn skipped_paths(&self) -> &[std::path::PathBuf] {
+        self.system.skipped()
+    }
+
+    /// Whether a call may run; checked before the call is recorded as allowed.
+    ///
+    /// # Errors
+    /// SANDBOX_UNAVAILABLE when confinement is required and incomplete, or when the sandbox
+    /// uid cannot use the workspace.
+    pub fn ready(&self, writable: bool) -> Result<(), RunError> {
+        if self.require && !self.protections.complete() {
+            let missing = self.protections.missing().join("; ");
+            return Err(RunError::new(
+                ErrorCode::SandboxUnavailable,
+                format!("native commands need full kernel confinement, which is missing here: {missing}"),
+            )
+            .with_hint("the operator can run `runbox doctor`; sandbox.require_confinement = false runs with what is available"));
+        }
+        let access = if writable {
+            &self.workspace_write
+        } else {
+            &self.workspace_read
+        };
+        if let Err(why) = access {
+            let hint = match self.identity {
+                Identity::Drop { uid, gid } => format!(
+                    "the operator must give uid {uid} access (e.g. chown -R {uid}:{gid} on the workspace and make its parents searchable) or set sandbox.user/sandbox.group to the workspace owner"
+                ),
+                Identity::Keep { .. } => "fix the workspace permissions".to_owned(),
+            };
+            return Err(RunError::new(ErrorCode::SandboxUnavailable, why.clone()).with_hint(hint));
+        }
+        Ok(())
+    }
+
+    /// Runs one command to its exit, timeout or cancellation; the whole tree is dead when this
+    /// returns.
+    pub async fn run(&self, run: NativeRun<'_>, cancel: &CancellationToken) -> Outcome {
+        let stdout =
+            Capture::new(run.limits.stdout_bytes).counting_into(Arc::clone(&run.live_output));
+        let stderr =
+            Capture::new(run.limits.stderr_bytes).counting_into(Arc::clone(&run.live_output));
+        let started = std::time::Instant::now();
+        let (termination, processes_killed) = match self.start(&run, &stdout, &stderr, cancel).await
+        {
+            Ok(ended) => ended,
+            Err(e) => (Termination::Stopped(e), None),
+        };
+        Outcome {
+            termination,
+            stdout: stdout.finish(),
+            stderr: stderr.finish(),
+            duration: started.elapsed(),
+            runner: RunnerKind::Native,
+            processes_killed,
+        }
+    }
+
+    async fn start(
+        &self,
+        run: &NativeRun<'_>,
+        stdout: &Capture,
+        stderr: &Capture,
+        cancel: &CancellationToken,
+    ) -> Result<(Termination, Option<u32>), RunError> {
+        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+            RunError::new(ErrorCode::SandboxUnavailable, format!("{what}: {e}"))
+        };
+        let owner = match self.identity {
+            Identity::Drop { uid, gid } => Some((uid, gid)),
+            Identity::Keep { .. } => None,
+        };
+        let scratch = self
+            .scratch
+            .call(owner)
+            .map_err(|e| unavailable("cannot make the call's scratch directory", &e))?;
+        let ruleset = if self.protections.landlock == Enforcement::None {
+            None
+        } else {
+            confine::landlock_ruleset(
+                &self.system,
+                run.workspace.root(),
+                run.writable,
+                &scratch.dir,
+            )
+            .map_err(|e| unavailable("cannot build the Landlock ruleset", &e))?
+        };
+        let namespaces = self.protections.namespaces.is_ok();
+        let (out_r, out_w) = pipe().map_err(|e| unavailable("pipe", &e))?;
+        let (err_r, err_w) = pipe().map_err(|e| unavailable("pipe", &e))?;
+        let plan = ChildPlan {
+            path: cstring(run.command.path.as_os_str().as_encoded_bytes())?,
+            argv: run
+                .argv
+                .iter()
+                .map(|a| cstring(a.as_bytes()))
+                .collect::<Result<_, _>>()?,
+            envp: environment(run.command, &scratch)?,
+            stdio: [
+                above_stdio(stdin_fd(&run.stdin).map_err(|e| unavailable("stdin", &e))?)?,
+                above_stdio(out_w)?,
+                above_stdio(err_w)?,
+            ],
+            cwd: run.cwd.dir.as_fd(),
+            ruleset,
+            seccomp: &self.seccomp,
+            identity: self.identity,
+            namespaces,
+            rlimits: rlimits(&run.limits),
+        };
+        let spawned = spawn::spawn(&plan).map_err(|e| spawn_error(run.command, &e))?;
+        drop(plan);
+        let mut child = Sandboxed::new(spawned.pid, spawned.pidfd, namespaces)
+            .map_err(|e| RunError::internal(format!("cannot watch the child: {e}")))?;
+        let readers = [pump(out_r, stdout.clone()), pump(err_r, stderr.clone())];
+        let deadline = Instant::now() + run.limits.timeout();
+
+        let report = tokio::select! {
+            r = read_report(spawned.errors) => r,
+            _ = tokio::time::sleep_until(deadline) => Ok(()),
+            _ = cancel.cancelled() => Ok(()),
+        };
+        drop(spawned.alive);
+        if let Err(e) = report {
+            let _ = child.wait().await;
+            readers.iter().for_each(tokio::task::JoinHandle::abort);
+            return Err(spawn_error(run.command, &e));
+        }
+
+        let end = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => End::Cancelled,
+            _ = tokio::time::sleep_until(deadline) => End::TimedOut,
+            r = child.wait() => End::Exited(r),
+        };
+        let (termination, killed) = match end {
+            End::Exited(Ok(exit)) => (classify(exit, &run.limits), None),
+            End::Exited(Err(e)) => (
+                Termination::Stopped(RunError::internal(format!(
+                    "cannot wait for the command: {e}"
+                ))),
+                None,
+            ),
+            End::TimedOut | End::Cancelled => {
+                let n = child.kill_tree();
+                let _ = child.wait().await;
+                (stopped(&end, &run.limits), Some(n))
+            }
+        };
+        // The tree is gone, so the pipes are at EOF unless something outside it holds them;
+        // never wait long for that.
+        let grace = deadline
+            .saturating_duration_since(Instant::now())
+            .min(DRAIN_GRACE)
+            .max(Duration::from_millis(20));
+        for reader in readers {
+            let abort = reader.abort_handle();
+            if tokio::time::timeout(grace, reader).await.is_err() {
+                abort.abort();
+            }
+        }
+        drop(scratch);
+        Ok((termination, killed))
+    }
+}
+
+enum End {
+    Exited(std::io::Result<Exit>),
+    TimedOut,
+    Cancelled,
+}
+
+/// A stop by runbox (timeout or cancellation) as the client sees it.
+fn stopped(end: &End, limits: &Limits) -> Termination {
+    Termination::Stopped(match end {
+        End::Cancelled => RunError::new(ErrorCode::Cancelled, "the call was cancelled"),
+        _ => RunError::new(
+            ErrorCode::Timeout,
+            format!(
+                "the command ran past its {} ms limit and was stopped with everything it started",
+                limits.timeout_ms
+            ),
+        )
+        .with_hint("pass a larger timeout_ms (up to the policy maximum) or narrow the work"),
+    })
+}
+
+/// An exit by itself (any code) or by a signal. A CPU-limit kill is CPU_LIMIT; any other signal
+/// is reported as exit code 128 + signal, as shells do.
+fn classify(exit: Exit, limits: &Limits) -> Termination {
+    if let Some(code) = exit.code() {
+        return Termination::Exited(code);
+    }
+    match exit.signal() {
+        Some(sig)
+            if sig == libc::SIGXCPU
+                || (sig == libc::SIGKILL && exit.cpu_seconds >= limits.cpu_seconds as f64) =>
+        {
+            Termination::Stopped(
+                RunError::new(
+                    ErrorCode::CpuLimit,
+                    format!(
+                        "the command used up its CPU budget of {} seconds",
+                        limits.cpu_seconds
+                    ),
+                )
+                .with_hint("narrow the work, or ask the operator to raise cpu_seconds"),
+            )
+        }
+        Some(sig) => Termination::Exited(128 + sig),
+        None => Termination::Exited(exit.status),
+    }
+}
+
+/// A failure to start, by whose fault: the binary (COMMAND_FAILED) or the sandbox.
+fn spawn_error(command: &NativeCommand, e: &SpawnError) -> RunError {
+    match e {
+        SpawnError::Child {
+            step: Step::Exec,
+            errno,
+        } => RunError::new(
+            ErrorCode::CommandFailed,
+            format!("cannot execute {}: {errno}", command.path.display()),
+        )
+        .with_hint(
+            "the binary, its interpreter or its libraries may lie outside sandbox.exec_paths",
+        ),
+        SpawnError::Child {
+            step: Step::Cwd,
+            errno,
+        } => RunError::new(
+            ErrorCode::SandboxUnavailable,
+            format!("the sandbox user cannot enter the working directory: {errno}"),
+        )
+        .with_hint("the workspace must be readable and searchable by sandbox.user"),
+        other => RunError::new(
+            ErrorCode::SandboxUnavailable,
+            format!("the command could not be confined, so it was not run: {other}"),
+        ),
+    }
+}
+
+/// The command's whole environment: runbox's fixed variables, then the policy's.
+fn environment(
+    command: &NativeCommand,
+    scratch: &scratch::CallScratch,
+) -> Result<Vec<CString>, RunError> {
+    let mut env = std::collections::BTreeMap::new();
+    env.insert("PATH".to_owned(), NATIVE_PATH.to_owned());
+    env.insert("HOME".to_owned(), scratch.home.display().to_string());
+    env.insert("TMPDIR".to_owned(), scratch.tmp.display().to_string());
+    env.insert("LANG".to_owned(), "C.UTF-8".to_owned());
+    for (k, v) in &command.env {
+        env.insert(k.clone(), v.clone());
+    }
+    env.iter()
+        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
+        .collect()
+}
+
+/// The rlimits of every process of the command, capped at runbox's own hard limits (which an
+/// unprivileged process cannot raise).
+fn rlimits(l: &Limits) -> Vec<(Resource, u64, u64)> {
+    let cap =
+        |r: Resource, v: u64| nix::sys::resource::getrlimit(r).map_or(v, |(_, hard)| v.min(hard));
+    vec![
+        // SIGXCPU at the soft limit, SIGKILL a second later if it is caught.
+        (
+            Resource::RLIMIT_CPU,
+            cap(Resource::RLIMIT_CPU, l.cpu_seconds),
+            cap(Resource::RLIMIT_CPU, l.cpu_seconds.saturating_add(1)),
+        ),
+        (
+            Resource::RLIMIT_AS,
+            cap(Resource::RLIMIT_AS, l.memory_bytes),
+            cap(Resource::RLIMIT_AS, l.memory_bytes),
+        ),
+        (
+            Resource::RLIMIT_FSIZE,
+            cap(Resource::RLIMIT_FSIZE, l.file_size_bytes),
+            cap(Resource::RLIMIT_FSIZE, l.file_size_bytes),
+        ),
+        (
+            Resource::RLIMIT_NOFILE,
+            cap(Resource::RLIMIT_NOFILE, l.open_files),
+            cap(Resource::RLIMIT_NOFILE, l.open_files),
+        ),
+        (
+            Resource::RLIMIT_NPROC,
+            cap(Resource::RLIMIT_NPROC, l.processes),
+            cap(Resource::RLIMIT_NPROC, l.processes),
+        ),
+        (Resource::RLIMIT_CORE, 0, 0),
+    ]
+}
+
+fn cstring(bytes: &[u8]) -> Result<CString, RunError> {
+    CString::new(bytes)
+        .map_err(|_| RunError::invalid("an argument or variable contains a NUL byte"))
+}
+
+fn pipe() -> nix::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+}
+
+/// The request's stdin as a descriptor: `/dev/null` when empty, else a memfd holding the bytes
+/// (so no writer task can block on a command that does not read).
+fn stdin_fd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    use std::io::{Seek, Write};
+    if bytes.is_empty() {
+        return Ok(std::fs::File::open("/dev/null")?.into());
+    }
+    let fd = nix::sys::memfd::memfd_create(c"runbox-stdin", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map_err(std::io::Error::from)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)?;
+    file.rewind()?;
+    Ok(file.into())
+}
+
+/// Moves a descriptor above 2 so the child's `dup2` onto 0–2 cannot clobber another source.
+fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, RunError> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    let raw = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        .map_err(|e| RunError::internal(format!("fcntl: {e}")))?;
+    // SAFETY: fcntl returned a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) })
+}
+
+/// Streams one pipe into a capture until EOF.
+fn pump(fd: OwnedFd, capture: Capture) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
+            return;
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = rx.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            capture.push(&buf[..n]);
+        }
+    })
+}
+
+/// Waits for the child's exec report: EOF when `execve` succeeded.
+async fn read_report(fd: OwnedFd) -> Result<(), SpawnError> {
+    let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
+        return Ok(());
+    };
+    let mut buf = Vec::with_capacity(8);
+    let mut chunk = [0u8; 8];
+    while buf.len() < 8 {
+        match rx.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    spawn::decode_report(&buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exit(status: i32, cpu: f64) -> Exit {
+        Exit {
+            status,
+            cpu_seconds: cpu,
+        }
+    }
+
+    #[test]
+    fn exits_and_signals_are_classified_by_type() {
+        let l = Limits {
+            cpu_seconds: 2,
+            ..Limits::default()
+        };
+        assert_eq!(classify(exit(3 << 8, 0.0), &l), Termination::Exited(3));
+        assert_eq!(
+            classify(exit(libc::SIGSEGV, 0.0), &l),
+            Termination::Exited(139)
+        );
+        let cpu =
+            |t: Termination| matches!(t, Termination::Stopped(e) if e.code == ErrorCode::CpuLimit);
+        assert!(cpu(classify(exit(libc::SIGXCPU, 2.0), &l)));
+        assert!(cpu(classify(exit(libc::SIGKILL, 3.0), &l)));
+        assert_eq!(
+            classify(exit(libc::SIGKILL, 0.1), &l),
+            Termination::Exited(137)
+        );
+    }
+
+    #[test]
+    fn rlimits_cover_every_resource_and_core_is_off() {
+        let r = rlimits(&Limits::default());
+        let names: Vec<_> = r.iter().map(|(res, _, _)| *res).collect();
+        for want in [
+            Resource::RLIMIT_CPU,
+            Resource::RLIMIT_AS,
+            Resource::RLIMIT_FSIZE,
+            Resource::RLIMIT_NOFILE,
+            Resource::RLIMIT_NPROC,
+            Resource::RLIMIT_CORE,
+        ] {
+            assert!(names.contains(&want), "{want:?}");
+        }
+        assert!(r.contains(&(Resource::RLIMIT_CORE, 0, 0)));
+    }
+}

@@ -1,0 +1,216 @@
+//! Waiting for a native command and killing its whole tree.
+//!
+//! With namespaces the command is PID 1 of its own PID namespace: killing it makes the kernel
+//! kill every other process in the namespace, however it detached (`setsid`, double fork), and
+//! its exit is only reported once they are all gone. Before the kill the tree is walked through
+//! `/proc/PID/task/TID/children` to count what is killed. Without namespaces (only when the policy
+//! allows running unconfined) the session's process group and every descendant found by the
+//! walk are killed; a process that was re-parented away escapes that, which `runbox doctor`
+//! reports.
+//!
+//! [`Sandboxed`] owns the child until it is reaped: dropping it early (a cancelled task) still
+//! kills and reaps the tree, so no call leaves a process or a zombie behind.
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use std::collections::BTreeSet;
+use std::os::fd::{AsRawFd, OwnedFd};
+use tokio::io::unix::AsyncFd;
+
+/// Most processes a walk visits; a tree larger than this is killed all the same (the namespace
+/// goes with its PID 1) but counted only this far.
+const MAX_WALK: usize = 100_000;
+
+/// How a reaped command ended, from `wait4`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exit {
+    /// The raw wait status.
+    pub status: i32,
+    /// User + system CPU seconds of the process (and the children it waited for).
+    pub cpu_seconds: f64,
+}
+
+impl Exit {
+    /// The exit code, when it exited by itself.
+    pub fn code(&self) -> Option<i32> {
+        libc::WIFEXITED(self.status).then(|| libc::WEXITSTATUS(self.status))
+    }
+
+    /// The signal that killed it, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        libc::WIFSIGNALED(self.status).then(|| libc::WTERMSIG(self.status))
+    }
+}
+
+/// A running native command, killed and reaped on drop if nobody reaped it.
+#[derive(Debug)]
+pub struct Sandboxed {
+    pid: Pid,
+    pidfd: AsyncFd<OwnedFd>,
+    namespaced: bool,
+    reaped: bool,
+}
+
+impl Sandboxed {
+    /// Takes ownership of a cloned child.
+    pub fn new(pid: Pid, pidfd: OwnedFd, namespaced: bool) -> std::io::Result<Self> {
+        Ok(Self {
+            pid,
+            // SAFETY: the AsyncFd owns the pidfd and never closes or replaces it while
+            // registered.
+            pidfd: unsafe { AsyncFd::register(pidfd)? },
+            namespaced,
+            reaped: false,
+        })
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Waits until it exits and reaps it. With namespaces, everything else in its namespace is
+    /// dead by then too.
+    pub async fn wait(&mut self) -> std::io::Result<Exit> {
+        loop {
+            // Clear the readiness before looking, so an exit right after the look still wakes.
+            self.pidfd.readable().await?.clear_ready();
+            if let Some(exit) = self.try_reap()? {
+                return Ok(exit);
+            }
+        }
+    }
+
+    /// Reaps it if it has exited.
+    fn try_reap(&mut self) -> std::io::Result<Option<Exit>> {
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our own unreaped child (nix has no wait with rusage).
+        let rc = unsafe { libc::wait4(self.pid.as_raw(), &mut status, libc::WNOHANG, &mut usage) };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if rc == 0 {
+            return Ok(None);
+        }
+        self.reaped = true;
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Ok(Some(Exit {
+            status,
+            cpu_seconds: secs(usage.ru_utime) + secs(usage.ru_stime),
+        }))
+    }
+
+    /// Kills the whole tree and returns how many live processes it held. The caller still
+    /// [`wait`](Self::wait)s to reap.
+    pub fn kill_tree(&self) -> u32 {
+        let tree = descendants(self.pid);
+        let mut count = u32::from(is_alive(self.pid));
+        count += tree.iter().filter(|p| is_alive(**p)).count() as u32;
+        if !self.namespaced {
+            let _ = nix::sys::signal::killpg(self.pid, Signal::SIGKILL);
+            for p in &tree {
+                let _ = nix::sys::signal::kill(*p, Signal::SIGKILL);
+            }
+        }
+        self.signal_root(Signal::SIGKILL);
+        count
+    }
+
+    fn signal_root(&self, sig: Signal) {
+        // SAFETY: pidfd_send_signal on our own pidfd (nix has no wrapper); a pidfd cannot name a
+        // recycled pid.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.get_ref().as_raw_fd(),
+                sig as libc::c_int,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
+}
+
+impl Drop for Sandboxed {
+    fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
+        self.kill_tree();
+        // The tree is dead or dying; this returns as soon as the kernel has torn it down.
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+    }
+}
+
+/// Every descendant of `root` (not `root` itself), by walking `/proc/PID/task/TID/children`.
+pub fn descendants(root: Pid) -> Vec<Pid> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    let mut queue = vec![root];
+    while let Some(p) = queue.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let path = task.path().join("children");
+            let Ok(text) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            for child in parse_pids(&text) {
+                if out.len() >= MAX_WALK {
+                    return out;
+                }
+                if seen.insert(child) {
+                    out.push(child);
+                    queue.push(child);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The pids of a `children` file: space-separated decimals.
+fn parse_pids(text: &str) -> impl Iterator<Item = Pid> + '_ {
+    text.split_ascii_whitespace()
+        .filter_map(|s| s.parse::<i32>().ok())
+        .filter(|p| *p > 0)
+        .map(Pid::from_raw)
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn is_alive(pid: Pid) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    state_of(&stat).is_some_and(|s| s != 'Z' && s != 'X')
+}
+
+/// The state letter of a `/proc/PID/stat` line (after the last `)`, since the command name may
+/// hold spaces and parentheses).
+fn state_of(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_children_and_states() {
+        let pids: Vec<i32> = parse_pids("12 34 \n0 x 56").map(Pid::as_raw).collect();
+        assert_eq!(pids, [12, 34, 56]);
+        assert_eq!(state_of("7 (a) b) (c) S 1 2"), Some('S'));
+        assert_eq!(state_of("7 (zz) Z 1"), Some('Z'));
+        assert_eq!(state_of("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_has_no_stray_children() {
+        assert!(is_alive(nix::unistd::getpid()));
+        assert!(!is_alive(Pid::from_raw(i32::MAX)));
+    }
+}

@@ -1,0 +1,489 @@
+//! Starting one native command: everything is prepared in the parent, then `clone` and a fixed
+//! sequence of system calls in the child, then `execve`.
+//!
+//! The server is a multi-threaded tokio process, so the child may only make async-signal-safe
+//! calls: no allocation, no locks, no glibc wrappers that keep process-wide state (the set*id
+//! wrappers broadcast to threads that do not exist in the child, so credentials change through
+//! raw system calls). Every string, pointer array, descriptor, ruleset and filter is built
+//! before `clone` ([`ChildPlan`]).
+//!
+//! The child's steps, in order ([`Step`]); any failure is written to the error pipe as
+//! `(step, errno)` and the child exits 127 before running anything:
+//! 1. wait for the parent's go-ahead (it writes the uid/gid maps of the new user namespace first);
+//! 2. `setsid` (a new session: no controlling terminal, its own process group);
+//! 3. as root: `setgroups([])`, `setresgid`, `setresuid` to the policy's unprivileged ids;
+//! 4. `PR_SET_PDEATHSIG(SIGKILL)` (after the id change, which clears it), then check the parent
+//!    is still there;
+//! 5. stdin, stdout, stderr from the prepared descriptors;
+//! 6. `fchdir` into the resolved workspace directory;
+//! 7. rlimits: CPU, address space, file size, open files, processes, core = 0;
+//! 8. `PR_SET_NO_NEW_PRIVS`;
+//! 9. `landlock_restrict_self` with the call's ruleset;
+//! 10. the seccomp filters;
+//! 11. every descriptor above 2 marked close-on-exec (`close_range`);
+//! 12. signal dispositions reset (SIGXFSZ ignored, so an over-large write fails with EFBIG),
+//!     signal mask cleared;
+//! 13. `execve` of the binary resolved at start, with the policy's environment only.
+//!
+//! With namespaces the child is created in a new user and PID namespace: it is PID 1 there, so
+//! when it dies the kernel kills every process it left behind, `setsid` and double-fork
+//! included, and `RLIMIT_NPROC` counts only this call's processes.
+
+use nix::sched::CloneFlags;
+use nix::sys::resource::Resource;
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
+use nix::unistd::Pid;
+use std::ffi::{CString, c_char};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Stack of the cloned child before `execve` (mapped lazily, so cheap).
+const CHILD_STACK_BYTES: usize = 256 * 1024;
+
+/// The child's setup steps, reported when one fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Step {
+    /// Waiting for the parent's go-ahead.
+    Sync = 1,
+    /// `setsid`.
+    Session,
+    /// Dropping groups, gid and uid.
+    Credentials,
+    /// `PR_SET_PDEATHSIG`.
+    ParentDeath,
+    /// Redirecting stdin/stdout/stderr.
+    Stdio,
+    /// Entering the working directory.
+    Cwd,
+    /// Setting rlimits.
+    Rlimits,
+    /// `PR_SET_NO_NEW_PRIVS`.
+    NoNewPrivs,
+    /// Enforcing the Landlock ruleset.
+    Landlock,
+    /// Installing the seccomp filters.
+    Seccomp,
+    /// Closing inherited descriptors.
+    CloseFds,
+    /// Resetting signals.
+    Signals,
+    /// `execve`.
+    Exec,
+}
+
+impl Step {
+    fn from_u32(v: u32) -> Option<Self> {
+        use Step::*;
+        [
+            Sync,
+            Session,
+            Credentials,
+            ParentDeath,
+            Stdio,
+            Cwd,
+            Rlimits,
+            NoNewPrivs,
+            Landlock,
+            Seccomp,
+            CloseFds,
+            Signals,
+            Exec,
+        ]
+        .into_iter()
+        .find(|s| *s as u32 == v)
+    }
+}
+
+/// Who the child becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// runbox runs as root: drop to these ids (mapped to themselves in the user namespace).
+    Drop {
+        /// uid.
+        uid: u32,
+        /// gid.
+        gid: u32,
+    },
+    /// runbox is unprivileged: keep its own ids.
+    Keep {
+        /// runbox's euid.
+        uid: u32,
+        /// runbox's egid.
+        gid: u32,
+    },
+}
+
+/// Everything the child needs, prepared before `clone`.
+pub struct ChildPlan<'a> {
+    /// The binary (absolute, resolved at start).
+    pub path: CString,
+    /// `argv`, NUL-terminated strings.
+    pub argv: Vec<CString>,
+    /// `envp` as `KEY=VALUE`.
+    pub envp: Vec<CString>,
+    /// The child's stdin, stdout and stderr (all above fd 2).
+    pub stdio: [OwnedFd; 3],
+    /// The working directory.
+    pub cwd: BorrowedFd<'a>,
+    /// The Landlock ruleset to enforce (`None` when the kernel has none and the policy allows
+    /// running unconfined).
+    pub ruleset: Option<OwnedFd>,
+    /// seccomp programs to install (empty when unavailable and allowed).
+    pub seccomp: &'a [seccompiler::BpfProgram],
+    /// The ids to drop to, and whether to use a user + PID namespace.
+    pub identity: Identity,
+    /// Whether to create a user and PID namespace.
+    pub namespaces: bool,
+    /// `(resource, soft, hard)`.
+    pub rlimits: Vec<(Resource, u64, u64)>,
+}
+
+/// A child that has been cloned but may not have reached `execve` yet.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Its pid (in runbox's PID namespace).
+    pub pid: Pid,
+    /// Its pidfd, readable once it has exited.
+    pub pidfd: OwnedFd,
+    /// Read end of the error pipe: EOF once `execve` succeeded, `(step, errno)` if not.
+    pub errors: OwnedFd,
+    /// Held until the exec report is in, so the child can tell whether runbox is still alive.
+    pub alive: OwnedFd,
+}
+
+/// Why a command could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The parent could not prepare or clone.
+    #[error("{what}: {errno}")]
+    Parent {
+        /// What failed.
+        what: &'static str,
+        /// The OS error.
+        errno: nix::errno::Errno,
+    },
+    /// A step in the child failed.
+    #[error("{step:?} failed in the child: {errno}")]
+    Child {
+        /// The step.
+        step: Step,
+        /// The OS error.
+        errno: nix::errno::Errno,
+    },
+}
+
+fn parent_err(what: &'static str) -> impl FnOnce(nix::errno::Errno) -> SpawnError {
+    move |errno| SpawnError::Parent { what, errno }
+}
+
+/// A null-terminated pointer array over `strings` (which must outlive it).
+fn pointers(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// Clones the child and starts it on its setup steps. Returns once the child is waiting on or
+/// past step 1; [`exec_report`] tells whether it reached `execve`.
+pub fn spawn(plan: &ChildPlan<'_>) -> Result<Spawned, SpawnError> {
+    use nix::fcntl::OFlag;
+    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(parent_err("pipe"))?;
+    let (sync_r, sync_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(parent_err("pipe"))?;
+    let argv = pointers(&plan.argv);
+    let envp = pointers(&plan.envp);
+    let mut stack = vec![0u8; CHILD_STACK_BYTES];
+    let flags = if plan.namespaces {
+        CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID
+    } else {
+        CloneFlags::empty()
+    };
+    let raw = ChildFds {
+        err: err_w.as_raw_fd(),
+        sync_r: sync_r.as_raw_fd(),
+        sync_w: sync_w.as_raw_fd(),
+    };
+
+    // Block every signal around clone so no handler of the server runs in the child; the child
+    // resets dispositions and unblocks just before execve.
+    let mut old = SigSet::empty();
+    nix::sys::signal::pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )
+    .map_err(parent_err("block signals"))?;
+    let child_main = Box::new(|| -> isize {
+        // SAFETY: runs in the cloned child, which execs or exits and never returns here.
+        unsafe { child(plan, &argv, &envp, raw) }
+    });
+    // SAFETY: the child runs `child` on its own copy of memory (no CLONE_VM), making only
+    // async-signal-safe calls, and ends in execve or _exit. `stack` outlives the clone call.
+    let cloned = unsafe { nix::sched::clone(child_main, &mut stack, flags, Some(libc::SIGCHLD)) };
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    let pid = cloned.map_err(parent_err("clone"))?;
+    drop((err_w, sync_r));
+
+    let pidfd = match pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(errno) => {
+            abandon(pid);
+            return Err(SpawnError::Parent {
+                what: "pidfd_open",
+                errno,
+            });
+        }
+    };
+    if plan.namespaces
+        && let Err(errno) = write_id_maps(pid, plan.identity)
+    {
+        abandon(pid);
+        return Err(SpawnError::Parent {
+            what: "writing the user namespace's id maps",
+            errno,
+        });
+    }
+    if let Err(errno) = nix::unistd::write(&sync_w, &[1]) {
+        abandon(pid);
+        return Err(SpawnError::Parent {
+            what: "starting the child",
+            errno,
+        });
+    }
+    Ok(Spawned {
+        pid,
+        pidfd,
+        errors: err_r,
+        alive: sync_w,
+    })
+}
+
+/// Kills and reaps a child that never got going.
+fn abandon(pid: Pid) {
+    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
+}
+
+/// Maps the child's ids to themselves in its new user namespace. As root any ids may be mapped
+/// and `setgroups` stays allowed (the child drops its groups itself); unprivileged, only runbox's
+/// own ids, after denying `setgroups`.
+pub(crate) fn write_id_maps(pid: Pid, identity: Identity) -> Result<(), nix::errno::Errno> {
+    let errno =
+        |e: std::io::Error| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let proc = format!("/proc/{pid}");
+    let (uid, gid) = match identity {
+        Identity::Drop { uid, gid } => (uid, gid),
+        Identity::Keep { uid, gid } => {
+            std::fs::write(format!("{proc}/setgroups"), "deny").map_err(errno)?;
+            (uid, gid)
+        }
+    };
+    std::fs::write(format!("{proc}/uid_map"), format!("{uid} {uid} 1\n")).map_err(errno)?;
+    std::fs::write(format!("{proc}/gid_map"), format!("{gid} {gid} 1\n")).map_err(errno)?;
+    Ok(())
+}
+
+fn pidfd_open(pid: Pid) -> Result<OwnedFd, nix::errno::Errno> {
+    // SAFETY: plain system call; nix has no wrapper for pidfd_open.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Reads the error pipe (blocking; the caller makes it non-blocking or runs it where blocking is
+/// fine): `Ok` once the child has exec'd, the failed step otherwise.
+pub fn decode_report(bytes: &[u8]) -> Result<(), SpawnError> {
+    let Some(report) = bytes.get(..8) else {
+        return Ok(());
+    };
+    let step = u32::from_le_bytes([report[0], report[1], report[2], report[3]]);
+    let errno = i32::from_le_bytes([report[4], report[5], report[6], report[7]]);
+    Err(SpawnError::Child {
+        step: Step::from_u32(step).unwrap_or(Step::Exec),
+        errno: nix::errno::Errno::from_raw(errno),
+    })
+}
+
+#[derive(Clone, Copy)]
+struct ChildFds {
+    err: RawFd,
+    sync_r: RawFd,
+    sync_w: RawFd,
+}
+
+/// Writes `(step, errno)` to the error pipe and exits 127.
+fn fail(fds: ChildFds, step: Step, errno: nix::errno::Errno) -> ! {
+    let mut buf = [0u8; 8];
+    buf[..4].copy_from_slice(&(step as u32).to_le_bytes());
+    buf[4..].copy_from_slice(&(errno as i32).to_le_bytes());
+    // SAFETY: write(2) and _exit(2) are async-signal-safe; `buf` lives on this stack.
+    unsafe {
+        libc::write(fds.err, buf.as_ptr().cast(), buf.len());
+        libc::_exit(127)
+    }
+}
+
+fn check(fds: ChildFds, step: Step, rc: libc::c_long) {
+    if rc < 0 {
+        fail(fds, step, nix::errno::Errno::last());
+    }
+}
+
+/// The child's side, steps 1–13 of the module documentation.
+///
+/// # Safety
+/// Must only run in a freshly cloned child of a process that may have other threads: it makes
+/// only async-signal-safe calls and never returns.
+unsafe fn child(
+    plan: &ChildPlan<'_>,
+    argv: &[*const c_char],
+    envp: &[*const c_char],
+    fds: ChildFds,
+) -> isize {
+    use nix::errno::Errno;
+    // SAFETY (for every raw call below): plain system calls on descriptors and memory prepared
+    // by the parent, which stay valid in this copy of its address space.
+    unsafe {
+        // 1. Go-ahead. EOF means runbox died before it could map our ids: leave quietly.
+        libc::close(fds.sync_w);
+        let mut go = [0u8; 1];
+        loop {
+            let n = libc::read(fds.sync_r, go.as_mut_ptr().cast(), 1);
+            if n == 1 {
+                break;
+            }
+            if n < 0 && Errno::last() == Errno::EINTR {
+                continue;
+            }
+            libc::_exit(127);
+        }
+        // 2. New session.
+        check(fds, Step::Session, libc::setsid() as libc::c_long);
+        // 3. Credentials, through raw system calls (see the module documentation).
+        if let Identity::Drop { uid, gid } = plan.identity {
+            check(
+                fds,
+                Step::Credentials,
+                libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()),
+            );
+            check(
+                fds,
+                Step::Credentials,
+                libc::syscall(libc::SYS_setresgid, gid, gid, gid),
+            );
+            check(
+                fds,
+                Step::Credentials,
+                libc::syscall(libc::SYS_setresuid, uid, uid, uid),
+            );
+        }
+        // 4. Die with runbox. The flag is set after the id change (which clears it); if runbox
+        //    died before that, the go-ahead pipe has hung up.
+        if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
+            fail(fds, Step::ParentDeath, Errno::last());
+        }
+        let mut pfd = libc::pollfd {
+            fd: fds.sync_r,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        if libc::poll(&mut pfd, 1, 0) != 0 && pfd.revents & libc::POLLHUP != 0 {
+            libc::_exit(127);
+        }
+        // 5. Standard streams.
+        for (fd, target) in plan.stdio.iter().zip(0..) {
+            check(
+                fds,
+                Step::Stdio,
+                libc::dup2(fd.as_raw_fd(), target) as libc::c_long,
+            );
+        }
+        // 6. Working directory.
+        if nix::unistd::fchdir(plan.cwd.as_fd()).is_err() {
+            fail(fds, Step::Cwd, Errno::last());
+        }
+        // 7. Limits.
+        for &(resource, soft, hard) in &plan.rlimits {
+            if nix::sys::resource::setrlimit(resource, soft, hard).is_err() {
+                fail(fds, Step::Rlimits, Errno::last());
+            }
+        }
+        // 8. No privilege gain through execve (set-uid bits, file capabilities).
+        if nix::sys::prctl::set_no_new_privs().is_err() {
+            fail(fds, Step::NoNewPrivs, Errno::last());
+        }
+        // 9. Landlock.
+        if let Some(ruleset) = &plan.ruleset {
+            check(
+                fds,
+                Step::Landlock,
+                libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0),
+            );
+        }
+        // 10. seccomp.
+        for program in plan.seccomp {
+            if seccompiler::apply_filter(program).is_err() {
+                fail(fds, Step::Seccomp, Errno::last());
+            }
+        }
+        // 11. Nothing inherited survives execve except 0, 1, 2 (the error pipe closes on exec,
+        //     which tells the parent execve succeeded).
+        check(
+            fds,
+            Step::CloseFds,
+            libc::syscall(
+                libc::SYS_close_range,
+                3,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            ),
+        );
+        // 12. Signals: default dispositions (the server ignores SIGPIPE), SIGXFSZ ignored,
+        //     nothing blocked.
+        for sig in Signal::iterator() {
+            let handler = if sig == Signal::SIGXFSZ {
+                SigHandler::SigIgn
+            } else {
+                SigHandler::SigDfl
+            };
+            if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
+                let _ = nix::sys::signal::signal(sig, handler);
+            }
+        }
+        if nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+            .is_err()
+        {
+            fail(fds, Step::Signals, Errno::last());
+        }
+        // 13. Run it.
+        libc::execve(plan.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        fail(fds, Step::Exec, Errno::last())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_round_trip() {
+        assert!(decode_report(&[]).is_ok());
+        let mut buf = [0u8; 8];
+        buf[..4].copy_from_slice(&(Step::Landlock as u32).to_le_bytes());
+        buf[4..].copy_from_slice(&libc::EPERM.to_le_bytes());
+        match decode_report(&buf) {
+            Err(SpawnError::Child { step, errno }) => {
+                assert_eq!(step, Step::Landlock);
+                assert_eq!(errno, nix::errno::Errno::EPERM);
+            }
+            other => panic!("{other:?}"),
+        }
+        for v in 1..=13 {
+            assert_eq!(Step::from_u32(v).map(|s| s as u32), Some(v));
+        }
+    }
+}
