@@ -1,4 +1,4 @@
-//! The `runbox` command line: `serve`, `exec` and `check-config`.
+//! The `runbox` command line: `serve`, `exec`, `check-config` and `doctor`.
 //!
 //! Errors at start (bad policy, unusable workspace or audit directory, running as root without
 //! `--allow-root`) are printed on stderr as one clear message and exit with status 2.
@@ -36,6 +36,19 @@ enum Command {
     Exec(ExecArgs),
     /// Print the effective policy (defaults, file and flags merged) as TOML.
     CheckConfig(PolicyArgs),
+    /// Print which protections native commands get on this machine, and how to fix what is
+    /// missing. Exits 0 when every protection is in force, 1 otherwise.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Policy file (TOML) whose [sandbox] and [native] tables to check.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Also check that the sandbox user can use this workspace.
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
 }
 
 /// Flags that locate and override the policy.
@@ -93,6 +106,7 @@ pub fn main() -> ExitCode {
             }
             Err(e) => fail(&e),
         },
+        Command::Doctor(d) => doctor(&d),
         Command::Serve(p) => with_runtime(|| serve(p)),
         Command::Exec(a) => with_runtime(|| exec(a)),
     }
@@ -129,6 +143,35 @@ where
     let code = runtime.block_on(f());
     runtime.shutdown_timeout(Duration::from_millis(200));
     code
+}
+
+/// `runbox doctor`: the policy's sandbox settings, probed on this machine.
+fn doctor(d: &DoctorArgs) -> ExitCode {
+    let file = match &d.config {
+        Some(path) => match read_policy_file(path) {
+            Ok(f) => f,
+            Err(e) => return fail(&e.to_string()),
+        },
+        None => PolicyFile::default(),
+    };
+    let workspace = d.workspace.clone().or_else(|| file.workspace.clone());
+    // The workspace and audit directory only complete the policy here; nothing is opened.
+    let overrides = Overrides {
+        workspace: Some(workspace.clone().unwrap_or_else(std::env::temp_dir)),
+        audit_dir: Some(std::env::temp_dir()),
+        ..Overrides::default()
+    };
+    let policy = match Policy::build(file, &overrides) {
+        Ok(p) => p,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let (text, complete) = crate::native::doctor::report(&policy, workspace.as_deref());
+    print!("{text}");
+    if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// Reads the file (if any), merges the flags, validates.

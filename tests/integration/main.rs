@@ -9,5 +9,6 @@ mod cli;
 mod confinement;
 mod limits;
 mod mcp;
+mod native;
 mod protocol;
 mod python_sdk;

@@ -206,9 +206,14 @@ pub struct Server {
 
 impl Server {
     pub fn spawn(args: &[String]) -> Self {
-        let mut child = Command::new(runbox_bin())
-            .arg("serve")
-            .args(args)
+        let mut cmd = Command::new(runbox_bin());
+        cmd.arg("serve").args(args);
+        Self::spawn_command(cmd)
+    }
+
+    /// Starts a prepared `runbox serve` command (extra environment, inherited descriptors).
+    pub fn spawn_command(mut cmd: Command) -> Self {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

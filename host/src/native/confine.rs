@@ -254,12 +254,25 @@ fn missing_rules() -> BTreeMap<i64, Vec<SeccompRule>> {
     .collect()
 }
 
-/// On x86_64 the same syscalls through the x32 ABI have the x32 bit set; refuse those too.
-fn with_x32(rules: BTreeMap<i64, Vec<SeccompRule>>) -> BTreeMap<i64, Vec<SeccompRule>> {
+/// The x32 ABI's marker on x86_64 syscall numbers.
+const X32_SYSCALL_BIT: i64 = 0x4000_0000;
+
+/// Whether this kernel runs x32 syscalls (most distributions build it without). When it does,
+/// the same syscalls arrive with the x32 bit set and must be refused too.
+fn kernel_has_x32() -> bool {
     if !cfg!(target_arch = "x86_64") {
+        return false;
+    }
+    // SAFETY: getpid through the x32 entry: harmless, ENOSYS when x32 is compiled out.
+    let rc = unsafe { libc::syscall(X32_SYSCALL_BIT | libc::SYS_getpid) };
+    !(rc < 0 && nix::errno::Errno::last() == nix::errno::Errno::ENOSYS)
+}
+
+/// The rules plus their x32 twins, when the kernel has x32.
+fn with_x32(rules: BTreeMap<i64, Vec<SeccompRule>>, x32: bool) -> BTreeMap<i64, Vec<SeccompRule>> {
+    if !x32 {
         return rules;
     }
-    const X32_SYSCALL_BIT: i64 = 0x4000_0000;
     let mut out = rules.clone();
     for (nr, r) in rules {
         out.insert(nr | X32_SYSCALL_BIT, r);
@@ -278,6 +291,7 @@ pub fn seccomp_programs() -> Result<Vec<BpfProgram>, FilterError> {
     let arch = std::env::consts::ARCH
         .try_into()
         .map_err(|e| FilterError(format!("{e:?}")))?;
+    let x32 = kernel_has_x32();
     [
         (denied_rules(), libc::EPERM),
         (missing_rules(), libc::ENOSYS),
@@ -285,7 +299,7 @@ pub fn seccomp_programs() -> Result<Vec<BpfProgram>, FilterError> {
     .into_iter()
     .map(|(rules, errno)| {
         let filter = SeccompFilter::new(
-            with_x32(rules),
+            with_x32(rules, x32),
             SeccompAction::Allow,
             SeccompAction::Errno(errno as u32),
             arch,
@@ -357,9 +371,10 @@ mod tests {
         let missing = missing_rules();
         assert!(missing.contains_key(&libc::SYS_io_uring_setup));
         assert!(missing.contains_key(&libc::SYS_clone3));
-        if cfg!(target_arch = "x86_64") {
-            assert!(with_x32(denied).contains_key(&(libc::SYS_socket | 0x4000_0000)));
-        }
+        let twins = with_x32(denied.clone(), true);
+        assert!(twins.contains_key(&(libc::SYS_socket | X32_SYSCALL_BIT)));
+        assert_eq!(twins.len(), 2 * denied.len());
+        assert_eq!(with_x32(denied.clone(), false).len(), denied.len());
         let programs = seccomp_programs().unwrap();
         assert_eq!(programs.len(), 2);
         assert!(programs.iter().all(|p| !p.is_empty()));

@@ -14,6 +14,7 @@
 //! SANDBOX_UNAVAILABLE unless all of them hold. [`policy`] holds the validated policy types.
 
 pub mod confine;
+pub mod doctor;
 pub mod policy;
 pub mod probe;
 pub mod reap;
@@ -84,26 +85,8 @@ impl NativeRunner {
     /// Opens the policy's paths, builds the filters, probes the kernel and makes the scratch
     /// root.
     pub fn new(policy: &Policy, workspace: &Workspace) -> Result<Self, String> {
-        let euid = nix::unistd::geteuid();
-        let identity = if euid.is_root() {
-            Identity::Drop {
-                uid: policy.sandbox.user,
-                gid: policy.sandbox.group,
-            }
-        } else {
-            Identity::Keep {
-                uid: euid.as_raw(),
-                gid: nix::unistd::getegid().as_raw(),
-            }
-        };
-        let binaries: Vec<_> = policy.native.values().map(|c| c.path.clone()).collect();
-        let system = SystemPaths::open(&confine::static_rules(&policy.sandbox, &binaries));
-        let seccomp = confine::seccomp_programs();
-        let protections = Protections::probe(
-            identity,
-            &system,
-            seccomp.as_deref().map_err(ToString::to_string),
-        );
+        let identity = identity_for(&policy.sandbox);
+        let (system, seccomp, protections) = prepare(policy, identity);
         let scratch = scratch::ScratchRoot::create()
             .map_err(|e| format!("cannot make the native scratch directory: {e}"))?;
         if workspace.contains_host_path(scratch.path()) {
@@ -117,7 +100,7 @@ impl NativeRunner {
             require: policy.sandbox.require_confinement,
             identity,
             system,
-            seccomp: seccomp.unwrap_or_default(),
+            seccomp,
             scratch,
             workspace_read: probe::workspace_access(root, identity, false),
             workspace_write: probe::workspace_access(root, identity, true),
@@ -196,9 +179,7 @@ impl NativeRunner {
         stderr: &Capture,
         cancel: &CancellationToken,
     ) -> Result<(Termination, Option<u32>), RunError> {
-        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
-            RunError::new(ErrorCode::SandboxUnavailable, format!("{what}: {e}"))
-        };
+        let began = std::time::Instant::now();
         let owner = match self.identity {
             Identity::Drop { uid, gid } => Some((uid, gid)),
             Identity::Keep { .. } => None,
@@ -207,20 +188,9 @@ impl NativeRunner {
             .scratch
             .call(owner)
             .map_err(|e| unavailable("cannot make the call's scratch directory", &e))?;
-        let ruleset = if self.protections.landlock == Enforcement::None {
-            None
-        } else {
-            confine::landlock_ruleset(
-                &self.system,
-                run.workspace.root(),
-                run.writable,
-                &scratch.dir,
-            )
-            .map_err(|e| unavailable("cannot build the Landlock ruleset", &e))?
-        };
-        let namespaces = self.protections.namespaces.is_ok();
         let (out_r, out_w) = pipe().map_err(|e| unavailable("pipe", &e))?;
         let (err_r, err_w) = pipe().map_err(|e| unavailable("pipe", &e))?;
+        let namespaces = self.protections.namespaces.is_ok();
         let plan = ChildPlan {
             path: cstring(run.command.path.as_os_str().as_encoded_bytes())?,
             argv: run
@@ -235,7 +205,7 @@ impl NativeRunner {
                 above_stdio(err_w)?,
             ],
             cwd: run.cwd.dir.as_fd(),
-            ruleset,
+            ruleset: self.ruleset(run, &scratch)?,
             seccomp: &self.seccomp,
             identity: self.identity,
             namespaces,
@@ -247,18 +217,7 @@ impl NativeRunner {
             .map_err(|e| RunError::internal(format!("cannot watch the child: {e}")))?;
         let readers = [pump(out_r, stdout.clone()), pump(err_r, stderr.clone())];
         let deadline = Instant::now() + run.limits.timeout();
-
-        let report = tokio::select! {
-            r = read_report(spawned.errors) => r,
-            _ = tokio::time::sleep_until(deadline) => Ok(()),
-            _ = cancel.cancelled() => Ok(()),
-        };
-        drop(spawned.alive);
-        if let Err(e) = report {
-            let _ = child.wait().await;
-            readers.iter().for_each(tokio::task::JoinHandle::abort);
-            return Err(spawn_error(run.command, &e));
-        }
+        let execd = std::time::Instant::now();
 
         let end = tokio::select! {
             biased;
@@ -280,6 +239,7 @@ impl NativeRunner {
                 (stopped(&end, &run.limits), Some(n))
             }
         };
+        let ended = std::time::Instant::now();
         // The tree is gone, so the pipes are at EOF unless something outside it holds them;
         // never wait long for that.
         let grace = deadline
@@ -293,8 +253,73 @@ impl NativeRunner {
             }
         }
         drop(scratch);
+        tracing::debug!(
+            setup_us = micros(execd - began),
+            run_us = micros(ended - execd),
+            finish_us = micros(ended.elapsed()),
+            killed,
+            "native call"
+        );
         Ok((termination, killed))
     }
+
+    /// The call's Landlock ruleset, unless the kernel has no Landlock (then the policy allowed
+    /// running without it, or [`ready`](Self::ready) refused the call).
+    fn ruleset(
+        &self,
+        run: &NativeRun<'_>,
+        scratch: &scratch::CallScratch<'_>,
+    ) -> Result<Option<OwnedFd>, RunError> {
+        if self.protections.landlock == Enforcement::None {
+            return Ok(None);
+        }
+        let dir = scratch
+            .dir()
+            .ok_or_else(|| RunError::internal("the scratch directory is gone"))?;
+        confine::landlock_ruleset(&self.system, run.workspace.root(), run.writable, dir)
+            .map_err(|e| unavailable("cannot build the Landlock ruleset", &e))
+    }
+}
+
+fn unavailable(what: &str, e: &dyn std::fmt::Display) -> RunError {
+    RunError::new(ErrorCode::SandboxUnavailable, format!("{what}: {e}"))
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Who native commands run as: the policy's sandbox ids when runbox is root, runbox's own ids
+/// otherwise.
+pub fn identity_for(sandbox: &policy::SandboxPolicy) -> Identity {
+    let euid = nix::unistd::geteuid();
+    if euid.is_root() {
+        Identity::Drop {
+            uid: sandbox.user,
+            gid: sandbox.group,
+        }
+    } else {
+        Identity::Keep {
+            uid: euid.as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        }
+    }
+}
+
+/// Opens the policy's paths, builds the seccomp filters and probes the kernel with them.
+pub fn prepare(
+    policy: &Policy,
+    identity: Identity,
+) -> (SystemPaths, Vec<seccompiler::BpfProgram>, Protections) {
+    let binaries: Vec<_> = policy.native.values().map(|c| c.path.clone()).collect();
+    let system = SystemPaths::open(&confine::static_rules(&policy.sandbox, &binaries));
+    let seccomp = confine::seccomp_programs();
+    let protections = Protections::probe(
+        identity,
+        &system,
+        seccomp.as_deref().map_err(ToString::to_string),
+    );
+    (system, seccomp.unwrap_or_default(), protections)
 }
 
 enum End {
@@ -318,17 +343,18 @@ fn stopped(end: &End, limits: &Limits) -> Termination {
     })
 }
 
-/// An exit by itself (any code) or by a signal. A CPU-limit kill is CPU_LIMIT; any other signal
-/// is reported as exit code 128 + signal, as shells do.
+/// An exit by itself (any code) or by a signal. A CPU-limit kill is CPU_LIMIT: SIGXCPU, or a
+/// SIGKILL runbox did not send after at least half the budget. (The kernel enforces the limit on
+/// tick-sampled CPU time, while wait4 reports precise time, which on a busy machine can be
+/// noticeably lower; nothing else sends SIGKILL to a PID 1 from inside its namespace.) Any other
+/// signal is reported as exit code 128 + signal, as shells do.
 fn classify(exit: Exit, limits: &Limits) -> Termination {
     if let Some(code) = exit.code() {
         return Termination::Exited(code);
     }
+    let cpu_spent = exit.cpu_seconds >= limits.cpu_seconds as f64 * 0.5;
     match exit.signal() {
-        Some(sig)
-            if sig == libc::SIGXCPU
-                || (sig == libc::SIGKILL && exit.cpu_seconds >= limits.cpu_seconds as f64) =>
-        {
+        Some(sig) if sig == libc::SIGXCPU || (sig == libc::SIGKILL && cpu_spent) => {
             Termination::Stopped(
                 RunError::new(
                     ErrorCode::CpuLimit,
@@ -376,7 +402,7 @@ fn spawn_error(command: &NativeCommand, e: &SpawnError) -> RunError {
 /// The command's whole environment: runbox's fixed variables, then the policy's.
 fn environment(
     command: &NativeCommand,
-    scratch: &scratch::CallScratch,
+    scratch: &scratch::CallScratch<'_>,
 ) -> Result<Vec<CString>, RunError> {
     let mut env = std::collections::BTreeMap::new();
     env.insert("PATH".to_owned(), NATIVE_PATH.to_owned());
@@ -397,11 +423,13 @@ fn rlimits(l: &Limits) -> Vec<(Resource, u64, u64)> {
     let cap =
         |r: Resource, v: u64| nix::sys::resource::getrlimit(r).map_or(v, |(_, hard)| v.min(hard));
     vec![
-        // SIGXCPU at the soft limit, SIGKILL a second later if it is caught.
+        // Soft = hard: SIGKILL at the limit. (A SIGXCPU at a lower soft limit would be ignored
+        // by the command, which is PID 1 of its namespace and so immune to default-action
+        // signals other than SIGKILL.)
         (
             Resource::RLIMIT_CPU,
             cap(Resource::RLIMIT_CPU, l.cpu_seconds),
-            cap(Resource::RLIMIT_CPU, l.cpu_seconds.saturating_add(1)),
+            cap(Resource::RLIMIT_CPU, l.cpu_seconds),
         ),
         (
             Resource::RLIMIT_AS,
@@ -478,22 +506,6 @@ fn pump(fd: OwnedFd, capture: Capture) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Waits for the child's exec report: EOF when `execve` succeeded.
-async fn read_report(fd: OwnedFd) -> Result<(), SpawnError> {
-    let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
-        return Ok(());
-    };
-    let mut buf = Vec::with_capacity(8);
-    let mut chunk = [0u8; 8];
-    while buf.len() < 8 {
-        match rx.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    spawn::decode_report(&buf)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,6 +532,7 @@ mod tests {
             |t: Termination| matches!(t, Termination::Stopped(e) if e.code == ErrorCode::CpuLimit);
         assert!(cpu(classify(exit(libc::SIGXCPU, 2.0), &l)));
         assert!(cpu(classify(exit(libc::SIGKILL, 3.0), &l)));
+        assert!(cpu(classify(exit(libc::SIGKILL, 1.2), &l)));
         assert_eq!(
             classify(exit(libc::SIGKILL, 0.1), &l),
             Termination::Exited(137)

@@ -7,6 +7,15 @@
 //! raw system calls). Every string, pointer array, descriptor, ruleset and filter is built
 //! before `clone` ([`ChildPlan`]).
 //!
+//! Like `posix_spawn`, the child shares the server's memory (`CLONE_VM`, on its own stack) until
+//! `execve`: copying the page tables of a server with a compiled wasm module costs milliseconds,
+//! sharing them costs nothing. The child only reads the prepared plan and writes its own stack;
+//! descriptors, credentials, cwd, rlimits, signal dispositions, Landlock and seccomp are all
+//! per-task, so its changes never reach the server. The cloning thread blocks until the child
+//! has exec'd or failed (the error pipe is close-on-exec), so the one piece of state they do
+//! share, that thread's `errno` slot (written by the child only on a failing call), is never in
+//! use by both at once; the plan and the stack outlive the child's use of them.
+//!
 //! The child's steps, in order ([`Step`]); any failure is written to the error pipe as
 //! `(step, errno)` and the child exits 127 before running anything:
 //! 1. wait for the parent's go-ahead (it writes the uid/gid maps of the new user namespace first);
@@ -145,10 +154,6 @@ pub struct Spawned {
     pub pid: Pid,
     /// Its pidfd, readable once it has exited.
     pub pidfd: OwnedFd,
-    /// Read end of the error pipe: EOF once `execve` succeeded, `(step, errno)` if not.
-    pub errors: OwnedFd,
-    /// Held until the exec report is in, so the child can tell whether runbox is still alive.
-    pub alive: OwnedFd,
 }
 
 /// Why a command could not be started.
@@ -185,8 +190,8 @@ fn pointers(strings: &[CString]) -> Vec<*const c_char> {
         .collect()
 }
 
-/// Clones the child and starts it on its setup steps. Returns once the child is waiting on or
-/// past step 1; [`exec_report`] tells whether it reached `execve`.
+/// Clones the child, lets it through its setup steps and returns once it has exec'd the binary.
+/// If a step fails, the child has been reaped and the error says which step.
 pub fn spawn(plan: &ChildPlan<'_>) -> Result<Spawned, SpawnError> {
     use nix::fcntl::OFlag;
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(parent_err("pipe"))?;
@@ -195,9 +200,9 @@ pub fn spawn(plan: &ChildPlan<'_>) -> Result<Spawned, SpawnError> {
     let envp = pointers(&plan.envp);
     let mut stack = vec![0u8; CHILD_STACK_BYTES];
     let flags = if plan.namespaces {
-        CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID
+        CloneFlags::CLONE_VM | CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID
     } else {
-        CloneFlags::empty()
+        CloneFlags::CLONE_VM
     };
     let raw = ChildFds {
         err: err_w.as_raw_fd(),
@@ -214,13 +219,32 @@ pub fn spawn(plan: &ChildPlan<'_>) -> Result<Spawned, SpawnError> {
         Some(&mut old),
     )
     .map_err(parent_err("block signals"))?;
-    let child_main = Box::new(|| -> isize {
-        // SAFETY: runs in the cloned child, which execs or exits and never returns here.
-        unsafe { child(plan, &argv, &envp, raw) }
-    });
-    // SAFETY: the child runs `child` on its own copy of memory (no CLONE_VM), making only
-    // async-signal-safe calls, and ends in execve or _exit. `stack` outlives the clone call.
-    let cloned = unsafe { nix::sched::clone(child_main, &mut stack, flags, Some(libc::SIGCHLD)) };
+    // What the child gets, in this frame: it must outlive the child's use of it, which ends at
+    // execve (nix's `clone` keeps its callback in its own frame, gone when it returns, so it
+    // cannot be used with CLONE_VM).
+    let args = ChildArgs {
+        plan,
+        argv: &argv,
+        envp: &envp,
+        fds: raw,
+    };
+    let stack_top = {
+        let end = stack.as_mut_ptr_range().end as usize;
+        (end - end % 16) as *mut libc::c_void
+    };
+    // SAFETY: the child runs `child` on `stack`, sharing this address space until execve (see
+    // the module documentation): it only reads `plan`, `argv` and `envp`, makes only
+    // async-signal-safe calls, and ends in execve or _exit. All of them, and `stack`, live until
+    // the error pipe below reports that the child is done with them.
+    let cloned = unsafe {
+        libc::clone(
+            child_entry,
+            stack_top,
+            flags.bits() | libc::SIGCHLD,
+            std::ptr::from_ref(&args).cast_mut().cast(),
+        )
+    };
+    let cloned = nix::errno::Errno::result(cloned).map(Pid::from_raw);
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     let pid = cloned.map_err(parent_err("clone"))?;
     drop((err_w, sync_r));
@@ -251,12 +275,24 @@ pub fn spawn(plan: &ChildPlan<'_>) -> Result<Spawned, SpawnError> {
             errno,
         });
     }
-    Ok(Spawned {
-        pid,
-        pidfd,
-        errors: err_r,
-        alive: sync_w,
-    })
+    // Blocks until execve (EOF: the pipe is close-on-exec) or a failure report; bounded by the
+    // child's setup, which never waits on anything but the go-ahead already sent.
+    let mut report = [0u8; 8];
+    let mut got = 0;
+    while got < report.len() {
+        match nix::unistd::read(&err_r, &mut report[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    drop((sync_w, stack));
+    if let Err(e) = decode_report(&report[..got]) {
+        let _ = nix::sys::wait::waitpid(pid, None);
+        return Err(e);
+    }
+    Ok(Spawned { pid, pidfd })
 }
 
 /// Kills and reaps a child that never got going.
@@ -294,8 +330,8 @@ fn pidfd_open(pid: Pid) -> Result<OwnedFd, nix::errno::Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Reads the error pipe (blocking; the caller makes it non-blocking or runs it where blocking is
-/// fine): `Ok` once the child has exec'd, the failed step otherwise.
+/// Decodes what the error pipe held: nothing once the child has exec'd, `(step, errno)` if a
+/// step failed.
 pub fn decode_report(bytes: &[u8]) -> Result<(), SpawnError> {
     let Some(report) = bytes.get(..8) else {
         return Ok(());
@@ -306,6 +342,24 @@ pub fn decode_report(bytes: &[u8]) -> Result<(), SpawnError> {
         step: Step::from_u32(step).unwrap_or(Step::Exec),
         errno: nix::errno::Errno::from_raw(errno),
     })
+}
+
+/// The child's arguments, passed through `clone`'s single pointer.
+struct ChildArgs<'a> {
+    plan: &'a ChildPlan<'a>,
+    argv: &'a [*const c_char],
+    envp: &'a [*const c_char],
+    fds: ChildFds,
+}
+
+/// The child's entry point on its own stack.
+extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildArgs` in `spawn`'s frame, alive until the child execs or exits;
+    // this runs only in the cloned child.
+    unsafe {
+        let args = &*arg.cast::<ChildArgs<'_>>();
+        child(args.plan, args.argv, args.envp, args.fds) as libc::c_int
+    }
 }
 
 #[derive(Clone, Copy)]
