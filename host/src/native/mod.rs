@@ -3,23 +3,30 @@
 //!
 //! An allowlisted binary such as git runs arbitrary code through its own arguments
 //! (`-c core.fsmonitor=CMD`), so argv checks cannot be the boundary; the kernel is. Each call:
-//! a fresh scratch `HOME`/`TMPDIR` ([`scratch`]), a Landlock ruleset and seccomp filters
-//! ([`confine`]), then a child in its own user + PID namespace that drops to the sandbox uid,
-//! sets rlimits and execs the binary with the policy's environment only ([`spawn`]). stdout and
-//! stderr stream into the same bounded [`Capture`]s as WASI. On timeout, cancellation or server
-//! exit the whole tree dies ([`reap`]) and the outcome says how many processes were killed.
+//! an empty scratch `HOME`/`TMPDIR` ([`scratch`]), a Landlock ruleset and seccomp filters
+//! ([`confine`]), the child's environment and rlimits (`plan`), then a child in its own user +
+//! PID namespace that drops to the sandbox uid and execs the binary ([`spawn`], `child`). stdout
+//! and stderr stream into the same bounded [`Capture`]s as WASI. On timeout, cancellation or
+//! server exit the whole tree dies ([`reap`]) and the outcome says how many processes were
+//! killed; `verdict` turns how it ended into the client's result.
 //!
-//! [`probe`] finds out at start which protections this machine gives; with
-//! `sandbox.require_confinement = true` (the default) a call is refused with
+//! [`probe`] finds out at start which protections this machine gives and [`doctor`] prints them;
+//! with `sandbox.require_confinement = true` (the default) a call is refused with
 //! SANDBOX_UNAVAILABLE unless all of them hold. [`policy`] holds the validated policy types.
+//!
+//! This module must not run anything unconfined that the policy requires confined, and must
+//! not return from a call while any process of it is alive.
 
+mod child;
 pub mod confine;
 pub mod doctor;
+mod plan;
 pub mod policy;
 pub mod probe;
 pub mod reap;
 pub mod scratch;
 pub mod spawn;
+mod verdict;
 
 use crate::config::Policy;
 use crate::error::{ErrorCode, RunError};
@@ -27,19 +34,19 @@ use crate::limits::Limits;
 use crate::outcome::{Capture, Outcome, RunnerKind, Termination};
 use crate::workspace::{Workspace, WorkspaceDir};
 use confine::SystemPaths;
-use nix::sys::resource::Resource;
+use plan::{above_stdio, cstring, environment, pipe, rlimits, stdin_fd};
 use policy::NativeCommand;
 use probe::{Enforcement, Protections};
-use reap::{Exit, Sandboxed};
-use spawn::{ChildPlan, Identity, SpawnError, Step};
-use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use reap::Sandboxed;
+use spawn::{ChildPlan, Identity};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use verdict::{End, classify, spawn_error, stopped};
 
 /// `PATH` of every native command.
 pub const NATIVE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -206,7 +213,13 @@ impl NativeRunner {
             ],
             cwd: run.cwd.dir.as_fd(),
             ruleset: self.ruleset(run, &scratch)?,
-            seccomp: &self.seccomp,
+            // Only when they install; if not, ready() refused the call unless the policy allows
+            // running without them.
+            seccomp: if self.protections.seccomp.is_ok() {
+                &self.seccomp
+            } else {
+                &[]
+            },
             identity: self.identity,
             namespaces,
             rlimits: rlimits(&run.limits),
@@ -322,174 +335,6 @@ pub fn prepare(
     (system, seccomp.unwrap_or_default(), protections)
 }
 
-enum End {
-    Exited(std::io::Result<Exit>),
-    TimedOut,
-    Cancelled,
-}
-
-/// A stop by runbox (timeout or cancellation) as the client sees it.
-fn stopped(end: &End, limits: &Limits) -> Termination {
-    Termination::Stopped(match end {
-        End::Cancelled => RunError::new(ErrorCode::Cancelled, "the call was cancelled"),
-        _ => RunError::new(
-            ErrorCode::Timeout,
-            format!(
-                "the command ran past its {} ms limit and was stopped with everything it started",
-                limits.timeout_ms
-            ),
-        )
-        .with_hint("pass a larger timeout_ms (up to the policy maximum) or narrow the work"),
-    })
-}
-
-/// An exit by itself (any code) or by a signal. A CPU-limit kill is CPU_LIMIT: SIGXCPU, or a
-/// SIGKILL runbox did not send after at least half the budget. (The kernel enforces the limit on
-/// tick-sampled CPU time, while wait4 reports precise time, which on a busy machine can be
-/// noticeably lower; nothing else sends SIGKILL to a PID 1 from inside its namespace.) Any other
-/// signal is reported as exit code 128 + signal, as shells do.
-fn classify(exit: Exit, limits: &Limits) -> Termination {
-    if let Some(code) = exit.code() {
-        return Termination::Exited(code);
-    }
-    let cpu_spent = exit.cpu_seconds >= limits.cpu_seconds as f64 * 0.5;
-    match exit.signal() {
-        Some(sig) if sig == libc::SIGXCPU || (sig == libc::SIGKILL && cpu_spent) => {
-            Termination::Stopped(
-                RunError::new(
-                    ErrorCode::CpuLimit,
-                    format!(
-                        "the command used up its CPU budget of {} seconds",
-                        limits.cpu_seconds
-                    ),
-                )
-                .with_hint("narrow the work, or ask the operator to raise cpu_seconds"),
-            )
-        }
-        Some(sig) => Termination::Exited(128 + sig),
-        None => Termination::Exited(exit.status),
-    }
-}
-
-/// A failure to start, by whose fault: the binary (COMMAND_FAILED) or the sandbox.
-fn spawn_error(command: &NativeCommand, e: &SpawnError) -> RunError {
-    match e {
-        SpawnError::Child {
-            step: Step::Exec,
-            errno,
-        } => RunError::new(
-            ErrorCode::CommandFailed,
-            format!("cannot execute {}: {errno}", command.path.display()),
-        )
-        .with_hint(
-            "the binary, its interpreter or its libraries may lie outside sandbox.exec_paths",
-        ),
-        SpawnError::Child {
-            step: Step::Cwd,
-            errno,
-        } => RunError::new(
-            ErrorCode::SandboxUnavailable,
-            format!("the sandbox user cannot enter the working directory: {errno}"),
-        )
-        .with_hint("the workspace must be readable and searchable by sandbox.user"),
-        other => RunError::new(
-            ErrorCode::SandboxUnavailable,
-            format!("the command could not be confined, so it was not run: {other}"),
-        ),
-    }
-}
-
-/// The command's whole environment: runbox's fixed variables, then the policy's.
-fn environment(
-    command: &NativeCommand,
-    scratch: &scratch::CallScratch<'_>,
-) -> Result<Vec<CString>, RunError> {
-    let mut env = std::collections::BTreeMap::new();
-    env.insert("PATH".to_owned(), NATIVE_PATH.to_owned());
-    env.insert("HOME".to_owned(), scratch.home.display().to_string());
-    env.insert("TMPDIR".to_owned(), scratch.tmp.display().to_string());
-    env.insert("LANG".to_owned(), "C.UTF-8".to_owned());
-    for (k, v) in &command.env {
-        env.insert(k.clone(), v.clone());
-    }
-    env.iter()
-        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
-        .collect()
-}
-
-/// The rlimits of every process of the command, capped at runbox's own hard limits (which an
-/// unprivileged process cannot raise).
-fn rlimits(l: &Limits) -> Vec<(Resource, u64, u64)> {
-    let cap =
-        |r: Resource, v: u64| nix::sys::resource::getrlimit(r).map_or(v, |(_, hard)| v.min(hard));
-    vec![
-        // Soft = hard: SIGKILL at the limit. (A SIGXCPU at a lower soft limit would be ignored
-        // by the command, which is PID 1 of its namespace and so immune to default-action
-        // signals other than SIGKILL.)
-        (
-            Resource::RLIMIT_CPU,
-            cap(Resource::RLIMIT_CPU, l.cpu_seconds),
-            cap(Resource::RLIMIT_CPU, l.cpu_seconds),
-        ),
-        (
-            Resource::RLIMIT_AS,
-            cap(Resource::RLIMIT_AS, l.memory_bytes),
-            cap(Resource::RLIMIT_AS, l.memory_bytes),
-        ),
-        (
-            Resource::RLIMIT_FSIZE,
-            cap(Resource::RLIMIT_FSIZE, l.file_size_bytes),
-            cap(Resource::RLIMIT_FSIZE, l.file_size_bytes),
-        ),
-        (
-            Resource::RLIMIT_NOFILE,
-            cap(Resource::RLIMIT_NOFILE, l.open_files),
-            cap(Resource::RLIMIT_NOFILE, l.open_files),
-        ),
-        (
-            Resource::RLIMIT_NPROC,
-            cap(Resource::RLIMIT_NPROC, l.processes),
-            cap(Resource::RLIMIT_NPROC, l.processes),
-        ),
-        (Resource::RLIMIT_CORE, 0, 0),
-    ]
-}
-
-fn cstring(bytes: &[u8]) -> Result<CString, RunError> {
-    CString::new(bytes)
-        .map_err(|_| RunError::invalid("an argument or variable contains a NUL byte"))
-}
-
-fn pipe() -> nix::Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-}
-
-/// The request's stdin as a descriptor: `/dev/null` when empty, else a memfd holding the bytes
-/// (so no writer task can block on a command that does not read).
-fn stdin_fd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
-    use std::io::{Seek, Write};
-    if bytes.is_empty() {
-        return Ok(std::fs::File::open("/dev/null")?.into());
-    }
-    let fd = nix::sys::memfd::memfd_create(c"runbox-stdin", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
-        .map_err(std::io::Error::from)?;
-    let mut file = std::fs::File::from(fd);
-    file.write_all(bytes)?;
-    file.rewind()?;
-    Ok(file.into())
-}
-
-/// Moves a descriptor above 2 so the child's `dup2` onto 0–2 cannot clobber another source.
-fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, RunError> {
-    if fd.as_raw_fd() > 2 {
-        return Ok(fd);
-    }
-    let raw = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
-        .map_err(|e| RunError::internal(format!("fcntl: {e}")))?;
-    // SAFETY: fcntl returned a new descriptor that nothing else owns.
-    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) })
-}
-
 /// Streams one pipe into a capture until EOF.
 fn pump(fd: OwnedFd, capture: Capture) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -504,55 +349,4 @@ fn pump(fd: OwnedFd, capture: Capture) -> tokio::task::JoinHandle<()> {
             capture.push(&buf[..n]);
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn exit(status: i32, cpu: f64) -> Exit {
-        Exit {
-            status,
-            cpu_seconds: cpu,
-        }
-    }
-
-    #[test]
-    fn exits_and_signals_are_classified_by_type() {
-        let l = Limits {
-            cpu_seconds: 2,
-            ..Limits::default()
-        };
-        assert_eq!(classify(exit(3 << 8, 0.0), &l), Termination::Exited(3));
-        assert_eq!(
-            classify(exit(libc::SIGSEGV, 0.0), &l),
-            Termination::Exited(139)
-        );
-        let cpu =
-            |t: Termination| matches!(t, Termination::Stopped(e) if e.code == ErrorCode::CpuLimit);
-        assert!(cpu(classify(exit(libc::SIGXCPU, 2.0), &l)));
-        assert!(cpu(classify(exit(libc::SIGKILL, 3.0), &l)));
-        assert!(cpu(classify(exit(libc::SIGKILL, 1.2), &l)));
-        assert_eq!(
-            classify(exit(libc::SIGKILL, 0.1), &l),
-            Termination::Exited(137)
-        );
-    }
-
-    #[test]
-    fn rlimits_cover_every_resource_and_core_is_off() {
-        let r = rlimits(&Limits::default());
-        let names: Vec<_> = r.iter().map(|(res, _, _)| *res).collect();
-        for want in [
-            Resource::RLIMIT_CPU,
-            Resource::RLIMIT_AS,
-            Resource::RLIMIT_FSIZE,
-            Resource::RLIMIT_NOFILE,
-            Resource::RLIMIT_NPROC,
-            Resource::RLIMIT_CORE,
-        ] {
-            assert!(names.contains(&want), "{want:?}");
-        }
-        assert!(r.contains(&(Resource::RLIMIT_CORE, 0, 0)));
-    }
 }

@@ -1,0 +1,124 @@
+//! The inputs of one child, built before `clone`: its environment, rlimits, C strings and
+//! descriptors. Pure apart from opening the stdin source and the pipes.
+
+use super::NATIVE_PATH;
+use super::policy::NativeCommand;
+use super::scratch::CallScratch;
+use crate::error::RunError;
+use crate::limits::Limits;
+use nix::sys::resource::Resource;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// The command's whole environment: runbox's fixed variables, then the policy's.
+pub(super) fn environment(
+    command: &NativeCommand,
+    scratch: &CallScratch<'_>,
+) -> Result<Vec<CString>, RunError> {
+    let mut env = std::collections::BTreeMap::new();
+    env.insert("PATH".to_owned(), NATIVE_PATH.to_owned());
+    env.insert("HOME".to_owned(), scratch.home.display().to_string());
+    env.insert("TMPDIR".to_owned(), scratch.tmp.display().to_string());
+    env.insert("LANG".to_owned(), "C.UTF-8".to_owned());
+    for (k, v) in &command.env {
+        env.insert(k.clone(), v.clone());
+    }
+    env.iter()
+        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
+        .collect()
+}
+
+/// The rlimits of every process of the command, capped at runbox's own hard limits (which an
+/// unprivileged process cannot raise).
+pub(super) fn rlimits(l: &Limits) -> Vec<(Resource, u64, u64)> {
+    let cap =
+        |r: Resource, v: u64| nix::sys::resource::getrlimit(r).map_or(v, |(_, hard)| v.min(hard));
+    vec![
+        // Soft = hard: SIGKILL at the limit. (A SIGXCPU at a lower soft limit would be ignored
+        // by the command, which is PID 1 of its namespace and so immune to default-action
+        // signals other than SIGKILL.)
+        (
+            Resource::RLIMIT_CPU,
+            cap(Resource::RLIMIT_CPU, l.cpu_seconds),
+            cap(Resource::RLIMIT_CPU, l.cpu_seconds),
+        ),
+        (
+            Resource::RLIMIT_AS,
+            cap(Resource::RLIMIT_AS, l.memory_bytes),
+            cap(Resource::RLIMIT_AS, l.memory_bytes),
+        ),
+        (
+            Resource::RLIMIT_FSIZE,
+            cap(Resource::RLIMIT_FSIZE, l.file_size_bytes),
+            cap(Resource::RLIMIT_FSIZE, l.file_size_bytes),
+        ),
+        (
+            Resource::RLIMIT_NOFILE,
+            cap(Resource::RLIMIT_NOFILE, l.open_files),
+            cap(Resource::RLIMIT_NOFILE, l.open_files),
+        ),
+        (
+            Resource::RLIMIT_NPROC,
+            cap(Resource::RLIMIT_NPROC, l.processes),
+            cap(Resource::RLIMIT_NPROC, l.processes),
+        ),
+        (Resource::RLIMIT_CORE, 0, 0),
+    ]
+}
+
+pub(super) fn cstring(bytes: &[u8]) -> Result<CString, RunError> {
+    CString::new(bytes)
+        .map_err(|_| RunError::invalid("an argument or variable contains a NUL byte"))
+}
+
+pub(super) fn pipe() -> nix::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+}
+
+/// The request's stdin as a descriptor: `/dev/null` when empty, else a memfd holding the bytes
+/// (so no writer task can block on a command that does not read).
+pub(super) fn stdin_fd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    use std::io::{Seek, Write};
+    if bytes.is_empty() {
+        return Ok(std::fs::File::open("/dev/null")?.into());
+    }
+    let fd = nix::sys::memfd::memfd_create(c"runbox-stdin", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map_err(std::io::Error::from)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)?;
+    file.rewind()?;
+    Ok(file.into())
+}
+
+/// Moves a descriptor above 2 so the child's `dup2` onto 0–2 cannot clobber another source.
+pub(super) fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, RunError> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    let raw = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        .map_err(|e| RunError::internal(format!("fcntl: {e}")))?;
+    // SAFETY: fcntl returned a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rlimits_cover_every_resource_and_core_is_off() {
+        let r = rlimits(&Limits::default());
+        let names: Vec<_> = r.iter().map(|(res, _, _)| *res).collect();
+        for want in [
+            Resource::RLIMIT_CPU,
+            Resource::RLIMIT_AS,
+            Resource::RLIMIT_FSIZE,
+            Resource::RLIMIT_NOFILE,
+            Resource::RLIMIT_NPROC,
+            Resource::RLIMIT_CORE,
+        ] {
+            assert!(names.contains(&want), "{want:?}");
+        }
+        assert!(r.contains(&(Resource::RLIMIT_CORE, 0, 0)));
+    }
+}
