@@ -613,38 +613,63 @@ fn git_escapes_in_arguments_cannot_write_outside() {
         return;
     };
     let o = outside.display().to_string();
-    let attempts: Vec<Vec<String>> = vec![
-        vec![
-            "-c".into(),
-            format!("core.fsmonitor=touch {o}/fsmonitor"),
-            "status".into(),
-        ],
-        vec!["-c".into(), format!("alias.x=!touch {o}/alias"), "x".into()],
-        vec![
-            "ls-remote".into(),
-            format!("--upload-pack=touch {o}/upload-pack"),
-            ".".into(),
-        ],
-        vec![
-            "-c".into(),
-            format!("diff.external=touch {o}/diff-external"),
-            "diff".into(),
-        ],
-        vec!["log".into(), format!("--output={o}/log-output")],
-        vec![
-            "archive".into(),
-            "-o".into(),
-            format!("{o}/archive.tar"),
-            "HEAD".into(),
-        ],
+    // Each payload tries to write outside, then leaves a marker inside the workspace: the marker
+    // proves the code ran (confined), the empty outside directory proves the kernel stopped it.
+    let payload = |name: &str| format!("touch {o}/{name}; touch ran-{name}");
+    let attempts: Vec<(Vec<String>, Option<&str>)> = vec![
+        (
+            vec![
+                "-c".into(),
+                format!("core.fsmonitor={}", payload("fsmonitor")),
+                "status".into(),
+            ],
+            Some("fsmonitor"),
+        ),
+        (
+            vec![
+                "-c".into(),
+                format!("alias.x=!{}", payload("alias")),
+                "x".into(),
+            ],
+            Some("alias"),
+        ),
+        (
+            vec![
+                "ls-remote".into(),
+                format!("--upload-pack={}", payload("upload-pack")),
+                ".".into(),
+            ],
+            Some("upload-pack"),
+        ),
+        (
+            vec![
+                "-c".into(),
+                format!("diff.external={}", payload("diff-external")),
+                "diff".into(),
+            ],
+            Some("diff-external"),
+        ),
+        (vec!["log".into(), format!("--output={o}/log-output")], None),
+        (
+            vec![
+                "archive".into(),
+                "-o".into(),
+                format!("{o}/archive.tar"),
+                "HEAD".into(),
+            ],
+            None,
+        ),
     ];
-    for args in &attempts {
+    for (args, marker) in &attempts {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let r = s.run("git", &args);
-        assert!(
-            !is_error(&r) || error_code(&r) != "SANDBOX_UNAVAILABLE",
-            "{r}"
-        );
+        assert!(!is_error(&r), "git {args:?}: {r}");
+        if let Some(m) = marker {
+            assert!(
+                env.ws.join(format!("ran-{m}")).exists(),
+                "git {args:?} did not run its payload: {r}"
+            );
+        }
     }
     let written: Vec<_> = std::fs::read_dir(&outside)
         .unwrap()

@@ -28,6 +28,7 @@ pub const DEFAULT_READ_PATHS: &[&str] = &[
     "/etc/ld.so.conf",
     "/etc/ld.so.conf.d",
     "/etc/localtime",
+    "/etc/locale.alias",
     "/etc/nsswitch.conf",
     "/etc/passwd",
     "/etc/group",
