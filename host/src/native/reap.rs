@@ -208,6 +208,42 @@ mod tests {
         assert_eq!(state_of("garbage"), None);
     }
 
+    /// The fallback without namespaces: process group plus walk, on a real tree.
+    #[tokio::test]
+    async fn without_namespaces_the_group_and_the_walk_are_killed() {
+        use std::os::unix::process::CommandExt;
+        // Reaped by `tree.wait()` below through wait4, not through `Child::wait`.
+        #[allow(clippy::zombie_processes)]
+        let child = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 1000.5 & sleep 1000.5 & wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        let pidfd = crate::native::spawn::pidfd_open(pid).unwrap();
+        let mut tree = Sandboxed::new(pid, pidfd, false).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while descendants(pid).len() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sleeps never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let sleeps = descendants(pid);
+        assert_eq!(tree.kill_tree(), 3);
+        let exit = tree.wait().await.unwrap();
+        assert_eq!(exit.signal(), Some(libc::SIGKILL));
+        for p in sleeps {
+            // Re-parented to init and reaped there, or a zombie on its way: not running.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while is_alive(p) {
+                assert!(std::time::Instant::now() < deadline, "{p} survived");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+
     #[test]
     fn this_process_is_alive_and_has_no_stray_children() {
         assert!(is_alive(nix::unistd::getpid()));

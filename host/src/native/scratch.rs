@@ -20,6 +20,32 @@ use std::sync::{Mutex, PoisonError};
 
 /// Idle call directories kept for reuse; more are removed.
 const MAX_IDLE: usize = 16;
+/// Name prefix of a root: `runbox-scratch-PID-UNIQUE`.
+const PREFIX: &str = "runbox-scratch-";
+
+/// Removes roots whose server process is gone, owned by this user.
+fn remove_stale_roots(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let ours =
+            std::fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if ours && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
 
 /// The directory that holds every call's scratch directory; removed when dropped.
 #[derive(Debug)]
@@ -49,10 +75,12 @@ pub struct CallScratch<'a> {
 }
 
 impl ScratchRoot {
-    /// Makes a fresh root in the system temp directory.
+    /// Makes a fresh root in the system temp directory, after removing roots that servers
+    /// which died without cleaning up (SIGKILL) left behind.
     pub fn create() -> io::Result<Self> {
+        remove_stale_roots(&std::env::temp_dir());
         let path = std::env::temp_dir().join(format!(
-            "runbox-scratch-{}-{}",
+            "{PREFIX}{}-{}",
             std::process::id(),
             uuid::Uuid::now_v7().simple()
         ));
@@ -216,6 +244,22 @@ mod tests {
         drop((b, c));
         drop(root);
         assert!(!root_path.exists());
+    }
+
+    #[test]
+    fn roots_of_dead_servers_are_removed() {
+        let temp = tempfile::tempdir().unwrap();
+        let dead = temp.path().join(format!("{PREFIX}{}-x", i32::MAX));
+        let alive = temp
+            .path()
+            .join(format!("{PREFIX}{}-x", std::process::id()));
+        let other = temp.path().join("unrelated-1");
+        for d in [&dead, &alive, &other] {
+            std::fs::create_dir_all(d.join("call-0/home")).unwrap();
+        }
+        remove_stale_roots(temp.path());
+        assert!(!dead.exists());
+        assert!(alive.exists() && other.exists());
     }
 
     #[test]

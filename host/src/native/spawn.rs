@@ -305,7 +305,7 @@ pub(crate) fn write_id_maps(pid: Pid, identity: Identity) -> Result<(), nix::err
     Ok(())
 }
 
-fn pidfd_open(pid: Pid) -> Result<OwnedFd, nix::errno::Errno> {
+pub(crate) fn pidfd_open(pid: Pid) -> Result<OwnedFd, nix::errno::Errno> {
     // SAFETY: plain system call; nix has no wrapper for pidfd_open.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
     if fd < 0 {
