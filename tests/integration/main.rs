@@ -6,6 +6,7 @@ mod support;
 mod audit;
 mod cancel;
 mod cli;
+mod clients;
 mod confinement;
 mod limits;
 mod mcp;

@@ -1,7 +1,7 @@
 //! The rmcp [`ServerHandler`]: lists the two tools and translates calls to the [`Service`].
 //! No execution logic lives here.
 
-use crate::api::{CommandList, ErrorEnvelope, ListCommandsArgs, RunArgs, RunOutput};
+use crate::api::{ErrorEnvelope, ListCommandsArgs, ListResult, RunArgs, RunResult};
 use crate::error::RunError;
 use crate::service::{CallContext, CallReply, Service};
 use rmcp::handler::server::common::schema_for_type;
@@ -236,6 +236,10 @@ fn error_result(env: &ErrorEnvelope) -> CallToolResult {
 pub fn portable_schema<T: schemars::JsonSchema + std::any::Any>() -> Arc<rmcp::model::JsonObject> {
     let mut schema = serde_json::Value::Object(schema_for_type::<T>().as_ref().clone());
     make_portable(&mut schema);
+    // MCP requires an object at the root; a union of object shapes still is one.
+    if let serde_json::Value::Object(map) = &mut schema {
+        map.entry("type").or_insert_with(|| serde_json::Value::String("object".into()));
+    }
     match schema {
         serde_json::Value::Object(map) => Arc::new(map),
         _ => schema_for_type::<T>(),
@@ -287,7 +291,7 @@ pub fn tool_definitions() -> Vec<Tool> {
         portable_schema::<RunArgs>(),
     )
     .with_title("Run a command")
-    .with_raw_output_schema(portable_schema::<RunOutput>())
+    .with_raw_output_schema(portable_schema::<RunResult>())
     .with_annotations(
         ToolAnnotations::with_title("Run a command")
             .read_only(false)
@@ -303,7 +307,7 @@ pub fn tool_definitions() -> Vec<Tool> {
         portable_schema::<ListCommandsArgs>(),
     )
     .with_title("List allowed commands")
-    .with_raw_output_schema(portable_schema::<CommandList>())
+    .with_raw_output_schema(portable_schema::<ListResult>())
     .with_annotations(
         ToolAnnotations::with_title("List allowed commands")
             .read_only(true)
@@ -354,6 +358,36 @@ mod tests {
         assert_eq!(run["properties"]["timeout_ms"]["type"], "integer");
         assert_eq!(run["properties"]["timeout_ms"]["minimum"], 1);
         assert_eq!(run["additionalProperties"], false);
+    }
+
+    #[test]
+    fn output_schemas_admit_success_and_error_shapes() {
+        use crate::api::{PartialOutput, RunOutput};
+        use crate::outcome::RunnerKind;
+        let schema = serde_json::Value::Object(portable_schema::<RunResult>().as_ref().clone());
+        assert_eq!(schema["type"], "object");
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let ok = RunOutput {
+            request_id: "r".into(),
+            exit_code: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            duration_ms: 1,
+            runner: RunnerKind::Wasi,
+        };
+        assert!(validator.is_valid(&serde_json::to_value(&ok).unwrap()));
+        let partial = PartialOutput::from_outcome(&crate::outcome::Outcome {
+            termination: crate::outcome::Termination::Exited(0),
+            stdout: Default::default(),
+            stderr: Default::default(),
+            duration: std::time::Duration::from_millis(3),
+            runner: RunnerKind::Wasi,
+        });
+        let err = ErrorEnvelope::new("r", &RunError::invalid("x").with_hint("h"), Some(partial));
+        assert!(validator.is_valid(&serde_json::to_value(&err).unwrap()));
+        assert!(!validator.is_valid(&serde_json::json!({"stdout": 1})));
     }
 
     #[test]
