@@ -24,10 +24,16 @@ fn node_tools(test: &str) -> Option<(PathBuf, String)> {
             std::env::var_os("RUNBOX_REQUIRE_NODE_CLIENTS").is_none(),
             "RUNBOX_REQUIRE_NODE_CLIENTS is set but tests/clients/node_modules is not installed"
         );
-        eprintln!("SKIPPED {test}: run `npm ci --prefix tests/clients` to install the Inspector and conformance suite");
+        eprintln!(
+            "SKIPPED {test}: run `npm ci --prefix tests/clients` to install the Inspector and conformance suite"
+        );
         return None;
     }
-    let path = format!("{}:{}", node_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        node_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     Some((dir.join(".bin"), path))
 }
 
@@ -39,7 +45,9 @@ fn serve_args(env: &Env) -> Vec<String> {
 
 #[test]
 fn inspector_strict_tool_list_is_clean() {
-    let Some((bin, path)) = node_tools("inspector_strict_tool_list_is_clean") else { return };
+    let Some((bin, path)) = node_tools("inspector_strict_tool_list_is_clean") else {
+        return;
+    };
     let env = Env::new();
     let out = Command::new(bin.join("inspector"))
         .arg("--cli")
@@ -51,40 +59,76 @@ fn inspector_strict_tool_list_is_clean() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "inspector failed: {stderr}");
-    assert!(!stderr.contains("Warning") && !stderr.contains("Error"), "strict check complained:\n{stderr}");
-    assert!(stdout.contains("\"run\"") && stdout.contains("\"list_commands\""), "{stdout}");
+    assert!(
+        !stderr.contains("Warning") && !stderr.contains("Error"),
+        "strict check complained:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("\"run\"") && stdout.contains("\"list_commands\""),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn inspector_calls_tools() {
-    let Some((bin, path)) = node_tools("inspector_calls_tools") else { return };
+    let Some((bin, path)) = node_tools("inspector_calls_tools") else {
+        return;
+    };
     let env = Env::new();
     let call = |args: &str| {
         Command::new(bin.join("inspector"))
             .arg("--cli")
             .args(serve_args(&env))
-            .args(["--method", "tools/call", "--tool-name", "run", "--tool-args-json", args])
+            .args([
+                "--method",
+                "tools/call",
+                "--tool-name",
+                "run",
+                "--tool-args-json",
+                args,
+            ])
             .env("PATH", &path)
             .output()
             .unwrap()
     };
     let ok = call(r#"{"command":"echo","args":["from","inspector"]}"#);
     let text = String::from_utf8_lossy(&ok.stdout);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(text.contains("from inspector"), "{text}");
     let denied = call(r#"{"command":"sudo"}"#);
-    let all = format!("{}{}", String::from_utf8_lossy(&denied.stdout), String::from_utf8_lossy(&denied.stderr));
-    assert!(!denied.status.success(), "an isError result must fail the CLI: {all}");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&denied.stdout),
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    assert!(
+        !denied.status.success(),
+        "an isError result must fail the CLI: {all}"
+    );
     assert!(all.contains("COMMAND_NOT_ALLOWED"), "{all}");
 }
 
 /// Starts the stdio→HTTP bridge on a free port and waits until it accepts connections.
 fn bridge(bin: &Path, path: &str, env: &Env) -> (std::process::Child, u16) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(bin.join("supergateway"))
         .arg("--stdio")
         .arg(serve_args(env).join(" "))
-        .args(["--outputTransport", "streamableHttp", "--stateful", "--port", &port.to_string()])
+        .args([
+            "--outputTransport",
+            "streamableHttp",
+            "--stateful",
+            "--port",
+            &port.to_string(),
+        ])
         .env("PATH", path)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -100,7 +144,9 @@ fn bridge(bin: &Path, path: &str, env: &Env) -> (std::process::Child, u16) {
 
 #[test]
 fn conformance_suite_tools_server_scenarios() {
-    let Some((bin, path)) = node_tools("conformance_suite_tools_server_scenarios") else { return };
+    let Some((bin, path)) = node_tools("conformance_suite_tools_server_scenarios") else {
+        return;
+    };
     let env = Env::new();
     let (mut gateway, port) = bridge(&bin, &path, &env);
     let url = format!("http://127.0.0.1:{port}/mcp");
@@ -113,7 +159,8 @@ fn conformance_suite_tools_server_scenarios() {
             .env("PATH", &path)
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
         if !out.status.success() || !text.contains("0 failed") {
             failures.push(format!("{scenario}:\n{text}"));
         }

@@ -6,9 +6,9 @@ use crate::error::RunError;
 use crate::service::{CallContext, CallReply, Service};
 use rmcp::handler::server::common::schema_for_type;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
-    Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
+    CustomResult, Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::service::RequestContext;
@@ -30,6 +30,19 @@ pub const SUPPORTED_VERSIONS: &[ProtocolVersion] = &[
     ProtocolVersion::V_2025_11_25,
     ProtocolVersion::V_2025_06_18,
     ProtocolVersion::V_2025_03_26,
+];
+
+/// Standard methods runbox answers; malformed params for one of these are -32602.
+const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "prompts/list",
+    "completion/complete",
+    "logging/setLevel",
 ];
 
 /// The MCP face of a [`Service`].
@@ -181,6 +194,33 @@ impl ServerHandler for RunboxHandler {
         Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
     }
 
+    /// rmcp hands over any request whose params did not fit its method's shape as a "custom"
+    /// request. For the standard methods that is a params error (-32602), not an unknown method.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
+        if KNOWN_METHODS.contains(&request.method.as_str()) {
+            Err(McpError::invalid_params(
+                format!(
+                    "invalid params for {}: they do not match the method's schema",
+                    request.method
+                ),
+                None,
+            ))
+        } else {
+            Err(McpError::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                format!(
+                    "method not found: {}",
+                    request.method.chars().take(64).collect::<String>()
+                ),
+                None,
+            ))
+        }
+    }
+
     fn get_tool(&self, name: &str) -> Option<Tool> {
         self.tools.iter().find(|t| t.name == name).cloned()
     }
@@ -238,7 +278,8 @@ pub fn portable_schema<T: schemars::JsonSchema + std::any::Any>() -> Arc<rmcp::m
     make_portable(&mut schema);
     // MCP requires an object at the root; a union of object shapes still is one.
     if let serde_json::Value::Object(map) = &mut schema {
-        map.entry("type").or_insert_with(|| serde_json::Value::String("object".into()));
+        map.entry("type")
+            .or_insert_with(|| serde_json::Value::String("object".into()));
     }
     match schema {
         serde_json::Value::Object(map) => Arc::new(map),
