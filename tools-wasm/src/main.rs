@@ -14,6 +14,7 @@
 //! - [`registry`]: the name → entry point table, checked against `commands.toml` at build time.
 //! - [`exit`]: exit codes, stdout flushing and the panic hook.
 //! - [`uutils`]: entry points of the uutils coreutils crates, sed and cmp.
+//! - [`guards`]: refusals for uutils options WASI cannot honour (`cp -p`, `mkdir -m`, `test -x`).
 //! - [`ls`]: `ls`, with an honest long format (WASI has no modes, owners or link counts).
 //! - [`grep`]: a GNU grep front end over ripgrep's library crates.
 //! - [`find`]: a GNU find subset on walkdir, globset and regex.
@@ -29,6 +30,7 @@ mod du;
 mod exit;
 mod find;
 mod grep;
+mod guards;
 mod jq;
 mod ls;
 mod pattern;
@@ -44,11 +46,15 @@ fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     let name = command_name(&args);
     exit::install_panic_hook(name.clone());
-    if let Some(pwd) = std::env::var_os("PWD") {
-        if let Err(e) = std::env::set_current_dir(&pwd) {
-            eprintln!("{name}: cannot change to working directory {}: {e}", Path::new(&pwd).display());
-            exit::exit(exit::CANNOT_RUN);
-        }
+    if let Some(pwd) = std::env::var_os("PWD")
+        && let Err(e) = std::env::set_current_dir(&pwd)
+    {
+        eprintln!(
+            "{name}: cannot change to working directory {}: {}",
+            Path::new(&pwd).display(),
+            cli::io_message(&e)
+        );
+        exit::exit(exit::CANNOT_RUN);
     }
     let code = match registry::lookup(&name) {
         Some(entry) => (entry.run)(args),
@@ -65,7 +71,10 @@ fn command_name(args: &[OsString]) -> String {
     args.first()
         .map(|a| {
             let p = Path::new(a);
-            p.file_name().unwrap_or(a.as_os_str()).to_string_lossy().into_owned()
+            p.file_name()
+                .unwrap_or(a.as_os_str())
+                .to_string_lossy()
+                .into_owned()
         })
         .unwrap_or_default()
 }
@@ -77,7 +86,10 @@ mod tests {
 
     #[test]
     fn name_is_basename_of_argv0() {
-        assert_eq!(command_name(&[OsString::from("/bin/ls"), OsString::from("-l")]), "ls");
+        assert_eq!(
+            command_name(&[OsString::from("/bin/ls"), OsString::from("-l")]),
+            "ls"
+        );
         assert_eq!(command_name(&[OsString::from("grep")]), "grep");
         assert_eq!(command_name(&[]), "");
     }

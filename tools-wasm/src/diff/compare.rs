@@ -30,7 +30,11 @@ struct Ctx<'a> {
 
 /// Compares `from` with `to` and prints the differences; returns the exit code.
 pub fn run(opts: &Options, from: &Path, to: &Path) -> i32 {
-    let mut ctx = Ctx { opts, out: Out::new(), stdin: None };
+    let mut ctx = Ctx {
+        opts,
+        out: Out::new(),
+        stdin: None,
+    };
     let status = ctx.top(from, to);
     if !ctx.out.finish("diff") {
         return 2;
@@ -57,8 +61,16 @@ fn kind(p: &Path) -> io::Result<Kind> {
     }
 }
 
+fn not_found() -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, "No such file or directory")
+}
+
 fn describe(k: Kind) -> &'static str {
-    if k == Kind::Dir { "directory" } else { "regular file" }
+    if k == Kind::Dir {
+        "directory"
+    } else {
+        "regular file"
+    }
 }
 
 impl Ctx<'_> {
@@ -75,9 +87,9 @@ impl Ctx<'_> {
         };
         match (kf, kt) {
             (Kind::Missing, _) if !self.opts.new_file || kt == Kind::Missing => {
-                self.trouble(from, &io::ErrorKind::NotFound.into())
+                self.trouble(from, &not_found())
             }
-            (_, Kind::Missing) if !self.opts.new_file => self.trouble(to, &io::ErrorKind::NotFound.into()),
+            (_, Kind::Missing) if !self.opts.new_file => self.trouble(to, &not_found()),
             (Kind::Dir, Kind::Dir) => self.dirs(from, to),
             (Kind::Dir, Kind::Missing) | (Kind::Missing, Kind::Dir) => {
                 self.one_sided_dir(from, to, kf == Kind::Dir)
@@ -172,7 +184,7 @@ impl Ctx<'_> {
             width: o.width,
         };
         let text = match o.format {
-            Format::Normal => diffutilslib::normal_diff(a, b, &params),
+            Format::Normal => collapse_ranges(diffutilslib::normal_diff(a, b, &params)),
             Format::Unified => relabel(diffutilslib::unified_diff(a, b, &params), &o.labels),
             Format::Context => relabel(diffutilslib::context_diff(a, b, &params), &o.labels),
             Format::Ed => diffutilslib::ed_diff(a, b, &params).map_err(String::from)?,
@@ -197,16 +209,41 @@ impl Ctx<'_> {
         let mut status = Status::Same;
         for name in left.union(&right) {
             let (a, b) = (from.join(name), to.join(name));
-            let s = self.entry(from, to, &a, &b, name, left.contains(name), right.contains(name));
+            let s = self.entry(
+                from,
+                to,
+                &a,
+                &b,
+                name,
+                left.contains(name),
+                right.contains(name),
+            );
             status = status.max(s);
         }
         status
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn entry(&mut self, from: &Path, to: &Path, a: &Path, b: &Path, name: &OsString, in_left: bool, in_right: bool) -> Status {
-        let ka = if in_left { kind(a).unwrap_or(Kind::Missing) } else { Kind::Missing };
-        let kb = if in_right { kind(b).unwrap_or(Kind::Missing) } else { Kind::Missing };
+    fn entry(
+        &mut self,
+        from: &Path,
+        to: &Path,
+        a: &Path,
+        b: &Path,
+        name: &OsString,
+        in_left: bool,
+        in_right: bool,
+    ) -> Status {
+        let ka = if in_left {
+            kind(a).unwrap_or(Kind::Missing)
+        } else {
+            Kind::Missing
+        };
+        let kb = if in_right {
+            kind(b).unwrap_or(Kind::Missing)
+        } else {
+            Kind::Missing
+        };
         let name = Path::new(name).display().to_string();
         match (ka, kb) {
             (Kind::Missing, _) | (_, Kind::Missing) if !self.opts.new_file => {
@@ -217,7 +254,12 @@ impl Ctx<'_> {
             (Kind::Dir, Kind::Dir) | (Kind::Dir, Kind::Missing) | (Kind::Missing, Kind::Dir) => {
                 if !self.opts.recursive {
                     if ka == kb {
-                        let _ = writeln!(self.out, "Common subdirectories: {} and {}", a.display(), b.display());
+                        let _ = writeln!(
+                            self.out,
+                            "Common subdirectories: {} and {}",
+                            a.display(),
+                            b.display()
+                        );
                         return Status::Same;
                     }
                     let dir = if ka == Kind::Missing { to } else { from };
@@ -260,6 +302,36 @@ impl Ctx<'_> {
     }
 }
 
+/// GNU writes a one-line range as `N`, the library sometimes as `N,N` (`1,1d0`): collapse those
+/// in the hunk headers of normal output (lines not starting with `<`, `>`, `-` or `\`).
+fn collapse_ranges(text: Vec<u8>) -> Vec<u8> {
+    fn range(r: &str) -> String {
+        match r.split_once(',') {
+            Some((a, b)) if a == b => a.to_owned(),
+            _ => r.to_owned(),
+        }
+    }
+    let mut out = Vec::with_capacity(text.len());
+    for line in text.split_inclusive(|b| *b == b'\n') {
+        let header = line.first().is_some_and(u8::is_ascii_digit);
+        let parsed = std::str::from_utf8(line)
+            .ok()
+            .filter(|_| header)
+            .and_then(|l| {
+                let body = l.trim_end_matches('\n');
+                let at = body.find(['a', 'c', 'd'])?;
+                let (left, rest) = body.split_at(at);
+                let (op, right) = rest.split_at(1);
+                Some(format!("{}{op}{}\n", range(left), range(right)))
+            });
+        match parsed {
+            Some(fixed) => out.extend_from_slice(fixed.as_bytes()),
+            None => out.extend_from_slice(line),
+        }
+    }
+    out
+}
+
 /// Replaces the two header lines' names and times by `--label` values, as GNU does.
 fn relabel(text: Vec<u8>, labels: &[String]) -> Vec<u8> {
     if labels.is_empty() || text.is_empty() {
@@ -287,6 +359,16 @@ fn relabel(text: Vec<u8>, labels: &[String]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::relabel;
+
+    #[test]
+    fn one_line_ranges_are_collapsed() {
+        let text = b"1,1d0\n< only\n0a1,1\n> x\n2,3c2,2\n< a\n< 1,1d0\n---\n> b\n".to_vec();
+        let out = super::collapse_ranges(text);
+        assert_eq!(
+            out,
+            b"1d0\n< only\n0a1\n> x\n2,3c2\n< a\n< 1,1d0\n---\n> b\n"
+        );
+    }
 
     #[test]
     fn labels_replace_names_and_times() {
