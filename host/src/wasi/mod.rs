@@ -173,7 +173,16 @@ impl WasiRuntime {
         stderr: &Capture,
         cancel: &CancellationToken,
     ) -> Termination {
-        let wasi = match build_context(run, stdout, stderr) {
+        // A private scratch directory (the guest's TMPDIR), removed when this call ends.
+        let scratch = match tempfile::Builder::new().prefix("runbox-call-").tempdir() {
+            Ok(d) => d,
+            Err(e) => {
+                return Termination::Stopped(RunError::internal(format!(
+                    "cannot create the scratch directory: {e}"
+                )));
+            }
+        };
+        let wasi = match build_context(run, scratch.path(), stdout, stderr) {
             Ok(w) => w,
             Err(e) => return Termination::Stopped(e),
         };
@@ -285,9 +294,15 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-/// The guest's WASI context: argv, env (+`PWD`), stdio, and the workspace as the only preopen.
+/// The guest's path of its per-call scratch directory (also its `TMPDIR`). Not `/tmp`, so a
+/// workspace's own `tmp/` directory stays visible.
+pub const GUEST_TMP: &str = "/.runbox-tmp";
+
+/// The guest's WASI context: argv, env (+`PWD`, `TMPDIR`), stdio, and two preopens: the
+/// workspace as `/` and a private scratch directory as [`GUEST_TMP`].
 fn build_context(
     run: &GuestRun<'_>,
+    scratch: &std::path::Path,
     stdout: &Capture,
     stderr: &Capture,
 ) -> Result<WasiP1Ctx, RunError> {
@@ -297,6 +312,7 @@ fn build_context(
         b.env(k, v);
     }
     b.env("PWD", run.cwd.guest_path());
+    b.env("TMPDIR", GUEST_TMP);
     b.stdin(MemoryInputPipe::new(run.stdin.clone()));
     b.stdout(CaptureStream(stdout.clone()));
     b.stderr(CaptureStream(stderr.clone()));
@@ -307,6 +323,8 @@ fn build_context(
     };
     b.preopened_dir(run.workspace.handle_path(), "/", perms)
         .map_err(|e| RunError::internal(format!("cannot preopen the workspace: {e}")))?;
+    b.preopened_dir(scratch, GUEST_TMP, FsPerms::ReadWrite)
+        .map_err(|e| RunError::internal(format!("cannot preopen the scratch directory: {e}")))?;
     Ok(b.build_p1())
 }
 
