@@ -49,7 +49,7 @@ fn inspector_strict_tool_list_is_clean() {
         return;
     };
     let env = Env::new();
-    let out = Command::new(bin.join("inspector"))
+    let out = as_server_user(bin.join("inspector"))
         .arg("--cli")
         .args(serve_args(&env))
         .args(["--method", "tools/list", "--strict"])
@@ -76,7 +76,7 @@ fn inspector_calls_tools() {
     };
     let env = Env::new();
     let call = |args: &str| {
-        Command::new(bin.join("inspector"))
+        as_server_user(bin.join("inspector"))
             .arg("--cli")
             .args(serve_args(&env))
             .args([
@@ -119,7 +119,7 @@ fn bridge(bin: &Path, path: &str, env: &Env) -> (std::process::Child, u16) {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(bin.join("supergateway"))
+    let child = as_server_user(bin.join("supergateway"))
         .arg("--stdio")
         .arg(serve_args(env).join(" "))
         .args([

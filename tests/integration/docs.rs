@@ -51,6 +51,7 @@ fn exercise(command: &str, args: &[String], env: &Env) {
         env.audit.display().to_string(),
     ]);
     args.extend(["--cache-dir".into(), cache_dir().display().to_string()]);
+    hand_over(env.dir.path());
     let mut s = Server::spawn(&args);
     s.initialize();
     let r = s.run("echo", &["from", "the", "readme"]);
