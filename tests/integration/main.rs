@@ -4,6 +4,7 @@
 mod support;
 
 mod audit;
+mod byo;
 mod cancel;
 mod cli;
 mod clients;

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod engine;
+pub mod inspect;
 pub mod limiter;
 pub mod streams;
 
@@ -48,6 +49,7 @@ pub struct WasiRuntime {
     cache: ModuleCache,
     builtin: &'static [u8],
     prepared: Mutex<HashMap<ProgramKey, Prepared>>,
+    provided: std::collections::HashSet<(String, String)>,
     _ticker: engine::EpochTicker,
 }
 
@@ -87,6 +89,7 @@ impl WasiRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut GuestState| &mut s.wasi)
             .map_err(|e| RunError::internal(format!("cannot link WASI: {e}")))?;
+        let provided = provided_imports(&engine, &linker);
         let ticker = engine::EpochTicker::start(&engine)
             .map_err(|e| RunError::internal(format!("cannot start the epoch thread: {e}")))?;
         Ok(Self {
@@ -95,8 +98,16 @@ impl WasiRuntime {
             cache,
             builtin,
             prepared: Mutex::new(HashMap::new()),
+            provided,
             _ticker: ticker,
         })
+    }
+
+    /// Whether the linker defines the import `module::name`, for checking operator-supplied
+    /// modules at start ([`inspect::check_module`]).
+    pub fn provides(&self, module: &str, name: &str) -> bool {
+        self.provided
+            .contains(&(module.to_owned(), name.to_owned()))
     }
 
     /// Compiles (or loads from the cache) and links a program once; later calls reuse it.
@@ -214,6 +225,22 @@ impl WasiRuntime {
         let limiter = store.data().limiter;
         classify(ended, &limiter, &run.limits)
     }
+}
+
+/// Every `(module, name)` the linker defines, read once through a throwaway store.
+fn provided_imports(
+    engine: &Engine,
+    linker: &Linker<GuestState>,
+) -> std::collections::HashSet<(String, String)> {
+    let state = GuestState {
+        wasi: WasiCtxBuilder::new().build_p1(),
+        limiter: GuestLimiter::new(0, 0),
+    };
+    let mut store = Store::new(engine, state);
+    linker
+        .iter(&mut store)
+        .map(|(module, name, _)| (module.to_owned(), name.to_owned()))
+        .collect()
 }
 
 enum Ended {
