@@ -92,6 +92,24 @@ fn grep_gnu_format_and_status() {
     assert_eq!(r.err, "grep: missing: No such file or directory\n");
     let r = run(d.path(), "grep", &["-q", "hello", "missing", "a.txt"], "");
     assert_eq!(r.code, 0);
+    // --include selects files; a directory operand is searched whatever its name (found by the
+    // differential test: `grep -r --include=*.md hello sub` printed nothing).
+    let r = run(
+        d.path(),
+        "grep",
+        &["-r", "--include=*.md", "hello", "sub"],
+        "",
+    );
+    assert_eq!((r.out.as_str(), r.code), ("sub/b.md:hello there\n", 0));
+    let r = run(d.path(), "grep", &["--include=*.md", "hello", "a.txt"], "");
+    assert_eq!((r.out.as_str(), r.code), ("", 1));
+    let r = run(
+        d.path(),
+        "grep",
+        &["-r", "--exclude-dir=sub", "hello", "sub"],
+        "",
+    );
+    assert_eq!((r.out.as_str(), r.code), ("", 1));
 }
 
 #[test]
