@@ -251,10 +251,28 @@ fn stat_du_tree() {
     let r = run(d.path(), "tree", &["d"], "");
     assert_eq!(
         r.out,
-        "d\n├── a\n└── s\n    └── b\n\n1 directory, 2 files\n"
+        "d\n|-- a\n`-- s\n    `-- b\n\n2 directories, 2 files\n"
+    );
+    let r = run(d.path(), "tree", &["--charset=utf-8", "-F", "d/s"], "");
+    assert_eq!(r.out, "d/s/\n└── b\n\n1 directory, 1 file\n");
+    let r = run(d.path(), "tree", &["d/a", "nope"], "");
+    assert_eq!(
+        (r.out.as_str(), r.code),
+        (
+            "d/a  [error opening dir]\nnope  [error opening dir]\n\n0 directories, 1 file\n",
+            2
+        )
     );
     let r = run(d.path(), "tree", &["-p", "d"], "");
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 1);
+    // -l follows links but lists a directory once: a link back up is not entered (it looped).
+    std::os::unix::fs::symlink("..", d.path().join("d/s/up")).expect("symlink");
+    let r = run(d.path(), "tree", &["-l", "d/s"], "");
+    assert_eq!(
+        r.out,
+        "d/s\n|-- b\n`-- up -> ..\n    |-- a\n    `-- s\n        |-- b\n        \
+         `-- up -> ..  [recursive, not followed]\n\n4 directories, 3 files\n"
+    );
 }
 
 #[test]
