@@ -202,6 +202,17 @@ fn diff_formats_and_directories() {
     );
     let r = run(d.path(), "diff", &["a/s/g", "b/s/g"], "");
     assert_eq!((r.out.as_str(), r.code), ("", 0));
+    // GNU's ed script: last hunk first, the first file's line numbers.
+    let e = tree(&[("x", "1\n2\n3\n4\n"), ("y", "1\nB\n3\n4\n5\n")]);
+    let r = run(e.path(), "diff", &["-e", "x", "y"], "");
+    assert_eq!((r.out.as_str(), r.code), ("4a\n5\n.\n2c\nB\n.\n", 1));
+    // `-c` headers carry ctime-style times.
+    let r = run(e.path(), "diff", &["-c", "x", "y"], "");
+    let first = r.out.lines().next().unwrap_or_default().to_owned();
+    assert!(
+        first.starts_with("*** x\t") && first.len() == "*** x\tTue Jan  2 03:04:05 2024".len(),
+        "{first}"
+    );
     let r = run(d.path(), "diff", &["-w", "a/f", "b/f"], "");
     assert_eq!(r.code, 2);
     let r = run(d.path(), "diff", &["a/f", "nope"], "");
