@@ -245,6 +245,14 @@ fn jq_options_and_exit_codes() {
     );
     assert_eq!(run(d.path(), "jq", &[".["], "{}").code, 3);
     assert_eq!(run(d.path(), "jq", &[".a[]", "j.json"], "").code, 5);
+    // An error ends the outputs for that input (jq), the next input still runs.
+    let r = run(
+        d.path(),
+        "jq",
+        &["-c", ".[] | .x"],
+        "[1, {\"x\": 2}]\n[{\"x\": 3}]",
+    );
+    assert_eq!((r.out.as_str(), r.code), ("3\n", 5));
     assert_eq!(run(d.path(), "jq", &["-e", ".z", "j.json"], "").code, 1);
     assert_eq!(
         run(d.path(), "jq", &["-n", "halt_error(200)"], "").code,
