@@ -8,6 +8,7 @@ mod cancel;
 mod cli;
 mod clients;
 mod confinement;
+mod differential;
 mod docs;
 mod limits;
 mod mcp;
