@@ -1,6 +1,7 @@
-//! Argument guards for uutils commands that would otherwise pretend: under WASI, uu_cp fails
-//! late on `-p`, uu_mkdir ignores `-m`, and uu_test answers "false" to `-x` or `-O`. Each guard
-//! returns why the command must not run, or `None`. Pure functions of the argument vector.
+//! Argument guards for uutils commands that would otherwise pretend or crash: under WASI, uu_cp
+//! fails late on `-p`, uu_mkdir ignores `-m`, uu_test answers "false" to `-x` or `-O`, uu_sort
+//! panics on `-c`/`-m` (no threads), and uutils sed ignores `-z`. Each guard returns why the
+//! command must not run, or `None`. Pure functions of the argument vector.
 
 use std::ffi::OsString;
 
@@ -88,6 +89,99 @@ pub fn test(args: &[OsString]) -> Option<String> {
     })
 }
 
+/// Whether `key` (a long option as typed, without `--`) is `name` or an abbreviation of it at
+/// least `min` characters long (clap's `infer_long_args`).
+fn abbreviates(key: &str, name: &str, min: usize) -> bool {
+    key.len() >= min && name.starts_with(key)
+}
+
+/// Scans the options of `args` (up to `--`) for one that `refused` names: `refused(long, short)`
+/// gets each long option's name or each short option's letter. `short_values` take a value (the
+/// rest of the cluster or the next argument); so do the long options in `long_values` typed
+/// without `=`.
+fn find_option(
+    args: &[OsString],
+    short_values: &str,
+    long_values: &[&str],
+    refused: impl Fn(Option<&str>, Option<char>) -> bool,
+) -> Option<String> {
+    let mut skip_next = false;
+    for arg in args.iter().skip(1) {
+        if std::mem::take(&mut skip_next) {
+            continue;
+        }
+        let Some(arg) = arg.to_str() else { continue };
+        if arg == "--" {
+            break;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            let key = long.split_once('=').map_or(long, |(k, _)| k);
+            if refused(Some(key), None) {
+                return Some(format!("--{key}"));
+            }
+            skip_next = !long.contains('=') && long_values.iter().any(|v| abbreviates(key, v, 1));
+        } else if let Some(cluster) = arg.strip_prefix('-') {
+            for (i, c) in cluster.char_indices() {
+                if refused(None, Some(c)) {
+                    return Some(format!("-{c}"));
+                }
+                if short_values.contains(c) {
+                    skip_next = i + c.len_utf8() == cluster.len();
+                    break;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Why `sort` must not run: uu_sort checks (`-c`, `-C`, `--check`) and merges (`-m`,
+/// `--merge`) on a second thread, and spawning it panics under WASI.
+pub fn sort(args: &[OsString]) -> Option<String> {
+    const LONG_VALUES: &[&str] = &[
+        "key",
+        "field-separator",
+        "output",
+        "temporary-directory",
+        "buffer-size",
+        "parallel",
+        "batch-size",
+        "compress-program",
+        "files0-from",
+        "random-source",
+        "sort",
+    ];
+    find_option(args, "ktoTS", LONG_VALUES, |long, short| {
+        match (long, short) {
+            (Some(key), _) => abbreviates(key, "check", 2) || abbreviates(key, "merge", 2),
+            (_, Some(c)) => matches!(c, 'c' | 'C' | 'm'),
+            _ => false,
+        }
+    })
+    .map(|opt| {
+        format!(
+            "{opt}: not available: this sort checks and merges on a second thread, and WASI has \
+             no threads (sort the input instead, or compare it with the sorted output)"
+        )
+    })
+}
+
+/// Why `sed` must not run: uutils sed 0.3.0 accepts `-z`/`--null-data` and ignores it (input
+/// would still be split at newlines).
+pub fn sed(args: &[OsString]) -> Option<String> {
+    find_option(
+        args,
+        "efli",
+        &["expression", "script-file", "length"],
+        |long, short| match (long, short) {
+            (Some(key), _) => abbreviates(key, "null-data", 1),
+            (_, Some(c)) => c == 'z',
+            _ => false,
+        },
+    )
+    .map(|opt| format!("{opt}: NUL-separated data is not supported by this sed"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{cp, mkdir};
@@ -141,6 +235,47 @@ mod tests {
         assert!(m(&["--mo", "700", "d"]));
         assert!(!m(&["-p", "a/b"]));
         assert!(!m(&["--", "-m"]));
+    }
+
+    fn os(name: &str, args: &[&str]) -> Vec<OsString> {
+        std::iter::once(name)
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect()
+    }
+
+    #[test]
+    fn sort_refuses_check_and_merge_only() {
+        let s = |args: &[&str]| super::sort(&os("sort", args)).is_some();
+        assert!(s(&["-c", "f"]));
+        assert!(s(&["-nC", "f"]));
+        assert!(s(&["-m", "a", "b"]));
+        assert!(s(&["--check=quiet", "f"]));
+        assert!(s(&["--merge", "a"]));
+        assert!(s(&["--che", "f"]));
+        assert!(s(&["-rk2", "-m", "f"]));
+        assert!(!s(&["-n", "-r", "f"]));
+        assert!(!s(&["-t", "c", "f"]));
+        assert!(!s(&["-tc", "f"]));
+        assert!(!s(&["-k", "1", "-o", "-m", "f"]));
+        assert!(!s(&["--key", "-m", "f"]));
+        assert!(!s(&["--month-sort", "f"]));
+        assert!(!s(&["--", "-c"]));
+    }
+
+    #[test]
+    fn sed_refuses_null_data_only() {
+        let s = |args: &[&str]| super::sed(&os("sed", args)).is_some();
+        assert!(s(&["-z", "p"]));
+        assert!(s(&["-nz", "p"]));
+        assert!(s(&["--null-data", "p"]));
+        assert!(s(&["--null", "p"]));
+        assert!(s(&["-e", "p", "-z"]));
+        assert!(!s(&["-e", "-z"]));
+        assert!(!s(&["-ez"]));
+        assert!(!s(&["-i.z", "p", "f"]));
+        assert!(!s(&["-n", "s/a/z/", "f"]));
+        assert!(!s(&["--", "-z"]));
     }
 
     #[test]

@@ -46,6 +46,7 @@ fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     let name = command_name(&args);
     exit::install_panic_hook(name.clone());
+    avoid_std_temp_dir();
     if let Some(pwd) = std::env::var_os("PWD")
         && let Err(e) = std::env::set_current_dir(&pwd)
     {
@@ -64,6 +65,24 @@ fn main() {
         }
     };
     exit::exit(code)
+}
+
+/// `std::env::temp_dir` panics on WASI, and the `tempfile` crate calls it unless told otherwise:
+/// uu_tac spools standard input through `tempfile::tempfile()` and died with "no filesystem on
+/// wasm". Point `tempfile` at `$TMPDIR`, or at `/tmp`, which the guest does not have: creating a
+/// temporary file then fails with an ordinary error, and uu_tac falls back to reading into memory.
+fn avoid_std_temp_dir() {
+    #[cfg(target_os = "wasi")]
+    {
+        let dir = std::env::var_os("TMPDIR")
+            .filter(|d| !d.is_empty())
+            .map_or_else(
+                || std::path::PathBuf::from("/tmp"),
+                std::path::PathBuf::from,
+            );
+        // Err only if already set, which cannot happen this early.
+        let _ = tempfile::env::override_temp_dir(&dir);
+    }
 }
 
 /// The basename of `argv[0]`, lossily as UTF-8 (every known name is ASCII).

@@ -1,17 +1,21 @@
-//! `tree`: a directory tree in the layout of the classic `tree` program, on `std::fs`.
+//! `tree`: a directory tree in the layout of the `tree` program, on `std::fs`.
 //!
-//! Supported: `-a -d -f -i -l -L N -I PAT -P PAT -s -h -D -F -r -t -U --dirsfirst --noreport
-//! --charset=ascii`; `-C/-n` are accepted and ignored (never colours). Options that print modes,
-//! owners or inodes (`-p -u -g --inodes --device`) are refused: WASI has none of them. Entries
-//! are sorted by name, bytewise (tree uses the locale's collation).
+//! The reference is tree 2.1 (Debian 12): ASCII lines unless the environment names a UTF-8
+//! locale, as tree decides. Supported: `-a -d -f -i -l -L N -I PAT -P PAT -s -h -D -F -r -t -U
+//! --dirsfirst --noreport --charset=ascii`; `-C/-n` are accepted and ignored (never colours).
+//! Options that print modes, owners or inodes (`-p -u -g --inodes --device`) are refused: WASI
+//! has none of them. Entries are sorted by name, bytewise (tree uses the locale's collation).
 
 use crate::cli::{self, Out, all_os, flag, last_str, opt};
 use crate::pattern::glob::Glob;
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::Metadata;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 use uucore::format::human::{SizeFormat, human_readable};
+use uucore::fs::{MissingHandling, ResolveMode, canonicalize};
 use uucore::time::{FormatSystemTimeFallback, format_system_time};
 
 fn command() -> clap::Command {
@@ -97,6 +101,10 @@ struct Tree {
     dirs: usize,
     files: usize,
     ok: bool,
+    /// With `-l`: the resolved path of every directory listed so far. tree keeps their inode
+    /// numbers, which WASI does not give, to list each directory once and so never loop.
+    visited: HashSet<PathBuf>,
+    now: SystemTime,
 }
 
 /// `a|b` alternatives, as tree's `-I`/`-P` take them.
@@ -115,7 +123,7 @@ fn patterns(m: &clap::ArgMatches, id: &str) -> Result<Vec<Glob>, String> {
 
 /// Entry point.
 pub fn main(args: Vec<OsString>) -> i32 {
-    let m = match cli::parse(command(), args, 2) {
+    let m = match cli::parse(command(), args, 1) {
         Ok(m) => m,
         Err(code) => return code,
     };
@@ -131,7 +139,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 "tree",
                 format!("{what}: modes, owners, inodes and devices are not available under WASI"),
             );
-            return 2;
+            return 1;
         }
     }
     let level = match last_str(&m, "level").map(|l| l.parse::<usize>()) {
@@ -139,14 +147,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Some(Ok(n)) if n > 0 => Some(n),
         Some(_) => {
             cli::error("tree", "Invalid level, must be greater than 0.");
-            return 2;
+            return 1;
         }
     };
     let (ignore, pattern) = match (patterns(&m, "ignore"), patterns(&m, "pattern")) {
         (Ok(i), Ok(p)) => (i, p),
         (Err(e), _) | (_, Err(e)) => {
             cli::error("tree", e);
-            return 2;
+            return 1;
         }
     };
     let human = m.get_flag("human");
@@ -167,15 +175,13 @@ pub fn main(args: Vec<OsString>) -> i32 {
         mtime: m.get_flag("mtime"),
         unsorted: m.get_flag("unsorted"),
         dirsfirst: m.get_flag("dirsfirst"),
-        lines: if last_str(&m, "charset").is_some_and(|c| c.eq_ignore_ascii_case("ascii")) {
-            ASCII
-        } else {
-            UNICODE
-        },
+        lines: lines(last_str(&m, "charset").as_deref()),
         out: Out::new(),
         dirs: 0,
         files: 0,
         ok: true,
+        visited: HashSet::new(),
+        now: SystemTime::now(),
     };
     let mut roots: Vec<PathBuf> = all_os(&m, "dirs_operands")
         .into_iter()
@@ -205,19 +211,51 @@ pub fn main(args: Vec<OsString>) -> i32 {
     if t.ok && wrote { 0 } else { 2 }
 }
 
+/// The line-drawing characters: `--charset` if given (`ascii`, else Unicode), otherwise as
+/// tree chooses them from the locale: Unicode only in a UTF-8 one. (The host's default guest
+/// environment has `LANG=C.UTF-8`; with `LC_ALL=C` this gives GNU's ASCII output.)
+fn lines(charset: Option<&str>) -> Lines {
+    if let Some(c) = charset {
+        return if c.eq_ignore_ascii_case("ascii") {
+            ASCII
+        } else {
+            UNICODE
+        };
+    }
+    let locale = ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|v| !v.is_empty())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if locale.contains("utf-8") || locale.contains("utf8") {
+        UNICODE
+    } else {
+        ASCII
+    }
+}
+
 impl Tree {
+    /// One operand. As tree 2.x: the line shows `-s`/`-D` and `-F` like any entry, a directory
+    /// counts in the report only if something is listed under it, and an operand that is not a
+    /// directory is reported, counted as a file, and is no error unless it does not exist.
     fn root(&mut self, root: &Path) {
         match std::fs::metadata(root) {
             Ok(md) if md.is_dir() => {
-                let _ = writeln!(self.out, "{}", root.display());
-                self.dir(root, "", 1);
+                let slash = if self.classify { "/" } else { "" };
+                let info = self.info(Some(&md));
+                let _ = writeln!(self.out, "{info}{}{slash}", root.display());
+                self.first_visit(root);
+                if self.dir(root, "", 1) > 0 {
+                    self.dirs += 1;
+                }
             }
             Ok(_) => {
-                let _ = writeln!(self.out, "{} [error opening dir]", root.display());
-                self.ok = false;
+                let _ = writeln!(self.out, "{}  [error opening dir]", root.display());
+                self.files += 1;
             }
             Err(_) => {
-                let _ = writeln!(self.out, "{} [error opening dir]", root.display());
+                let _ = writeln!(self.out, "{}  [error opening dir]", root.display());
                 self.ok = false;
             }
         }
@@ -237,7 +275,8 @@ impl Tree {
             && (self.pattern.is_empty() || self.pattern.iter().any(|g| g.is_match(name)))
     }
 
-    fn dir(&mut self, path: &Path, prefix: &str, depth: usize) {
+    /// Lists the entries of `path`; returns how many it listed.
+    fn dir(&mut self, path: &Path, prefix: &str, depth: usize) -> usize {
         let rd = match std::fs::read_dir(path) {
             Ok(rd) => rd,
             Err(e) => {
@@ -246,7 +285,7 @@ impl Tree {
                     format!("{}: {}", path.display(), cli::io_message(&e)),
                 );
                 self.ok = false;
-                return;
+                return 0;
             }
         };
         // (name, path, metadata following links, is a symlink)
@@ -263,10 +302,16 @@ impl Tree {
             .filter(|(name, _, md, _)| self.keep(name, md.as_ref().is_some_and(Metadata::is_dir)))
             .collect();
         if !self.unsorted {
-            if self.mtime {
-                entries.sort_by_key(|e| e.2.as_ref().and_then(|m| m.modified().ok()));
-            } else {
+            if !self.mtime {
                 entries.sort_by(|a, b| a.0.cmp(&b.0));
+            } else {
+                // Oldest first, equal times by name (tree's mtimesort).
+                entries.sort_by(|a, b| {
+                    let t = |e: &(String, PathBuf, Option<Metadata>, bool)| {
+                        e.2.as_ref().and_then(|m| m.modified().ok())
+                    };
+                    t(a).cmp(&t(b)).then_with(|| a.0.cmp(&b.0))
+                });
             }
             if self.reverse {
                 entries.reverse();
@@ -297,6 +342,14 @@ impl Tree {
             if link && let Ok(target) = std::fs::read_link(&p) {
                 line.push_str(&format!(" -> {}", target.display()));
             }
+            let eligible = is_dir && (!link || self.follow) && self.level.is_none_or(|l| depth < l);
+            // As tree: every directory is recorded, a followed link to one already listed is
+            // not entered (real directories always are).
+            let seen = eligible && !self.first_visit(&p);
+            let descend = eligible && !(link && seen);
+            if link && seen {
+                line.push_str("  [recursive, not followed]");
+            }
             if self.classify {
                 line.push_str(if is_dir {
                     "/"
@@ -309,7 +362,6 @@ impl Tree {
             let _ = writeln!(self.out, "{line}");
             if is_dir {
                 self.dirs += 1;
-                let descend = (!link || self.follow) && self.level.is_none_or(|l| depth < l);
                 if descend {
                     let next = format!(
                         "{prefix}{}",
@@ -324,6 +376,19 @@ impl Tree {
             } else {
                 self.files += 1;
             }
+        }
+        count
+    }
+
+    /// With `-l`, records the directory `path` as listed; false if it was listed before (a link
+    /// back to an ancestor, or to a directory already shown). Without `-l` nothing repeats.
+    fn first_visit(&mut self, path: &Path) -> bool {
+        if !self.follow {
+            return true;
+        }
+        match canonicalize(path, MissingHandling::Normal, ResolveMode::Physical) {
+            Ok(real) => self.visited.insert(real),
+            Err(_) => true,
         }
     }
 
@@ -346,14 +411,13 @@ impl Tree {
         }
         if self.date {
             let mut buf = Vec::new();
+            // As tree (and ls): the year instead of the time for dates over six months old or
+            // in the future.
+            let half_year = Duration::from_secs(182 * 24 * 60 * 60);
             let ok = md.and_then(|m| m.modified().ok()).is_some_and(|t| {
-                format_system_time(
-                    &mut buf,
-                    t,
-                    "%b %e %H:%M",
-                    FormatSystemTimeFallback::Integer,
-                )
-                .is_ok()
+                let old = t > self.now || t + half_year < self.now;
+                let fmt = if old { "%b %e  %Y" } else { "%b %e %H:%M" };
+                format_system_time(&mut buf, t, fmt, FormatSystemTimeFallback::Integer).is_ok()
             });
             parts.push(if ok {
                 String::from_utf8_lossy(&buf).into_owned()

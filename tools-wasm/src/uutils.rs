@@ -2,9 +2,9 @@
 //! and from the uutils diffutils library (`cmp`).
 //!
 //! Each wrapper initialises uucore's localisation for its name (the messages live in Fluent
-//! files compiled into uucore) and calls the crate's `uumain`. `cp`, `mkdir` and `test` first
-//! pass their arguments through [`guards`], which refuses what WASI cannot do instead of letting
-//! the crate silently pretend.
+//! files compiled into uucore) and calls the crate's `uumain`. `cp`, `mkdir`, `test`, `sort` and
+//! `sed` first pass their arguments through [`guards`], which refuses what WASI cannot do (or
+//! the crate does not do) instead of letting the crate silently pretend or crash.
 
 use crate::exit::CANNOT_RUN;
 use crate::guards;
@@ -37,8 +37,6 @@ uutils! {
     tail => "tail", uu_tail;
     /// `wc`.
     wc => "wc", uu_wc;
-    /// `sort`.
-    sort => "sort", uu_sort;
     /// `uniq`.
     uniq => "uniq", uu_uniq;
     /// `cut`.
@@ -161,9 +159,22 @@ pub fn mkdir(args: Vec<OsString>) -> i32 {
     run("mkdir", || uu_mkdir::uumain(args.into_iter()))
 }
 
-/// `sed` from the uutils sed crate.
+/// `sed` from the uutils sed crate, refusing `-z` (it ignores it; see [`guards::sed`]).
 pub fn sed(args: Vec<OsString>) -> i32 {
+    if let Some(why) = guards::sed(&args) {
+        eprintln!("sed: {why}");
+        return 1;
+    }
     run("sed", || ::sed::sed::uumain(args.into_iter()))
+}
+
+/// `sort`, refusing `-c`/`-m` (uu_sort runs them on a thread; see [`guards::sort`]).
+pub fn sort(args: Vec<OsString>) -> i32 {
+    if let Some(why) = guards::sort(&args) {
+        eprintln!("sort: {why}");
+        return 2;
+    }
+    run("sort", || uu_sort::uumain(args.into_iter()))
 }
 
 /// `cp`, refusing to preserve attributes WASI does not have (see [`guards::cp`]).

@@ -92,6 +92,24 @@ fn grep_gnu_format_and_status() {
     assert_eq!(r.err, "grep: missing: No such file or directory\n");
     let r = run(d.path(), "grep", &["-q", "hello", "missing", "a.txt"], "");
     assert_eq!(r.code, 0);
+    // --include selects files; a directory operand is searched whatever its name (found by the
+    // differential test: `grep -r --include=*.md hello sub` printed nothing).
+    let r = run(
+        d.path(),
+        "grep",
+        &["-r", "--include=*.md", "hello", "sub"],
+        "",
+    );
+    assert_eq!((r.out.as_str(), r.code), ("sub/b.md:hello there\n", 0));
+    let r = run(d.path(), "grep", &["--include=*.md", "hello", "a.txt"], "");
+    assert_eq!((r.out.as_str(), r.code), ("", 1));
+    let r = run(
+        d.path(),
+        "grep",
+        &["-r", "--exclude-dir=sub", "hello", "sub"],
+        "",
+    );
+    assert_eq!((r.out.as_str(), r.code), ("", 1));
 }
 
 #[test]
@@ -184,6 +202,17 @@ fn diff_formats_and_directories() {
     );
     let r = run(d.path(), "diff", &["a/s/g", "b/s/g"], "");
     assert_eq!((r.out.as_str(), r.code), ("", 0));
+    // GNU's ed script: last hunk first, the first file's line numbers.
+    let e = tree(&[("x", "1\n2\n3\n4\n"), ("y", "1\nB\n3\n4\n5\n")]);
+    let r = run(e.path(), "diff", &["-e", "x", "y"], "");
+    assert_eq!((r.out.as_str(), r.code), ("4a\n5\n.\n2c\nB\n.\n", 1));
+    // `-c` headers carry ctime-style times.
+    let r = run(e.path(), "diff", &["-c", "x", "y"], "");
+    let first = r.out.lines().next().unwrap_or_default().to_owned();
+    assert!(
+        first.starts_with("*** x\t") && first.len() == "*** x\tTue Jan  2 03:04:05 2024".len(),
+        "{first}"
+    );
     let r = run(d.path(), "diff", &["-w", "a/f", "b/f"], "");
     assert_eq!(r.code, 2);
     let r = run(d.path(), "diff", &["a/f", "nope"], "");
@@ -216,6 +245,14 @@ fn jq_options_and_exit_codes() {
     );
     assert_eq!(run(d.path(), "jq", &[".["], "{}").code, 3);
     assert_eq!(run(d.path(), "jq", &[".a[]", "j.json"], "").code, 5);
+    // An error ends the outputs for that input (jq), the next input still runs.
+    let r = run(
+        d.path(),
+        "jq",
+        &["-c", ".[] | .x"],
+        "[1, {\"x\": 2}]\n[{\"x\": 3}]",
+    );
+    assert_eq!((r.out.as_str(), r.code), ("3\n", 5));
     assert_eq!(run(d.path(), "jq", &["-e", ".z", "j.json"], "").code, 1);
     assert_eq!(
         run(d.path(), "jq", &["-n", "halt_error(200)"], "").code,
@@ -233,10 +270,28 @@ fn stat_du_tree() {
     let r = run(d.path(), "tree", &["d"], "");
     assert_eq!(
         r.out,
-        "d\n├── a\n└── s\n    └── b\n\n1 directory, 2 files\n"
+        "d\n|-- a\n`-- s\n    `-- b\n\n2 directories, 2 files\n"
+    );
+    let r = run(d.path(), "tree", &["--charset=utf-8", "-F", "d/s"], "");
+    assert_eq!(r.out, "d/s/\n└── b\n\n1 directory, 1 file\n");
+    let r = run(d.path(), "tree", &["d/a", "nope"], "");
+    assert_eq!(
+        (r.out.as_str(), r.code),
+        (
+            "d/a  [error opening dir]\nnope  [error opening dir]\n\n0 directories, 1 file\n",
+            2
+        )
     );
     let r = run(d.path(), "tree", &["-p", "d"], "");
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 1);
+    // -l follows links but lists a directory once: a link back up is not entered (it looped).
+    std::os::unix::fs::symlink("..", d.path().join("d/s/up")).expect("symlink");
+    let r = run(d.path(), "tree", &["-l", "d/s"], "");
+    assert_eq!(
+        r.out,
+        "d/s\n|-- b\n`-- up -> ..\n    |-- a\n    `-- s\n        |-- b\n        \
+         `-- up -> ..  [recursive, not followed]\n\n4 directories, 3 files\n"
+    );
 }
 
 #[test]

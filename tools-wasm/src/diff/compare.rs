@@ -3,6 +3,7 @@
 //! ... differ", "File ... is a directory while file ... is a regular file").
 
 use super::Options;
+use super::gnu_form::{collapse_ranges, ctime_headers, relabel};
 use crate::cli::{self, Out};
 use diffutilslib::params::{Format, Params};
 use std::collections::BTreeSet;
@@ -186,8 +187,16 @@ impl Ctx<'_> {
         let text = match o.format {
             Format::Normal => collapse_ranges(diffutilslib::normal_diff(a, b, &params)),
             Format::Unified => relabel(diffutilslib::unified_diff(a, b, &params), &o.labels),
-            Format::Context => relabel(diffutilslib::context_diff(a, b, &params), &o.labels),
-            Format::Ed => diffutilslib::ed_diff(a, b, &params).map_err(String::from)?,
+            Format::Context => relabel(
+                ctime_headers(diffutilslib::context_diff(a, b, &params), [from, to]),
+                &o.labels,
+            ),
+            Format::Ed => {
+                // The library's script is valid but not GNU's (see `ed`); its check for a
+                // missing final newline is kept.
+                diffutilslib::ed_diff(a, b, &params).map_err(String::from)?;
+                super::ed::from_normal(&collapse_ranges(diffutilslib::normal_diff(a, b, &params)))
+            }
             Format::SideBySide => {
                 let mut buf = Vec::new();
                 diffutilslib::side_by_side_diff(a, b, &mut buf, &params);
@@ -299,81 +308,5 @@ impl Ctx<'_> {
             status = status.max(self.entry(a, b, &x, &y, name, left_exists, !left_exists));
         }
         status
-    }
-}
-
-/// GNU writes a one-line range as `N`, the library sometimes as `N,N` (`1,1d0`): collapse those
-/// in the hunk headers of normal output (lines not starting with `<`, `>`, `-` or `\`).
-fn collapse_ranges(text: Vec<u8>) -> Vec<u8> {
-    fn range(r: &str) -> String {
-        match r.split_once(',') {
-            Some((a, b)) if a == b => a.to_owned(),
-            _ => r.to_owned(),
-        }
-    }
-    let mut out = Vec::with_capacity(text.len());
-    for line in text.split_inclusive(|b| *b == b'\n') {
-        let header = line.first().is_some_and(u8::is_ascii_digit);
-        let parsed = std::str::from_utf8(line)
-            .ok()
-            .filter(|_| header)
-            .and_then(|l| {
-                let body = l.trim_end_matches('\n');
-                let at = body.find(['a', 'c', 'd'])?;
-                let (left, rest) = body.split_at(at);
-                let (op, right) = rest.split_at(1);
-                Some(format!("{}{op}{}\n", range(left), range(right)))
-            });
-        match parsed {
-            Some(fixed) => out.extend_from_slice(fixed.as_bytes()),
-            None => out.extend_from_slice(line),
-        }
-    }
-    out
-}
-
-/// Replaces the two header lines' names and times by `--label` values, as GNU does.
-fn relabel(text: Vec<u8>, labels: &[String]) -> Vec<u8> {
-    if labels.is_empty() || text.is_empty() {
-        return text;
-    }
-    let mut lines = text.splitn(3, |b| *b == b'\n');
-    let (Some(first), Some(second), rest) = (lines.next(), lines.next(), lines.next()) else {
-        return text;
-    };
-    let mut out = Vec::with_capacity(text.len());
-    for (i, line) in [first, second].into_iter().enumerate() {
-        match labels.get(i) {
-            Some(label) => {
-                out.extend_from_slice(&line[..4.min(line.len())]);
-                out.extend_from_slice(label.as_bytes());
-            }
-            None => out.extend_from_slice(line),
-        }
-        out.push(b'\n');
-    }
-    out.extend_from_slice(rest.unwrap_or_default());
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::relabel;
-
-    #[test]
-    fn one_line_ranges_are_collapsed() {
-        let text = b"1,1d0\n< only\n0a1,1\n> x\n2,3c2,2\n< a\n< 1,1d0\n---\n> b\n".to_vec();
-        let out = super::collapse_ranges(text);
-        assert_eq!(
-            out,
-            b"1d0\n< only\n0a1\n> x\n2,3c2\n< a\n< 1,1d0\n---\n> b\n"
-        );
-    }
-
-    #[test]
-    fn labels_replace_names_and_times() {
-        let text = b"--- a\t2024\n+++ b\t2024\n@@ -1 +1 @@\n-x\n+y\n".to_vec();
-        let out = relabel(text, &["L1".into(), "L2".into()]);
-        assert_eq!(out, b"--- L1\n+++ L2\n@@ -1 +1 @@\n-x\n+y\n");
     }
 }

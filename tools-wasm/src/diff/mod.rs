@@ -1,13 +1,16 @@
 //! `diff`: GNU diff's command line over the uutils diffutils library (`diffutilslib`), which
 //! formats normal, unified (`-u`), context (`-c`), ed (`-e`) and side-by-side (`-y`) output.
 //! This front end adds what the library lacks: directories and `-r`, `-N`, `--label`, binary
-//! files, and GNU's "Only in" / "Common subdirectories" reports ([`compare`]).
+//! files, and GNU's "Only in" / "Common subdirectories" reports ([`compare`]); GNU's forms of
+//! the library's output ([`gnu_form`], [`ed`]).
 //!
 //! Options that change how lines are compared (`-i -w -b -B -I ...`) are refused: the library
 //! cannot honour them, and silently ignoring them would report differences the user excluded.
 //! Exit status: 0 same, 1 different, 2 trouble.
 
 mod compare;
+mod ed;
+mod gnu_form;
 
 use crate::cli::{self, flag, last_str, opt};
 use clap::{Arg, ArgAction, ArgMatches};

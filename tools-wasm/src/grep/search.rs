@@ -165,16 +165,29 @@ impl<'a> Grep<'a> {
         (!self.include.is_empty() && !self.include.iter().any(hit)) || self.exclude.iter().any(hit)
     }
 
+    fn excluded_dir_operand(&self, path: &Path) -> bool {
+        let base = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        let full = path.to_string_lossy();
+        self.exclude_dir
+            .iter()
+            .any(|g| g.is_match(&base) || g.is_match(&full))
+    }
+
     fn search_operand(&mut self, path: &Path) -> Result<(), Stop> {
         if path == Path::new("-") {
             let label = PathBuf::from(&self.cfg.label);
             return self.search_reader(&label, Box::new(io::stdin()));
         }
-        if self.excluded_file(path) {
-            return Ok(());
-        }
         match std::fs::metadata(path) {
+            // --include/--exclude select files (a missing one is still reported, as by GNU); a
+            // directory operand is searched whatever its name.
+            Ok(md) if !md.is_dir() && self.excluded_file(path) => Ok(()),
             Ok(md) if md.is_dir() => match self.cfg.directories {
+                // As GNU, --exclude-dir also skips a directory operand whose name matches.
+                Directories::Recurse if self.excluded_dir_operand(path) => Ok(()),
                 Directories::Recurse => self.walk(path, false),
                 Directories::Skip => Ok(()),
                 Directories::Read => {

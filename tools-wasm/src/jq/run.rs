@@ -301,6 +301,8 @@ fn execute(a: &Args, filter: &Filter, globals: Vec<Val>, out: &mut Out) -> i32 {
                         let _ = out.flush();
                         cli::error("jq", format!("error (at <unknown>): {e}"));
                         status = 5;
+                        // As jq: an error ends this input's outputs; the next input runs.
+                        break;
                     }
                     Err(exn) => {
                         let code = exn.get_halt().unwrap_or(5);

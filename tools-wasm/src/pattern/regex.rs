@@ -53,7 +53,7 @@ pub fn translate(pattern: &str, syntax: Syntax) -> Result<String, String> {
                     }
                     (Syntax::Basic | Syntax::Emacs, ')') => {
                         if depth == 0 {
-                            return Err("unmatched ) or \\)".into());
+                            return Err("Unmatched ) or \\)".into());
                         }
                         depth -= 1;
                         out.push(')');
@@ -65,7 +65,7 @@ pub fn translate(pattern: &str, syntax: Syntax) -> Result<String, String> {
                     }
                     (Syntax::Basic, '{') => {
                         let Some((interval, end)) = interval(&chars, i, true) else {
-                            return Err("unmatched \\{".into());
+                            return Err("Unmatched \\{".into());
                         };
                         if at_start {
                             return Err("invalid preceding regular expression".into());
@@ -100,7 +100,7 @@ pub fn translate(pattern: &str, syntax: Syntax) -> Result<String, String> {
             }
             '[' => {
                 let Some((class, end)) = bracket::translate(&chars, i + 1, BRACKET)? else {
-                    return Err("unmatched [, [^, [:, [., or [=".into());
+                    return Err("Unmatched [, [^, [:, [., or [=".into());
                 };
                 out.push_str(&class);
                 i = end;
@@ -193,7 +193,7 @@ pub fn translate(pattern: &str, syntax: Syntax) -> Result<String, String> {
         i += 1;
     }
     if depth > 0 {
-        return Err("unmatched ( or \\(".into());
+        return Err("Unmatched ( or \\(".into());
     }
     Ok(out)
 }
