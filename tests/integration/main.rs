@@ -9,11 +9,8 @@ mod cancel;
 mod cli;
 mod clients;
 mod confinement;
-<<<<<<< HEAD
 mod container;
-=======
 mod differential;
->>>>>>> differential
 mod docs;
 mod limits;
 mod mcp;
