@@ -46,7 +46,7 @@ fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     let name = command_name(&args);
     exit::install_panic_hook(name.clone());
-    avoid_std_temp_dir();
+    avoid_std_temp_dir(&name);
     if let Some(pwd) = std::env::var_os("PWD")
         && let Err(e) = std::env::set_current_dir(&pwd)
     {
@@ -67,15 +67,18 @@ fn main() {
     exit::exit(code)
 }
 
-/// `std::env::temp_dir` panics on WASI, and the `tempfile` crate calls it unless told otherwise:
-/// uu_tac spools standard input through `tempfile::tempfile()` and died with "no filesystem on
-/// wasm". Point `tempfile` at `$TMPDIR`, or at `/tmp`, which the guest does not have: creating a
-/// temporary file then fails with an ordinary error, and uu_tac falls back to reading into memory.
-fn avoid_std_temp_dir() {
+/// `std::env::temp_dir` panics on WASI, and the `tempfile` crate calls it unless told otherwise.
+/// Point `tempfile` at `$TMPDIR` (runbox gives every call a private scratch directory there), or
+/// at `/tmp`, which the guest does not have, so creating a temporary file fails with an ordinary
+/// error. uu_tac is the exception: it spools standard input to a temporary file and then mmaps
+/// it, which WASI cannot do ("unsupported"); a temporary directory that does not exist makes its
+/// spool fail early, and it falls back to reading standard input into memory.
+#[cfg_attr(not(target_os = "wasi"), allow(unused_variables))]
+fn avoid_std_temp_dir(command: &str) {
     #[cfg(target_os = "wasi")]
     {
         let dir = std::env::var_os("TMPDIR")
-            .filter(|d| !d.is_empty())
+            .filter(|d| !d.is_empty() && command != "tac")
             .map_or_else(
                 || std::path::PathBuf::from("/tmp"),
                 std::path::PathBuf::from,
