@@ -36,10 +36,18 @@ fn run() -> Result<(), String> {
     out.push_str("pub const NAMES: &[&str] = &[\n");
     for e in &entries {
         let line = e.line;
-        let name = e.name.as_deref().ok_or(format!("line {line}: missing `name`"))?;
-        let description =
-            e.description.as_deref().ok_or(format!("line {line}: missing `description`"))?;
-        let access = e.access.as_deref().ok_or(format!("line {line}: missing `access`"))?;
+        let name = e
+            .name
+            .as_deref()
+            .ok_or(format!("line {line}: missing `name`"))?;
+        let description = e
+            .description
+            .as_deref()
+            .ok_or(format!("line {line}: missing `description`"))?;
+        let access = e
+            .access
+            .as_deref()
+            .ok_or(format!("line {line}: missing `access`"))?;
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(format!("line {line}: bad command name {name:?}"));
         }
@@ -47,10 +55,14 @@ fn run() -> Result<(), String> {
             return Err(format!("line {line}: {name:?} is listed twice"));
         }
         if description.trim().is_empty() || description.contains('\n') {
-            return Err(format!("line {line}: {name}: description must be one non-empty line"));
+            return Err(format!(
+                "line {line}: {name}: description must be one non-empty line"
+            ));
         }
         if access != "read" && access != "write" {
-            return Err(format!("line {line}: {name}: access must be \"read\" or \"write\""));
+            return Err(format!(
+                "line {line}: {name}: access must be \"read\" or \"write\""
+            ));
         }
         names.push(name);
         let _ = writeln!(out, "    {name:?},");
@@ -69,7 +81,10 @@ fn parse(text: &str) -> Result<Vec<Entry>, String> {
             continue;
         }
         if content == "[[command]]" {
-            entries.push(Entry { line, ..Entry::default() });
+            entries.push(Entry {
+                line,
+                ..Entry::default()
+            });
             continue;
         }
         let (key, value) = content

@@ -182,3 +182,25 @@ pub struct CommandList {
     /// Whether commands may write to the workspace at all.
     pub workspace_writable: bool,
 }
+
+/// Every structured result of `run`: its output schema. Error results carry structured content
+/// too (some clients validate it against the output schema even when `isError` is set), so the
+/// schema admits both shapes.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RunResult {
+    /// The command ran to its own exit.
+    Ran(RunOutput),
+    /// The call failed or was refused.
+    Failed(ErrorEnvelope),
+}
+
+/// Every structured result of `list_commands`: its output schema.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ListResult {
+    /// The allowlist.
+    Listed(CommandList),
+    /// The call was refused (it takes no arguments).
+    Failed(ErrorEnvelope),
+}

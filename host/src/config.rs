@@ -31,6 +31,8 @@ pub struct PolicyFile {
     pub cache_dir: Option<PathBuf>,
     /// Directory of operator-supplied `NAME.wasm` commands.
     pub tools_dir: Option<PathBuf>,
+    /// Whether an unusable module in `tools_dir` stops the server instead of being skipped.
+    pub strict_tools: Option<bool>,
     /// Whether the server may run as root.
     pub allow_root: Option<bool>,
     /// Whether commands may write to the workspace.
@@ -140,6 +142,9 @@ pub struct Policy {
     pub cache_dir: Option<PathBuf>,
     /// Operator-supplied `NAME.wasm` commands (default none).
     pub tools_dir: Option<PathBuf>,
+    /// Stop at start when a module in `tools_dir` is unusable (default false: skip it with a
+    /// warning naming the file).
+    pub strict_tools: bool,
     /// Start even as root (default false: refuse).
     pub allow_root: bool,
     /// Whether commands may write to the workspace (default true). When false every command gets
@@ -361,6 +366,7 @@ impl Policy {
             audit_dir,
             cache_dir,
             tools_dir,
+            strict_tools: file.strict_tools.unwrap_or(false),
             allow_root: flags.allow_root || file.allow_root.unwrap_or(false),
             workspace_writable: file.workspace_writable.unwrap_or(true),
             commands: file.commands,
@@ -441,6 +447,7 @@ impl Policy {
             audit_dir: Some(self.audit_dir.clone()),
             cache_dir: self.cache_dir.clone(),
             tools_dir: self.tools_dir.clone(),
+            strict_tools: Some(self.strict_tools),
             allow_root: Some(self.allow_root),
             workspace_writable: Some(self.workspace_writable),
             commands: self.commands.clone(),

@@ -13,7 +13,7 @@ use crate::outcome::{Outcome, Termination};
 use crate::policy::{Access, Catalog, CommandSpec, Program};
 use crate::tools_dir;
 use crate::wasi::cache::ModuleCache;
-use crate::wasi::{GuestRun, WasiRuntime};
+use crate::wasi::{GuestRun, WasiRuntime, inspect};
 use crate::workspace::Workspace;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -114,6 +114,9 @@ impl Service {
                 ))
             })?;
         }
+        let audit = AuditLog::open(&policy.audit_dir)?;
+        let cache = ModuleCache::new(policy.cache_dir.as_deref());
+        let wasi = WasiRuntime::new(cache, builtin_wasm).map_err(StartError::Runtime)?;
         if let Some(dir) = &policy.tools_dir {
             if workspace.contains_host_path(dir) {
                 return Err(StartError::Config(format!(
@@ -121,10 +124,26 @@ impl Service {
                     dir.display()
                 )));
             }
-            for spec in tools_dir::scan(dir).map_err(StartError::Config)? {
+            let check =
+                |bytes: &[u8]| inspect::check_module(bytes, |m, n| wasi.provides(m, n)).map(|_| ());
+            let (specs, mut rejected) = tools_dir::scan(dir, check).map_err(StartError::Config)?;
+            for spec in specs {
+                let file = format!("{}/{}.wasm", dir.display(), spec.name);
                 if let Err(e) = catalog.add(spec) {
-                    tracing::warn!(dir = %dir.display(), "skipping module: {e}");
+                    rejected.push(tools_dir::Rejected(format!(
+                        "{file}: {e}; built-in commands cannot be replaced"
+                    )));
                 }
+            }
+            for r in &rejected {
+                tracing::warn!("tools_dir: not offering {}", r.0);
+            }
+            if policy.strict_tools && !rejected.is_empty() {
+                let all: Vec<&str> = rejected.iter().map(|r| r.0.as_str()).collect();
+                return Err(StartError::Config(format!(
+                    "strict_tools is set and tools_dir has unusable modules: {}",
+                    all.join("; ")
+                )));
             }
         }
         let native = if policy.native.is_empty() {
@@ -134,9 +153,6 @@ impl Service {
             log_protections(&runner, policy.sandbox.require_confinement);
             Some(runner)
         };
-        let audit = AuditLog::open(&policy.audit_dir)?;
-        let cache = ModuleCache::new(policy.cache_dir.as_deref());
-        let wasi = WasiRuntime::new(cache, builtin_wasm).map_err(StartError::Runtime)?;
         let guest_env = policy
             .wasi_env
             .iter()

@@ -43,32 +43,58 @@ pub fn valid_command_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-/// Lists the commands in `dir`. A missing directory is an error (the operator named it); a bad
-/// entry is skipped with a warning.
-pub fn scan(dir: &Path) -> Result<Vec<CommandSpec>, String> {
+/// A module file that was not accepted, and why (the message names the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected(pub String);
+
+/// Lists the commands in `dir`, each module checked by `check` (which gets the file's bytes).
+/// A missing directory is an error (the operator named it); a bad entry is returned in the
+/// second list, with the file named, so the caller can warn or, under a strict policy, stop.
+pub fn scan(
+    dir: &Path,
+    check: impl Fn(&[u8]) -> Result<(), String>,
+) -> Result<(Vec<CommandSpec>, Vec<Rejected>), String> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("tools_dir {}: {e}", dir.display()))?;
     let mut specs = Vec::new();
+    let mut rejected = Vec::new();
+    let mut reject =
+        |path: &Path, why: String| rejected.push(Rejected(format!("{}: {why}", path.display())));
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
             continue;
         }
         let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
-            tracing::warn!(file = %path.display(), "skipping module: name is not UTF-8");
+            reject(&path, "the name is not UTF-8".into());
             continue;
         };
         if !valid_command_name(&name) {
-            tracing::warn!(file = %path.display(), "skipping module: {name:?} is not a valid command name");
+            reject(
+                &path,
+                format!("{name:?} is not a valid command name (letters, digits, . _ -)"),
+            );
             continue;
         }
         let manifest = match read_manifest(&path.with_extension("toml")) {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(file = %path.display(), "skipping module: {e}");
+                reject(&path, format!("bad manifest: {e}"));
                 continue;
             }
         };
+        match read_bounded(&path) {
+            Ok(bytes) => {
+                if let Err(why) = check(&bytes) {
+                    reject(&path, why);
+                    continue;
+                }
+            }
+            Err(e) => {
+                reject(&path, e);
+                continue;
+            }
+        }
         specs.push(CommandSpec {
             description: manifest
                 .description
@@ -83,7 +109,19 @@ pub fn scan(dir: &Path) -> Result<Vec<CommandSpec>, String> {
         });
     }
     specs.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(specs)
+    rejected.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((specs, rejected))
+}
+
+/// Largest module file read at start.
+const MAX_MODULE_BYTES: u64 = 256 * 1024 * 1024;
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if meta.len() > MAX_MODULE_BYTES {
+        return Err(format!("larger than {MAX_MODULE_BYTES} bytes"));
+    }
+    std::fs::read(path).map_err(|e| e.to_string())
 }
 
 fn read_manifest(path: &Path) -> Result<Manifest, String> {
@@ -99,7 +137,15 @@ fn read_manifest(path: &Path) -> Result<Manifest, String> {
         ));
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|sp| text[..sp.start.min(text.len())].lines().count().max(1));
+        match line {
+            Some(l) => format!("{} line {l}: {}", path.display(), e.message().trim()),
+            None => format!("{}: {}", path.display(), e.message().trim()),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -127,9 +173,32 @@ mod tests {
         std::fs::write(dir.path().join("bad.wasm"), b"x").unwrap();
         std::fs::write(dir.path().join("bad.toml"), "nope = 1\n").unwrap();
         std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
-        let specs = scan(dir.path()).unwrap();
+        std::fs::write(dir.path().join("broken.wasm"), b"nope").unwrap();
+        std::fs::write(dir.path().join("bad name.wasm"), b"x").unwrap();
+        let check = |b: &[u8]| {
+            if b == b"x" {
+                Ok(())
+            } else {
+                Err("not a module".to_owned())
+            }
+        };
+        let (specs, rejected) = scan(dir.path(), check).unwrap();
         let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["one", "two"]);
+        let why: Vec<&str> = rejected.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(why.len(), 3, "{why:?}");
+        assert!(
+            why.iter()
+                .any(|w| w.contains("bad name.wasm") && w.contains("valid command name"))
+        );
+        assert!(
+            why.iter()
+                .any(|w| w.contains("bad.wasm") && w.contains("bad manifest"))
+        );
+        assert!(
+            why.iter()
+                .any(|w| w.contains("broken.wasm") && w.contains("not a module"))
+        );
         assert_eq!(specs[0].access, Access::Read);
         assert_eq!(specs[1].access, Access::Write);
         assert_eq!(specs[1].description, "Two");
@@ -137,6 +206,6 @@ mod tests {
 
     #[test]
     fn missing_dir_is_an_error() {
-        assert!(scan(Path::new("/nonexistent/runbox-tools")).is_err());
+        assert!(scan(Path::new("/nonexistent/runbox-tools"), |_| Ok(())).is_err());
     }
 }

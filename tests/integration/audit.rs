@@ -75,7 +75,7 @@ fn audit_dir_inside_the_workspace_is_refused_at_start() {
     let mut args = env.policy_args();
     let pos = args.iter().position(|a| a == "--audit-dir").unwrap();
     args[pos + 1] = env.ws.join("logs").display().to_string();
-    let out = std::process::Command::new(runbox_bin())
+    let out = as_server_user(runbox_bin())
         .arg("serve")
         .args(&args)
         .output()

@@ -1,12 +1,11 @@
 //! The command line: start-up refusals, check-config and exec.
 
 use crate::support::*;
-use std::process::Command;
 
 #[test]
 fn root_without_allow_root_is_refused() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED root_without_allow_root_is_refused: not running as root");
+    if !nix::unistd::geteuid().is_root() || server_uid().is_some() {
+        eprintln!("SKIPPED root_without_allow_root_is_refused: servers do not run as root here");
         return;
     }
     let env = Env::new();
@@ -15,7 +14,7 @@ fn root_without_allow_root_is_refused() {
         .into_iter()
         .filter(|a| a != "--allow-root")
         .collect();
-    let out = Command::new(runbox_bin())
+    let out = as_server_user(runbox_bin())
         .arg("serve")
         .args(&args)
         .output()
@@ -32,7 +31,7 @@ fn root_without_allow_root_is_refused() {
 #[test]
 fn bad_policy_keys_are_named() {
     let env = Env::new().with_config("[limits]\ntimeout_msec = 5\n");
-    let out = Command::new(runbox_bin())
+    let out = as_server_user(runbox_bin())
         .arg("serve")
         .args(env.policy_args())
         .output()
@@ -40,7 +39,7 @@ fn bad_policy_keys_are_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("timeout_msec"));
     let env = Env::new().with_config("[limits]\nmemory_bytes = 1\n");
-    let out = Command::new(runbox_bin())
+    let out = as_server_user(runbox_bin())
         .arg("serve")
         .args(env.policy_args())
         .output()
@@ -52,7 +51,7 @@ fn bad_policy_keys_are_named() {
 fn policy_file_inside_the_workspace_is_refused() {
     let env = Env::new();
     env.file("policy.toml", "");
-    let out = Command::new(runbox_bin())
+    let out = as_server_user(runbox_bin())
         .arg("serve")
         .args(env.policy_args())
         .arg("--config")
@@ -66,7 +65,7 @@ fn policy_file_inside_the_workspace_is_refused() {
 #[test]
 fn check_config_prints_a_reusable_policy() {
     let env = Env::new().with_config("[limits]\ntimeout_ms = 1234\n");
-    let out = Command::new(runbox_bin())
+    let out = as_server_user(runbox_bin())
         .arg("check-config")
         .args(env.policy_args())
         .output()
@@ -77,7 +76,7 @@ fn check_config_prints_a_reusable_policy() {
     assert!(text.contains("max_concurrent = 8"), "{text}");
     let file = env.dir.path().join("effective.toml");
     std::fs::write(&file, &text).unwrap();
-    let out = Command::new(runbox_bin())
+    let out = as_server_user(runbox_bin())
         .args(["check-config", "--config"])
         .arg(&file)
         .output()
@@ -94,7 +93,7 @@ fn check_config_prints_a_reusable_policy() {
 fn exec_runs_one_command_like_run() {
     let env = Env::new();
     env.file("a.txt", "x\ny\n");
-    let out = Command::new(runbox_bin())
+    let out = as_server_user(runbox_bin())
         .arg("exec")
         .args(env.policy_args())
         .args(["wc", "-l", "a.txt"])
@@ -106,7 +105,7 @@ fn exec_runs_one_command_like_run() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2 a.txt");
-    let out = Command::new(runbox_bin())
+    let out = as_server_user(runbox_bin())
         .arg("exec")
         .args(env.policy_args())
         .args(["sudo"])

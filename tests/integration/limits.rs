@@ -124,7 +124,7 @@ fn guest_sees_only_the_policy_environment_and_pwd() {
     let vars: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("env ")).collect();
     let mut names: Vec<&str> = vars.iter().filter_map(|v| v.split('=').next()).collect();
     names.sort();
-    assert_eq!(names, ["LANG", "PWD", "TZ"], "{out}");
+    assert_eq!(names, ["LANG", "PWD", "TMPDIR", "TZ"], "{out}");
     assert!(vars.contains(&"PWD=/sub"), "{out}");
 }
 
@@ -137,4 +137,35 @@ fn read_only_policy_refuses_writers() {
     assert!(!env.ws.join("newdir").exists());
     let r = s.run("echo", &["still works"]);
     assert_eq!(structured(&r)["exitCode"], 0);
+}
+
+#[test]
+fn each_call_gets_a_private_scratch_tmpdir() {
+    let env = Env::new().with_config("workspace_writable = false\n");
+    env.file("tmp/keep.txt", "mine\n");
+    let mut s = env.serve();
+    // mktemp is a writing command, refused under this read-only policy...
+    assert_eq!(error_code(&s.run("mktemp", &[])), "READ_ONLY");
+    // ...but a reading command may still use its scratch space, e.g. sort's temporary files.
+    let r = s.call("run", json!({"command": "sort", "args": ["-S", "1K", "-T", "/.runbox-tmp"], "stdin": "b\na\nc\n"}));
+    assert_eq!(structured(&r)["stdout"], "a\nb\nc\n", "{r}");
+    // The workspace's own tmp/ stays visible.
+    let r = s.run("cat", &["tmp/keep.txt"]);
+    assert_eq!(structured(&r)["stdout"], "mine\n");
+}
+
+#[test]
+fn scratch_files_do_not_survive_the_call() {
+    let env = Env::new();
+    let mut s = env.serve();
+    let r = s.call("run", json!({"command": "mktemp", "args": []}));
+    let path = structured(&r)["stdout"].as_str().unwrap().trim().to_owned();
+    assert!(path.starts_with("/.runbox-tmp/"), "{r}");
+    let r = s.run("ls", &["-A", "/.runbox-tmp"]);
+    assert_eq!(
+        structured(&r)["stdout"],
+        "",
+        "a new call starts with an empty scratch directory"
+    );
+    assert!(!env.ws.join(".runbox-tmp").exists());
 }

@@ -4,9 +4,14 @@
 mod support;
 
 mod audit;
+mod byo;
 mod cancel;
 mod cli;
+mod clients;
 mod confinement;
+mod container;
+mod differential;
+mod docs;
 mod limits;
 mod mcp;
 mod native;

@@ -27,7 +27,7 @@ fn confinement_missing() -> Option<&'static str> {
     static MISSING: OnceLock<Option<String>> = OnceLock::new();
     MISSING
         .get_or_init(|| {
-            let out = Command::new(runbox_bin())
+            let out = as_server_user(runbox_bin())
                 .arg("doctor")
                 .output()
                 .expect("run runbox doctor");
@@ -49,24 +49,36 @@ macro_rules! require_confinement {
     };
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+/// Whether the servers under test run as root (then native commands drop to 65534).
+fn server_is_root() -> bool {
+    nix::unistd::geteuid().is_root() && server_uid().is_none()
 }
 
-/// The sandbox uid's view: as root, native commands run as 65534, which must be able to reach
-/// and write the workspace (the documented requirement).
+/// The uid native commands run as: 65534 under a root server, else the server's own uid
+/// (`None`: the test's own uid, nothing to hand over).
+fn sandbox_uid() -> Option<u32> {
+    if server_is_root() {
+        Some(65534)
+    } else {
+        server_uid()
+    }
+}
+
+/// The sandbox uid's view: it must be able to reach and write the workspace (the documented
+/// requirement).
 fn make_usable_by_sandbox(env: &Env) {
-    if is_root() {
+    if sandbox_uid().is_some() {
         std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
         chown_tree(&env.ws);
     }
 }
 
+/// Gives a tree to the sandbox uid.
 fn chown_tree(path: &Path) {
-    if !is_root() {
+    let Some(uid) = sandbox_uid() else {
         return;
-    }
-    std::os::unix::fs::lchown(path, Some(65534), Some(65534)).unwrap();
+    };
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
     if path.is_dir() && !path.is_symlink() {
         for e in std::fs::read_dir(path).unwrap() {
             chown_tree(&e.unwrap().path());
@@ -409,7 +421,7 @@ fn inherited_descriptors_are_closed() {
     std::fs::write(&secret, "FD-SECRET\n").unwrap();
     let file = std::fs::File::open(&secret).unwrap();
     let raw = file.as_raw_fd();
-    let mut cmd = Command::new(runbox_bin());
+    let mut cmd = as_server_user(runbox_bin());
     cmd.arg("serve").args(env.policy_args());
     // SAFETY: dup2 is async-signal-safe; it leaves fd 7 open (not close-on-exec) in runbox.
     unsafe {
@@ -434,7 +446,7 @@ fn inherited_descriptors_are_closed() {
 fn the_servers_environment_does_not_leak() {
     require_confinement!("the_servers_environment_does_not_leak");
     let env = native_env("[native.sh.env]\nGREETING = \"hello\"\n");
-    let mut cmd = Command::new(runbox_bin());
+    let mut cmd = as_server_user(runbox_bin());
     cmd.arg("serve")
         .args(env.policy_args())
         .env("RUNBOX_TEST_SECRET", "hunter2")
@@ -469,24 +481,33 @@ fn the_servers_environment_does_not_leak() {
 }
 
 #[test]
-fn as_root_the_child_runs_as_the_unprivileged_uid() {
-    require_confinement!("as_root_the_child_runs_as_the_unprivileged_uid");
-    if !is_root() {
-        eprintln!("SKIPPED as_root_the_child_runs_as_the_unprivileged_uid: not running as root");
-        return;
-    }
+fn the_child_runs_as_the_sandbox_uid() {
+    require_confinement!("the_child_runs_as_the_sandbox_uid");
     let env = native_env("");
     let mut s = env.serve();
-    let out = stdout_of(&sh(&mut s, "id -u; id -g; id -G; echo x > made"));
-    assert_eq!(out, "65534\n65534\n65534\n");
+    // As root: the unprivileged 65534 with no other groups; otherwise the server's own uid.
+    let (uid, gid) = match sandbox_uid() {
+        Some(u) => (u, u),
+        None => (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        ),
+    };
+    let out = stdout_of(&sh(&mut s, "id -u; id -g; echo x > made"));
+    assert_eq!(out, format!("{uid}\n{gid}\n"));
+    if server_is_root() {
+        assert_eq!(stdout_of(&sh(&mut s, "id -G")), "65534\n");
+    }
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(std::fs::metadata(env.ws.join("made")).unwrap().uid(), 65534);
+    assert_eq!(std::fs::metadata(env.ws.join("made")).unwrap().uid(), uid);
 }
 
 #[test]
 fn a_workspace_the_sandbox_user_cannot_write_is_refused_clearly() {
-    if !is_root() {
-        eprintln!("SKIPPED a_workspace_the_sandbox_user_cannot_write_is_refused_clearly: not root");
+    if !server_is_root() {
+        eprintln!(
+            "SKIPPED a_workspace_the_sandbox_user_cannot_write_is_refused_clearly: the server does not run as root"
+        );
         return;
     }
     // Not made usable: root-owned, inside a 0700 directory.
@@ -751,7 +772,7 @@ fn bad_native_entries_are_start_errors_naming_the_key() {
     ];
     for (toml, key) in cases {
         let env = Env::new().with_config(toml);
-        let out = Command::new(runbox_bin())
+        let out = as_server_user(runbox_bin())
             .arg("exec")
             .args(env.policy_args())
             .arg("true")
@@ -787,7 +808,7 @@ fn a_read_only_workspace_is_read_only_for_native_commands_too() {
 
 #[test]
 fn doctor_reports_each_protection() {
-    let out = Command::new(runbox_bin()).arg("doctor").output().unwrap();
+    let out = as_server_user(runbox_bin()).arg("doctor").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     for word in [
         "user:",
@@ -805,7 +826,7 @@ fn doctor_reports_each_protection() {
         "{text}"
     );
     // With a workspace the sandbox user cannot write (as root), doctor says how to fix it.
-    if is_root() {
+    if server_is_root() {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new(runbox_bin())
             .args(["doctor", "--workspace"])

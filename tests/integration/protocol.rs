@@ -95,3 +95,72 @@ fn closing_stdin_ends_the_server_cleanly() {
     let status = s.close();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn every_advertised_handshake_version_works() {
+    for version in ["2025-11-25", "2025-06-18", "2025-03-26"] {
+        let env = Env::new();
+        let mut s = crate::support::Server::spawn(&env.policy_args());
+        let r = s.request(
+            "initialize",
+            json!({"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}),
+        );
+        assert_eq!(r["result"]["protocolVersion"], version, "{r}");
+        s.notify("notifications/initialized", json!({}));
+        still_serving(&mut s);
+    }
+}
+
+#[test]
+fn stateless_era_discover_and_version_errors() {
+    let env = Env::new();
+    let mut s = crate::support::Server::spawn(&env.policy_args());
+    let meta = |v: &str| {
+        json!({
+            "io.modelcontextprotocol/protocolVersion": v,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "0"}
+        })
+    };
+    let r = s.request("server/discover", json!({"_meta": meta("2026-07-28")}));
+    let supported = r["result"]["supportedVersions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(
+        supported.contains(&json!("2026-07-28")) && supported.contains(&json!("2025-11-25")),
+        "{r}"
+    );
+    assert_eq!(
+        r["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "runbox",
+        "{r}"
+    );
+    let r = s.request("tools/call", json!({"name": "run", "arguments": {"command": "echo", "args": ["modern"]}, "_meta": meta("2026-07-28")}));
+    assert_eq!(
+        r["result"]["structuredContent"]["stdout"], "modern\n",
+        "{r}"
+    );
+    let r = s.request("tools/list", json!({"_meta": meta("1999-01-01")}));
+    assert_eq!(r["error"]["code"], -32022, "{r}");
+    let data = r["error"]["data"].to_string();
+    assert!(
+        data.contains("1999-01-01") && data.contains("2025-11-25"),
+        "{r}"
+    );
+}
+
+#[test]
+fn malformed_tool_call_params_are_invalid_params() {
+    let env = Env::new();
+    let mut s = env.serve();
+    let r = s.request("tools/call", json!({"arguments": {}}));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    let r = s.request(
+        "tools/call",
+        json!({"name": "run", "arguments": "not an object"}),
+    );
+    assert!(
+        r["error"]["code"] == -32602 || r["result"]["isError"] == true,
+        "{r}"
+    );
+    still_serving(&mut s);
+}

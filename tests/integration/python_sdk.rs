@@ -39,8 +39,7 @@ fn run_client(mode: &str) -> Option<Value> {
     let out = Command::new(py)
         .arg(script)
         .arg(mode)
-        .arg(runbox_bin())
-        .args(env.policy_args())
+        .args(server_command_line(&env))
         .output()
         .unwrap();
     assert!(

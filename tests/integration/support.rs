@@ -15,14 +15,75 @@ use std::time::{Duration, Instant};
 /// guard against a hung server).
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The binary under test.
+/// The binary under test: `RUNBOX_TEST_BIN` (e.g. a read-only installed copy) or the one cargo
+/// built.
 pub fn runbox_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_runbox")
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("RUNBOX_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_runbox").to_owned())
+    })
+}
+
+/// When `RUNBOX_TEST_UID` is set, every server runs as that unprivileged uid (and gid), the way
+/// the container runs it; the test's directories are handed to that uid.
+pub fn server_uid() -> Option<u32> {
+    std::env::var("RUNBOX_TEST_UID")
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
+
+/// A command that runs as the server's uid when one is configured.
+pub fn as_server_user(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(program);
+    if let Some(uid) = server_uid() {
+        use std::os::unix::process::CommandExt;
+        c.uid(uid).gid(uid).env("HOME", "/nonexistent");
+    }
+    c
+}
+
+/// The full command line that starts `runbox serve` as the server's user, for clients that
+/// start the server themselves (as root, they must drop to the uid: `setpriv` does that).
+pub fn server_command_line(env: &Env) -> Vec<String> {
+    let mut line = Vec::new();
+    if let Some(uid) = server_uid() {
+        line.extend([
+            "setpriv".to_owned(),
+            format!("--reuid={uid}"),
+            format!("--regid={uid}"),
+            "--clear-groups".into(),
+        ]);
+    }
+    line.push(runbox_bin().to_owned());
+    line.push("serve".into());
+    line.extend(env.policy_args());
+    line
+}
+
+/// Gives a directory tree to the server's uid (no-op when servers run as the test's user).
+pub fn hand_over(path: &Path) {
+    let Some(uid) = server_uid() else { return };
+    fn walk(p: &Path, uid: u32) {
+        let _ = std::os::unix::fs::lchown(p, Some(uid), Some(uid));
+        if p.is_dir()
+            && !p.is_symlink()
+            && let Ok(entries) = std::fs::read_dir(p)
+        {
+            for e in entries.flatten() {
+                walk(&e.path(), uid);
+            }
+        }
+    }
+    walk(path, uid);
 }
 
 /// A compiled-module cache shared by every test, warmed once so tests do not each compile.
 pub fn cache_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runbox-test-cache")
+    let name = match server_uid() {
+        Some(uid) => format!("runbox-test-cache-{uid}"),
+        None => "runbox-test-cache".to_owned(),
+    };
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
 /// Compiles the built-in module into the shared cache once per test run.
@@ -32,7 +93,15 @@ pub fn warm_cache() {
         let dir = tempfile::tempdir().expect("tempdir");
         let ws = dir.path().join("ws");
         std::fs::create_dir(&ws).expect("mkdir");
-        let out = Command::new(runbox_bin())
+        std::fs::create_dir_all(cache_dir()).expect("mkdir cache");
+        std::fs::set_permissions(
+            cache_dir(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .expect("chmod cache");
+        hand_over(&cache_dir());
+        hand_over(dir.path());
+        let out = as_server_user(runbox_bin())
             .args(["exec", "--allow-root", "--workspace"])
             .arg(&ws)
             .arg("--audit-dir")
@@ -141,8 +210,10 @@ impl Env {
         self
     }
 
-    /// The argument list for `runbox serve` / `exec` in this environment.
+    /// The argument list for `runbox serve` / `exec` in this environment. When servers run as
+    /// another uid, the test's tree is handed to it first.
     pub fn policy_args(&self) -> Vec<String> {
+        hand_over(self.dir.path());
         let mut a = vec![
             "--allow-root".to_owned(),
             "--workspace".into(),
@@ -206,7 +277,7 @@ pub struct Server {
 
 impl Server {
     pub fn spawn(args: &[String]) -> Self {
-        let mut cmd = Command::new(runbox_bin());
+        let mut cmd = as_server_user(runbox_bin());
         cmd.arg("serve").args(args);
         Self::spawn_command(cmd)
     }

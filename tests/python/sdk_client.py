@@ -1,6 +1,6 @@
 """An independent MCP client (the official Python SDK, pinned in requirements.txt) against runbox.
 
-Usage: sdk_client.py MODE RUNBOX_BIN [RUNBOX ARGS...]
+Usage: sdk_client.py MODE COMMAND [ARGS...]   (the full server command line, e.g. runbox serve ...)
 MODE is "legacy" (the initialize handshake) or "2026-07-28" (the stateless era).
 It lists the tools, runs `echo hello`, asks for a forbidden command, and prints one JSON line
 with what it saw; the Rust test that starts it checks that line. Exits non-zero on any surprise.
@@ -14,8 +14,8 @@ from mcp import Client, StdioServerParameters
 
 
 async def main() -> int:
-    mode, binary, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-    params = StdioServerParameters(command=binary, args=["serve", *args])
+    mode, command, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    params = StdioServerParameters(command=command, args=args)
     report: dict = {"mode": mode}
     async with Client(params, mode=mode, read_timeout_seconds=120) as client:
         tools = await client.list_tools()

@@ -11,7 +11,11 @@ use std::io::{self, Write};
 ///
 /// `--help` and `--version` print to stdout and give `Err(0)`; a usage error prints clap's
 /// message to stderr and gives `Err(trouble)`, the command's "trouble" exit code.
-pub fn parse(cmd: clap::Command, args: Vec<OsString>, trouble: i32) -> Result<clap::ArgMatches, i32> {
+pub fn parse(
+    cmd: clap::Command,
+    args: Vec<OsString>,
+    trouble: i32,
+) -> Result<clap::ArgMatches, i32> {
     let name = cmd.get_name().to_owned();
     match cmd.try_get_matches_from(args) {
         Ok(m) => Ok(m),
@@ -24,7 +28,10 @@ pub fn parse(cmd: clap::Command, args: Vec<OsString>, trouble: i32) -> Result<cl
                 }
                 _ => {
                     let text = e.render().to_string();
-                    let text = text.trim_end().strip_prefix("error: ").unwrap_or(text.trim_end());
+                    let text = text
+                        .trim_end()
+                        .strip_prefix("error: ")
+                        .unwrap_or(text.trim_end());
                     eprintln!("{name}: {text}");
                     Err(trouble)
                 }
@@ -43,7 +50,12 @@ pub fn command(name: &'static str, about: &'static str) -> clap::Command {
         .disable_help_flag(true)
         .disable_version_flag(true)
         .infer_long_args(true)
-        .arg(clap::Arg::new("help").long("help").action(clap::ArgAction::Help).help("Print help"))
+        .arg(
+            clap::Arg::new("help")
+                .long("help")
+                .action(clap::ArgAction::Help)
+                .help("Print help"),
+        )
         .arg(
             clap::Arg::new("version")
                 .long("version")
@@ -59,7 +71,10 @@ pub fn flag(id: &'static str) -> clap::Arg {
 
 /// An option taking one value, repeatable (last wins unless read with `get_many`).
 pub fn opt(id: &'static str) -> clap::Arg {
-    clap::Arg::new(id).action(clap::ArgAction::Append).num_args(1).value_parser(clap::value_parser!(OsString))
+    clap::Arg::new(id)
+        .action(clap::ArgAction::Append)
+        .num_args(1)
+        .value_parser(clap::value_parser!(OsString))
 }
 
 /// The last value of a repeatable option as a string.
@@ -71,35 +86,51 @@ pub fn last_str(m: &clap::ArgMatches, id: &str) -> Option<String> {
 
 /// Every value of a repeatable option.
 pub fn all_os(m: &clap::ArgMatches, id: &str) -> Vec<OsString> {
-    m.get_many::<OsString>(id).map(|v| v.cloned().collect()).unwrap_or_default()
+    m.get_many::<OsString>(id)
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default()
 }
 
 /// Stdout behind a buffer that records the first write error, so a front end can tell "could
 /// not write the output" (stop, report once) from "could not read an input" (report, go on).
 pub struct Out {
     inner: io::BufWriter<io::Stdout>,
-    failed: Option<io::ErrorKind>,
+    /// The first write error: its kind and its message.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl Out {
     /// A buffered stdout.
     pub fn new() -> Self {
-        Out { inner: io::BufWriter::with_capacity(64 * 1024, io::stdout()), failed: None }
+        Out {
+            inner: io::BufWriter::with_capacity(64 * 1024, io::stdout()),
+            failed: None,
+        }
     }
 
     /// The kind of the first failed write, if any.
     pub fn failed(&self) -> Option<io::ErrorKind> {
+        self.failed.as_ref().map(|(kind, _)| *kind)
+    }
+
+    fn record(&mut self, e: &io::Error) {
+        self.failed.get_or_insert_with(|| (e.kind(), io_message(e)));
+    }
+
+    fn replay(&self) -> Option<io::Error> {
         self.failed
+            .as_ref()
+            .map(|(kind, msg)| io::Error::new(*kind, msg.clone()))
     }
 
     /// Flushes; reports a failure as `NAME: write error: ...` and returns false.
     pub fn finish(&mut self, name: &str) -> bool {
         if let Err(e) = self.flush() {
-            self.failed.get_or_insert(e.kind());
+            self.record(&e);
         }
-        match self.failed {
-            Some(kind) => {
-                eprintln!("{name}: write error: {}", io::Error::from(kind));
+        match &self.failed {
+            Some((_, message)) => {
+                eprintln!("{name}: write error: {message}");
                 false
             }
             None => true,
@@ -109,21 +140,17 @@ impl Out {
 
 impl Write for Out {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(kind) = self.failed {
-            return Err(kind.into());
+        if let Some(e) = self.replay() {
+            return Err(e);
         }
-        self.inner.write(buf).inspect_err(|e| {
-            self.failed = Some(e.kind());
-        })
+        self.inner.write(buf).inspect_err(|e| self.record(e))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if let Some(kind) = self.failed {
-            return Err(kind.into());
+        if let Some(e) = self.replay() {
+            return Err(e);
         }
-        self.inner.flush().inspect_err(|e| {
-            self.failed = Some(e.kind());
-        })
+        self.inner.flush().inspect_err(|e| self.record(e))
     }
 }
 

@@ -15,7 +15,11 @@ pub const WRITE_ERROR: i32 = 1;
 
 /// Maps any code outside `0..=125` to 125, which wasmtime accepts.
 pub fn clamp(code: i32) -> i32 {
-    if (0..=CANNOT_RUN).contains(&code) { code } else { CANNOT_RUN }
+    if (0..=CANNOT_RUN).contains(&code) {
+        code
+    } else {
+        CANNOT_RUN
+    }
 }
 
 /// Flushes stdout and stderr (errors ignored: there is nowhere left to report them) and exits.
@@ -39,13 +43,22 @@ pub fn install_panic_hook(name: String) {
             .unwrap_or_default();
         let mut err = std::io::stderr().lock();
         if message.starts_with("failed printing to stdout") {
-            let _ = writeln!(err, "{name}: write error{}", message.trim_start_matches("failed printing to stdout"));
+            let _ = writeln!(
+                err,
+                "{name}: write error{}",
+                message.trim_start_matches("failed printing to stdout")
+            );
             drop(err);
             exit(WRITE_ERROR);
         }
         match info.location() {
             Some(at) => {
-                let _ = writeln!(err, "{name}: internal error: {message} (at {}:{})", at.file(), at.line());
+                let _ = writeln!(
+                    err,
+                    "{name}: internal error: {message} (at {}:{})",
+                    at.file(),
+                    at.line()
+                );
             }
             None => {
                 let _ = writeln!(err, "{name}: internal error: {message}");

@@ -14,6 +14,7 @@
 //! - [`registry`]: the name → entry point table, checked against `commands.toml` at build time.
 //! - [`exit`]: exit codes, stdout flushing and the panic hook.
 //! - [`uutils`]: entry points of the uutils coreutils crates, sed and cmp.
+//! - [`guards`]: refusals for uutils options WASI cannot honour (`cp -p`, `mkdir -m`, `test -x`).
 //! - [`ls`]: `ls`, with an honest long format (WASI has no modes, owners or link counts).
 //! - [`grep`]: a GNU grep front end over ripgrep's library crates.
 //! - [`find`]: a GNU find subset on walkdir, globset and regex.
@@ -29,6 +30,7 @@ mod du;
 mod exit;
 mod find;
 mod grep;
+mod guards;
 mod jq;
 mod ls;
 mod pattern;
@@ -44,11 +46,16 @@ fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     let name = command_name(&args);
     exit::install_panic_hook(name.clone());
-    if let Some(pwd) = std::env::var_os("PWD") {
-        if let Err(e) = std::env::set_current_dir(&pwd) {
-            eprintln!("{name}: cannot change to working directory {}: {e}", Path::new(&pwd).display());
-            exit::exit(exit::CANNOT_RUN);
-        }
+    avoid_std_temp_dir(&name);
+    if let Some(pwd) = std::env::var_os("PWD")
+        && let Err(e) = std::env::set_current_dir(&pwd)
+    {
+        eprintln!(
+            "{name}: cannot change to working directory {}: {}",
+            Path::new(&pwd).display(),
+            cli::io_message(&e)
+        );
+        exit::exit(exit::CANNOT_RUN);
     }
     let code = match registry::lookup(&name) {
         Some(entry) => (entry.run)(args),
@@ -60,12 +67,36 @@ fn main() {
     exit::exit(code)
 }
 
+/// `std::env::temp_dir` panics on WASI, and the `tempfile` crate calls it unless told otherwise.
+/// Point `tempfile` at `$TMPDIR` (runbox gives every call a private scratch directory there), or
+/// at `/tmp`, which the guest does not have, so creating a temporary file fails with an ordinary
+/// error. uu_tac is the exception: it spools standard input to a temporary file and then mmaps
+/// it, which WASI cannot do ("unsupported"); a temporary directory that does not exist makes its
+/// spool fail early, and it falls back to reading standard input into memory.
+#[cfg_attr(not(target_os = "wasi"), allow(unused_variables))]
+fn avoid_std_temp_dir(command: &str) {
+    #[cfg(target_os = "wasi")]
+    {
+        let dir = std::env::var_os("TMPDIR")
+            .filter(|d| !d.is_empty() && command != "tac")
+            .map_or_else(
+                || std::path::PathBuf::from("/tmp"),
+                std::path::PathBuf::from,
+            );
+        // Err only if already set, which cannot happen this early.
+        let _ = tempfile::env::override_temp_dir(&dir);
+    }
+}
+
 /// The basename of `argv[0]`, lossily as UTF-8 (every known name is ASCII).
 fn command_name(args: &[OsString]) -> String {
     args.first()
         .map(|a| {
             let p = Path::new(a);
-            p.file_name().unwrap_or(a.as_os_str()).to_string_lossy().into_owned()
+            p.file_name()
+                .unwrap_or(a.as_os_str())
+                .to_string_lossy()
+                .into_owned()
         })
         .unwrap_or_default()
 }
@@ -77,7 +108,10 @@ mod tests {
 
     #[test]
     fn name_is_basename_of_argv0() {
-        assert_eq!(command_name(&[OsString::from("/bin/ls"), OsString::from("-l")]), "ls");
+        assert_eq!(
+            command_name(&[OsString::from("/bin/ls"), OsString::from("-l")]),
+            "ls"
+        );
         assert_eq!(command_name(&[OsString::from("grep")]), "grep");
         assert_eq!(command_name(&[]), "");
     }

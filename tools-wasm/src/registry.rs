@@ -150,10 +150,16 @@ mod tests {
     fn table_matches_commands_toml() {
         let table: Vec<&str> = TABLE.iter().map(|e| e.name).collect();
         for name in &table {
-            assert!(manifest::NAMES.contains(name), "{name} is dispatched but not in commands.toml");
+            assert!(
+                manifest::NAMES.contains(name),
+                "{name} is dispatched but not in commands.toml"
+            );
         }
         for name in manifest::NAMES {
-            assert!(table.contains(name), "{name} is in commands.toml but not dispatched");
+            assert!(
+                table.contains(name),
+                "{name} is in commands.toml but not dispatched"
+            );
         }
         assert_eq!(table, manifest::NAMES, "same names, different order");
     }

@@ -2,10 +2,12 @@
 //! and from the uutils diffutils library (`cmp`).
 //!
 //! Each wrapper initialises uucore's localisation for its name (the messages live in Fluent
-//! files compiled into uucore) and calls the crate's `uumain`. Only `cp` looks at its arguments
-//! first: it refuses to preserve modes or owners, which WASI cannot read or set.
+//! files compiled into uucore) and calls the crate's `uumain`. `cp`, `mkdir`, `test`, `sort` and
+//! `sed` first pass their arguments through [`guards`], which refuses what WASI cannot do (or
+//! the crate does not do) instead of letting the crate silently pretend or crash.
 
 use crate::exit::CANNOT_RUN;
+use crate::guards;
 use std::ffi::OsString;
 
 /// Sets up uucore's messages for `name`, then runs `uumain`.
@@ -35,8 +37,6 @@ uutils! {
     tail => "tail", uu_tail;
     /// `wc`.
     wc => "wc", uu_wc;
-    /// `sort`.
-    sort => "sort", uu_sort;
     /// `uniq`.
     uniq => "uniq", uu_uniq;
     /// `cut`.
@@ -99,8 +99,6 @@ uutils! {
     sleep => "sleep", uu_sleep;
     /// `expr`.
     expr => "expr", uu_expr;
-    /// `test`.
-    test => "test", uu_test;
     /// `true`.
     true_ => "true", uu_true;
     /// `false`.
@@ -121,8 +119,6 @@ uutils! {
     b2sum => "b2sum", uu_b2sum;
     /// `cksum`.
     cksum => "cksum", uu_cksum;
-    /// `mkdir`.
-    mkdir => "mkdir", uu_mkdir;
     /// `touch`.
     touch => "touch", uu_touch;
     /// `mv`.
@@ -145,56 +141,49 @@ uutils! {
     mktemp => "mktemp", uu_mktemp;
 }
 
-/// `sed` from the uutils sed crate.
+/// `test`, refusing the unary tests that need modes or owners (see [`guards::test`]).
+pub fn test(args: Vec<OsString>) -> i32 {
+    if let Some(op) = guards::test(&args) {
+        eprintln!("test: {op}: file modes and owners are not available under WASI");
+        return 2;
+    }
+    run("test", || uu_test::uumain(args.into_iter()))
+}
+
+/// `mkdir`, refusing `-m`/`--mode` (uu_mkdir ignores it under WASI; see [`guards::mkdir`]).
+pub fn mkdir(args: Vec<OsString>) -> i32 {
+    if let Some(why) = guards::mkdir(&args) {
+        eprintln!("mkdir: {why}");
+        return 1;
+    }
+    run("mkdir", || uu_mkdir::uumain(args.into_iter()))
+}
+
+/// `sed` from the uutils sed crate, refusing `-z` (it ignores it; see [`guards::sed`]).
 pub fn sed(args: Vec<OsString>) -> i32 {
+    if let Some(why) = guards::sed(&args) {
+        eprintln!("sed: {why}");
+        return 1;
+    }
     run("sed", || ::sed::sed::uumain(args.into_iter()))
 }
 
-/// `cp`, refusing to preserve attributes WASI does not have (see [`cp_refusal`]).
+/// `sort`, refusing `-c`/`-m` (uu_sort runs them on a thread; see [`guards::sort`]).
+pub fn sort(args: Vec<OsString>) -> i32 {
+    if let Some(why) = guards::sort(&args) {
+        eprintln!("sort: {why}");
+        return 2;
+    }
+    run("sort", || uu_sort::uumain(args.into_iter()))
+}
+
+/// `cp`, refusing to preserve attributes WASI does not have (see [`guards::cp`]).
 pub fn cp(args: Vec<OsString>) -> i32 {
-    if let Some(why) = cp_refusal(&args) {
+    if let Some(why) = guards::cp(&args) {
         eprintln!("cp: {why}");
         return 1;
     }
     run("cp", || uu_cp::uumain(args.into_iter()))
-}
-
-/// Why `cp` must not run with these arguments: `-p`, `-a`/`--archive` and `--preserve` of
-/// anything but timestamps or links ask for modes and owners, which WASI cannot read or set.
-fn cp_refusal(args: &[OsString]) -> Option<String> {
-    const REFUSAL: &str = "cannot preserve mode or ownership: WASI has neither \
-                           (use -r, or --preserve=timestamps)";
-    for arg in args.iter().skip(1) {
-        let Some(arg) = arg.to_str() else { continue };
-        if arg == "--" {
-            break;
-        }
-        if let Some(long) = arg.strip_prefix("--") {
-            let (key, value) = match long.split_once('=') {
-                Some((k, v)) => (k, Some(v)),
-                None => (long, None),
-            };
-            if key.len() >= 2 && "archive".starts_with(key) {
-                return Some(format!("--archive: {REFUSAL}"));
-            }
-            if key.len() >= 2 && "preserve".starts_with(key) {
-                let value = value.unwrap_or("mode,ownership,timestamps");
-                if value.split(',').any(|a| a != "timestamps" && a != "links") {
-                    return Some(format!("--preserve={value}: {REFUSAL}"));
-                }
-            }
-        } else if let Some(cluster) = arg.strip_prefix('-') {
-            for c in cluster.chars() {
-                match c {
-                    'p' | 'a' => return Some(format!("-{c}: {REFUSAL}")),
-                    // These take a value: the rest of the cluster is that value.
-                    'S' | 't' => break,
-                    _ => {}
-                }
-            }
-        }
-    }
-    None
 }
 
 /// `cmp` from the uutils diffutils library (exit 0 same, 1 different, 2 trouble).
@@ -214,40 +203,5 @@ pub fn cmp(args: Vec<OsString>) -> i32 {
             eprintln!("{e}");
             2
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cp_refusal;
-    use std::ffi::OsString;
-
-    fn refused(args: &[&str]) -> bool {
-        let mut v = vec![OsString::from("cp")];
-        v.extend(args.iter().map(OsString::from));
-        cp_refusal(&v).is_some()
-    }
-
-    #[test]
-    fn cp_refuses_mode_and_owner_preservation() {
-        assert!(refused(&["-p", "a", "b"]));
-        assert!(refused(&["-rp", "a", "b"]));
-        assert!(refused(&["-a", "a", "b"]));
-        assert!(refused(&["--archive", "a", "b"]));
-        assert!(refused(&["--arch", "a", "b"]));
-        assert!(refused(&["--preserve", "a", "b"]));
-        assert!(refused(&["--preserve=mode", "a", "b"]));
-        assert!(refused(&["--preserve=all", "a", "b"]));
-    }
-
-    #[test]
-    fn cp_allows_the_rest() {
-        assert!(!refused(&["-r", "a", "b"]));
-        assert!(!refused(&["--preserve=timestamps", "a", "b"]));
-        assert!(!refused(&["--parents", "a", "b"]));
-        assert!(!refused(&["-S", ".pa", "a", "b"]));
-        assert!(!refused(&["-t", "pa", "a"]));
-        assert!(!refused(&["--", "-p"]));
-        assert!(!refused(&["--no-preserve=mode", "a", "b"]));
     }
 }

@@ -1,14 +1,14 @@
 //! The rmcp [`ServerHandler`]: lists the two tools and translates calls to the [`Service`].
 //! No execution logic lives here.
 
-use crate::api::{CommandList, ErrorEnvelope, ListCommandsArgs, RunArgs, RunOutput};
+use crate::api::{ErrorEnvelope, ListCommandsArgs, ListResult, RunArgs, RunResult};
 use crate::error::RunError;
 use crate::service::{CallContext, CallReply, Service};
 use rmcp::handler::server::common::schema_for_type;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
-    Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
+    CustomResult, Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::service::RequestContext;
@@ -30,6 +30,19 @@ pub const SUPPORTED_VERSIONS: &[ProtocolVersion] = &[
     ProtocolVersion::V_2025_11_25,
     ProtocolVersion::V_2025_06_18,
     ProtocolVersion::V_2025_03_26,
+];
+
+/// Standard methods runbox answers; malformed params for one of these are -32602.
+const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "prompts/list",
+    "completion/complete",
+    "logging/setLevel",
 ];
 
 /// The MCP face of a [`Service`].
@@ -181,6 +194,33 @@ impl ServerHandler for RunboxHandler {
         Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
     }
 
+    /// rmcp hands over any request whose params did not fit its method's shape as a "custom"
+    /// request. For the standard methods that is a params error (-32602), not an unknown method.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
+        if KNOWN_METHODS.contains(&request.method.as_str()) {
+            Err(McpError::invalid_params(
+                format!(
+                    "invalid params for {}: they do not match the method's schema",
+                    request.method
+                ),
+                None,
+            ))
+        } else {
+            Err(McpError::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                format!(
+                    "method not found: {}",
+                    request.method.chars().take(64).collect::<String>()
+                ),
+                None,
+            ))
+        }
+    }
+
     fn get_tool(&self, name: &str) -> Option<Tool> {
         self.tools.iter().find(|t| t.name == name).cloned()
     }
@@ -236,6 +276,11 @@ fn error_result(env: &ErrorEnvelope) -> CallToolResult {
 pub fn portable_schema<T: schemars::JsonSchema + std::any::Any>() -> Arc<rmcp::model::JsonObject> {
     let mut schema = serde_json::Value::Object(schema_for_type::<T>().as_ref().clone());
     make_portable(&mut schema);
+    // MCP requires an object at the root; a union of object shapes still is one.
+    if let serde_json::Value::Object(map) = &mut schema {
+        map.entry("type")
+            .or_insert_with(|| serde_json::Value::String("object".into()));
+    }
     match schema {
         serde_json::Value::Object(map) => Arc::new(map),
         _ => schema_for_type::<T>(),
@@ -287,7 +332,7 @@ pub fn tool_definitions() -> Vec<Tool> {
         portable_schema::<RunArgs>(),
     )
     .with_title("Run a command")
-    .with_raw_output_schema(portable_schema::<RunOutput>())
+    .with_raw_output_schema(portable_schema::<RunResult>())
     .with_annotations(
         ToolAnnotations::with_title("Run a command")
             .read_only(false)
@@ -303,7 +348,7 @@ pub fn tool_definitions() -> Vec<Tool> {
         portable_schema::<ListCommandsArgs>(),
     )
     .with_title("List allowed commands")
-    .with_raw_output_schema(portable_schema::<CommandList>())
+    .with_raw_output_schema(portable_schema::<ListResult>())
     .with_annotations(
         ToolAnnotations::with_title("List allowed commands")
             .read_only(true)
@@ -354,6 +399,37 @@ mod tests {
         assert_eq!(run["properties"]["timeout_ms"]["type"], "integer");
         assert_eq!(run["properties"]["timeout_ms"]["minimum"], 1);
         assert_eq!(run["additionalProperties"], false);
+    }
+
+    #[test]
+    fn output_schemas_admit_success_and_error_shapes() {
+        use crate::api::{PartialOutput, RunOutput};
+        use crate::outcome::RunnerKind;
+        let schema = serde_json::Value::Object(portable_schema::<RunResult>().as_ref().clone());
+        assert_eq!(schema["type"], "object");
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let ok = RunOutput {
+            request_id: "r".into(),
+            exit_code: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            duration_ms: 1,
+            runner: RunnerKind::Wasi,
+        };
+        assert!(validator.is_valid(&serde_json::to_value(&ok).unwrap()));
+        let partial = PartialOutput::from_outcome(&crate::outcome::Outcome {
+            termination: crate::outcome::Termination::Exited(0),
+            stdout: Default::default(),
+            stderr: Default::default(),
+            duration: std::time::Duration::from_millis(3),
+            runner: RunnerKind::Native,
+            processes_killed: Some(2),
+        });
+        let err = ErrorEnvelope::new("r", &RunError::invalid("x").with_hint("h"), Some(partial));
+        assert!(validator.is_valid(&serde_json::to_value(&err).unwrap()));
+        assert!(!validator.is_valid(&serde_json::json!({"stdout": 1})));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod engine;
+pub mod inspect;
 pub mod limiter;
 pub mod streams;
 
@@ -48,6 +49,7 @@ pub struct WasiRuntime {
     cache: ModuleCache,
     builtin: &'static [u8],
     prepared: Mutex<HashMap<ProgramKey, Prepared>>,
+    provided: std::collections::HashSet<(String, String)>,
     _ticker: engine::EpochTicker,
 }
 
@@ -87,6 +89,7 @@ impl WasiRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut GuestState| &mut s.wasi)
             .map_err(|e| RunError::internal(format!("cannot link WASI: {e}")))?;
+        let provided = provided_imports(&engine, &linker);
         let ticker = engine::EpochTicker::start(&engine)
             .map_err(|e| RunError::internal(format!("cannot start the epoch thread: {e}")))?;
         Ok(Self {
@@ -95,8 +98,16 @@ impl WasiRuntime {
             cache,
             builtin,
             prepared: Mutex::new(HashMap::new()),
+            provided,
             _ticker: ticker,
         })
+    }
+
+    /// Whether the linker defines the import `module::name`, for checking operator-supplied
+    /// modules at start ([`inspect::check_module`]).
+    pub fn provides(&self, module: &str, name: &str) -> bool {
+        self.provided
+            .contains(&(module.to_owned(), name.to_owned()))
     }
 
     /// Compiles (or loads from the cache) and links a program once; later calls reuse it.
@@ -179,7 +190,16 @@ impl WasiRuntime {
         stderr: &Capture,
         cancel: &CancellationToken,
     ) -> Termination {
-        let wasi = match build_context(run, stdout, stderr) {
+        // A private scratch directory (the guest's TMPDIR), removed when this call ends.
+        let scratch = match tempfile::Builder::new().prefix("runbox-call-").tempdir() {
+            Ok(d) => d,
+            Err(e) => {
+                return Termination::Stopped(RunError::internal(format!(
+                    "cannot create the scratch directory: {e}"
+                )));
+            }
+        };
+        let wasi = match build_context(run, scratch.path(), stdout, stderr) {
             Ok(w) => w,
             Err(e) => return Termination::Stopped(e),
         };
@@ -211,6 +231,22 @@ impl WasiRuntime {
         let limiter = store.data().limiter;
         classify(ended, &limiter, &run.limits)
     }
+}
+
+/// Every `(module, name)` the linker defines, read once through a throwaway store.
+fn provided_imports(
+    engine: &Engine,
+    linker: &Linker<GuestState>,
+) -> std::collections::HashSet<(String, String)> {
+    let state = GuestState {
+        wasi: WasiCtxBuilder::new().build_p1(),
+        limiter: GuestLimiter::new(0, 0),
+    };
+    let mut store = Store::new(engine, state);
+    linker
+        .iter(&mut store)
+        .map(|(module, name, _)| (module.to_owned(), name.to_owned()))
+        .collect()
 }
 
 enum Ended {
@@ -291,9 +327,15 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-/// The guest's WASI context: argv, env (+`PWD`), stdio, and the workspace as the only preopen.
+/// The guest's path of its per-call scratch directory (also its `TMPDIR`). Not `/tmp`, so a
+/// workspace's own `tmp/` directory stays visible.
+pub const GUEST_TMP: &str = "/.runbox-tmp";
+
+/// The guest's WASI context: argv, env (+`PWD`, `TMPDIR`), stdio, and two preopens: the
+/// workspace as `/` and a private scratch directory as [`GUEST_TMP`].
 fn build_context(
     run: &GuestRun<'_>,
+    scratch: &std::path::Path,
     stdout: &Capture,
     stderr: &Capture,
 ) -> Result<WasiP1Ctx, RunError> {
@@ -303,6 +345,7 @@ fn build_context(
         b.env(k, v);
     }
     b.env("PWD", run.cwd.guest_path());
+    b.env("TMPDIR", GUEST_TMP);
     b.stdin(MemoryInputPipe::new(run.stdin.clone()));
     b.stdout(CaptureStream(stdout.clone()));
     b.stderr(CaptureStream(stderr.clone()));
@@ -313,6 +356,8 @@ fn build_context(
     };
     b.preopened_dir(run.workspace.handle_path(), "/", perms)
         .map_err(|e| RunError::internal(format!("cannot preopen the workspace: {e}")))?;
+    b.preopened_dir(scratch, GUEST_TMP, FsPerms::ReadWrite)
+        .map_err(|e| RunError::internal(format!("cannot preopen the scratch directory: {e}")))?;
     Ok(b.build_p1())
 }
 

@@ -3,6 +3,7 @@
 //! ... differ", "File ... is a directory while file ... is a regular file").
 
 use super::Options;
+use super::gnu_form::{collapse_ranges, ctime_headers, relabel};
 use crate::cli::{self, Out};
 use diffutilslib::params::{Format, Params};
 use std::collections::BTreeSet;
@@ -30,7 +31,11 @@ struct Ctx<'a> {
 
 /// Compares `from` with `to` and prints the differences; returns the exit code.
 pub fn run(opts: &Options, from: &Path, to: &Path) -> i32 {
-    let mut ctx = Ctx { opts, out: Out::new(), stdin: None };
+    let mut ctx = Ctx {
+        opts,
+        out: Out::new(),
+        stdin: None,
+    };
     let status = ctx.top(from, to);
     if !ctx.out.finish("diff") {
         return 2;
@@ -57,8 +62,16 @@ fn kind(p: &Path) -> io::Result<Kind> {
     }
 }
 
+fn not_found() -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, "No such file or directory")
+}
+
 fn describe(k: Kind) -> &'static str {
-    if k == Kind::Dir { "directory" } else { "regular file" }
+    if k == Kind::Dir {
+        "directory"
+    } else {
+        "regular file"
+    }
 }
 
 impl Ctx<'_> {
@@ -75,9 +88,9 @@ impl Ctx<'_> {
         };
         match (kf, kt) {
             (Kind::Missing, _) if !self.opts.new_file || kt == Kind::Missing => {
-                self.trouble(from, &io::ErrorKind::NotFound.into())
+                self.trouble(from, &not_found())
             }
-            (_, Kind::Missing) if !self.opts.new_file => self.trouble(to, &io::ErrorKind::NotFound.into()),
+            (_, Kind::Missing) if !self.opts.new_file => self.trouble(to, &not_found()),
             (Kind::Dir, Kind::Dir) => self.dirs(from, to),
             (Kind::Dir, Kind::Missing) | (Kind::Missing, Kind::Dir) => {
                 self.one_sided_dir(from, to, kf == Kind::Dir)
@@ -172,10 +185,18 @@ impl Ctx<'_> {
             width: o.width,
         };
         let text = match o.format {
-            Format::Normal => diffutilslib::normal_diff(a, b, &params),
+            Format::Normal => collapse_ranges(diffutilslib::normal_diff(a, b, &params)),
             Format::Unified => relabel(diffutilslib::unified_diff(a, b, &params), &o.labels),
-            Format::Context => relabel(diffutilslib::context_diff(a, b, &params), &o.labels),
-            Format::Ed => diffutilslib::ed_diff(a, b, &params).map_err(String::from)?,
+            Format::Context => relabel(
+                ctime_headers(diffutilslib::context_diff(a, b, &params), [from, to]),
+                &o.labels,
+            ),
+            Format::Ed => {
+                // The library's script is valid but not GNU's (see `ed`); its check for a
+                // missing final newline is kept.
+                diffutilslib::ed_diff(a, b, &params).map_err(String::from)?;
+                super::ed::from_normal(&collapse_ranges(diffutilslib::normal_diff(a, b, &params)))
+            }
             Format::SideBySide => {
                 let mut buf = Vec::new();
                 diffutilslib::side_by_side_diff(a, b, &mut buf, &params);
@@ -197,16 +218,41 @@ impl Ctx<'_> {
         let mut status = Status::Same;
         for name in left.union(&right) {
             let (a, b) = (from.join(name), to.join(name));
-            let s = self.entry(from, to, &a, &b, name, left.contains(name), right.contains(name));
+            let s = self.entry(
+                from,
+                to,
+                &a,
+                &b,
+                name,
+                left.contains(name),
+                right.contains(name),
+            );
             status = status.max(s);
         }
         status
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn entry(&mut self, from: &Path, to: &Path, a: &Path, b: &Path, name: &OsString, in_left: bool, in_right: bool) -> Status {
-        let ka = if in_left { kind(a).unwrap_or(Kind::Missing) } else { Kind::Missing };
-        let kb = if in_right { kind(b).unwrap_or(Kind::Missing) } else { Kind::Missing };
+    fn entry(
+        &mut self,
+        from: &Path,
+        to: &Path,
+        a: &Path,
+        b: &Path,
+        name: &OsString,
+        in_left: bool,
+        in_right: bool,
+    ) -> Status {
+        let ka = if in_left {
+            kind(a).unwrap_or(Kind::Missing)
+        } else {
+            Kind::Missing
+        };
+        let kb = if in_right {
+            kind(b).unwrap_or(Kind::Missing)
+        } else {
+            Kind::Missing
+        };
         let name = Path::new(name).display().to_string();
         match (ka, kb) {
             (Kind::Missing, _) | (_, Kind::Missing) if !self.opts.new_file => {
@@ -217,7 +263,12 @@ impl Ctx<'_> {
             (Kind::Dir, Kind::Dir) | (Kind::Dir, Kind::Missing) | (Kind::Missing, Kind::Dir) => {
                 if !self.opts.recursive {
                     if ka == kb {
-                        let _ = writeln!(self.out, "Common subdirectories: {} and {}", a.display(), b.display());
+                        let _ = writeln!(
+                            self.out,
+                            "Common subdirectories: {} and {}",
+                            a.display(),
+                            b.display()
+                        );
                         return Status::Same;
                     }
                     let dir = if ka == Kind::Missing { to } else { from };
@@ -257,41 +308,5 @@ impl Ctx<'_> {
             status = status.max(self.entry(a, b, &x, &y, name, left_exists, !left_exists));
         }
         status
-    }
-}
-
-/// Replaces the two header lines' names and times by `--label` values, as GNU does.
-fn relabel(text: Vec<u8>, labels: &[String]) -> Vec<u8> {
-    if labels.is_empty() || text.is_empty() {
-        return text;
-    }
-    let mut lines = text.splitn(3, |b| *b == b'\n');
-    let (Some(first), Some(second), rest) = (lines.next(), lines.next(), lines.next()) else {
-        return text;
-    };
-    let mut out = Vec::with_capacity(text.len());
-    for (i, line) in [first, second].into_iter().enumerate() {
-        match labels.get(i) {
-            Some(label) => {
-                out.extend_from_slice(&line[..4.min(line.len())]);
-                out.extend_from_slice(label.as_bytes());
-            }
-            None => out.extend_from_slice(line),
-        }
-        out.push(b'\n');
-    }
-    out.extend_from_slice(rest.unwrap_or_default());
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::relabel;
-
-    #[test]
-    fn labels_replace_names_and_times() {
-        let text = b"--- a\t2024\n+++ b\t2024\n@@ -1 +1 @@\n-x\n+y\n".to_vec();
-        let out = relabel(text, &["L1".into(), "L2".into()]);
-        assert_eq!(out, b"--- L1\n+++ L2\n@@ -1 +1 @@\n-x\n+y\n");
     }
 }

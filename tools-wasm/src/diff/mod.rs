@@ -1,13 +1,16 @@
 //! `diff`: GNU diff's command line over the uutils diffutils library (`diffutilslib`), which
 //! formats normal, unified (`-u`), context (`-c`), ed (`-e`) and side-by-side (`-y`) output.
 //! This front end adds what the library lacks: directories and `-r`, `-N`, `--label`, binary
-//! files, and GNU's "Only in" / "Common subdirectories" reports ([`compare`]).
+//! files, and GNU's "Only in" / "Common subdirectories" reports ([`compare`]); GNU's forms of
+//! the library's output ([`gnu_form`], [`ed`]).
 //!
 //! Options that change how lines are compared (`-i -w -b -B -I ...`) are refused: the library
 //! cannot honour them, and silently ignoring them would report differences the user excluded.
 //! Exit status: 0 same, 1 different, 2 trouble.
 
 mod compare;
+mod ed;
+mod gnu_form;
 
 use crate::cli::{self, flag, last_str, opt};
 use clap::{Arg, ArgAction, ArgMatches};
@@ -16,6 +19,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// The validated command line.
+#[derive(Debug)]
 pub struct Options {
     pub format: Format,
     pub context: usize,
@@ -52,12 +56,24 @@ fn command() -> clap::Command {
         .arg(flag("normal").long("normal"))
         .arg(flag("u").short('u'))
         .arg(opt("U").short('U').value_name("NUM"))
-        .arg(Arg::new("unified").long("unified").num_args(0..=1).require_equals(true)
-            .action(ArgAction::Append).value_name("NUM"))
+        .arg(
+            Arg::new("unified")
+                .long("unified")
+                .num_args(0..=1)
+                .require_equals(true)
+                .action(ArgAction::Append)
+                .value_name("NUM"),
+        )
         .arg(flag("c").short('c'))
         .arg(opt("C").short('C').value_name("NUM"))
-        .arg(Arg::new("context").long("context").num_args(0..=1).require_equals(true)
-            .action(ArgAction::Append).value_name("NUM"))
+        .arg(
+            Arg::new("context")
+                .long("context")
+                .num_args(0..=1)
+                .require_equals(true)
+                .action(ArgAction::Append)
+                .value_name("NUM"),
+        )
         .arg(flag("ed").short('e').long("ed"))
         .arg(flag("side").short('y').long("side-by-side"))
         .arg(opt("width").short('W').long("width").value_name("NUM"))
@@ -69,10 +85,19 @@ fn command() -> clap::Command {
         .arg(flag("expand-tabs").short('t').long("expand-tabs"))
         .arg(opt("tabsize").long("tabsize").value_name("NUM"))
         .arg(opt("label").long("label").value_name("LABEL"))
-        .arg(Arg::new("color").long("color").num_args(0..=1).require_equals(true)
-            .action(ArgAction::Append))
-        .arg(Arg::new("files").action(ArgAction::Append).num_args(0..)
-            .value_parser(clap::value_parser!(OsString)));
+        .arg(
+            Arg::new("color")
+                .long("color")
+                .num_args(0..=1)
+                .require_equals(true)
+                .action(ArgAction::Append),
+        )
+        .arg(
+            Arg::new("files")
+                .action(ArgAction::Append)
+                .num_args(0..)
+                .value_parser(clap::value_parser!(OsString)),
+        );
     for (id, short, long) in REFUSED {
         let mut a = flag(id).long(&long[2..]).hide(true);
         if *short != '\0' {
@@ -126,7 +151,10 @@ fn options(m: &ArgMatches, switches: String) -> Result<(Options, [PathBuf; 2]), 
             return Err(format!("{long} is not supported by this diff"));
         }
     }
-    let files: Vec<PathBuf> = m.get_many::<OsString>("files").map(|v| v.map(PathBuf::from).collect()).unwrap_or_default();
+    let files: Vec<PathBuf> = m
+        .get_many::<OsString>("files")
+        .map(|v| v.map(PathBuf::from).collect())
+        .unwrap_or_default();
     let [from, to]: [PathBuf; 2] = files.try_into().map_err(|f: Vec<PathBuf>| match f.len() {
         0 => "missing operand".to_owned(),
         1 => format!("missing operand after '{}'", f[0].display()),
@@ -134,7 +162,13 @@ fn options(m: &ArgMatches, switches: String) -> Result<(Options, [PathBuf; 2]), 
     })?;
     let unified = m.get_flag("u") || m.contains_id("U") || m.contains_id("unified");
     let context_fmt = m.get_flag("c") || m.contains_id("C") || m.contains_id("context");
-    let styles = [unified, context_fmt, m.get_flag("ed"), m.get_flag("side"), m.get_flag("normal")];
+    let styles = [
+        unified,
+        context_fmt,
+        m.get_flag("ed"),
+        m.get_flag("side"),
+        m.get_flag("normal"),
+    ];
     if styles.iter().filter(|s| **s).count() > 1 {
         return Err("conflicting output style options".into());
     }
@@ -149,12 +183,22 @@ fn options(m: &ArgMatches, switches: String) -> Result<(Options, [PathBuf; 2]), 
     } else {
         Format::Normal
     };
-    let optional = |id: &str| m.get_many::<String>(id).and_then(|mut v| v.next_back().cloned());
-    let context = match last_str(m, "U").or(last_str(m, "C")).or(optional("unified")).or(optional("context")) {
+    let optional = |id: &str| {
+        m.get_many::<String>(id)
+            .and_then(|mut v| v.next_back().cloned())
+    };
+    let context = match last_str(m, "U")
+        .or(last_str(m, "C"))
+        .or(optional("unified"))
+        .or(optional("context"))
+    {
         Some(n) => number(&n, "context length")?,
         None => 3,
     };
-    let labels: Vec<String> = crate::cli::all_os(m, "label").iter().map(|l| l.to_string_lossy().into_owned()).collect();
+    let labels: Vec<String> = crate::cli::all_os(m, "label")
+        .iter()
+        .map(|l| l.to_string_lossy().into_owned())
+        .collect();
     if labels.len() > 2 {
         return Err("too many file label options".into());
     }
@@ -168,8 +212,14 @@ fn options(m: &ArgMatches, switches: String) -> Result<(Options, [PathBuf; 2]), 
             new_file: m.get_flag("new-file"),
             text: m.get_flag("text"),
             expand_tabs: m.get_flag("expand-tabs"),
-            tabsize: last_str(m, "tabsize").map(|t| number(&t, "tabsize")).transpose()?.unwrap_or(8),
-            width: last_str(m, "width").map(|t| number(&t, "width")).transpose()?.unwrap_or(130),
+            tabsize: last_str(m, "tabsize")
+                .map(|t| number(&t, "tabsize"))
+                .transpose()?
+                .unwrap_or(8),
+            width: last_str(m, "width")
+                .map(|t| number(&t, "width"))
+                .transpose()?
+                .unwrap_or(130),
             labels,
             switches,
         },
@@ -211,8 +261,16 @@ mod tests {
 
     #[test]
     fn unsupported_and_operands() {
-        assert!(opts(&["-w", "a", "b"]).unwrap_err().contains("not supported"));
+        assert!(
+            opts(&["-w", "a", "b"])
+                .unwrap_err()
+                .contains("not supported")
+        );
         assert!(opts(&["a"]).unwrap_err().contains("missing operand"));
-        assert!(opts(&["a", "b", "c"]).unwrap_err().contains("extra operand"));
+        assert!(
+            opts(&["a", "b", "c"])
+                .unwrap_err()
+                .contains("extra operand")
+        );
     }
 }

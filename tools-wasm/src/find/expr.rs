@@ -61,13 +61,22 @@ pub enum Expr {
     /// `-type` (several letters with `,`).
     Type(Vec<char>),
     /// `-size`: size in `unit`-byte units, rounded up.
-    Size { cmp: Cmp, n: u64, unit: u64 },
+    Size {
+        cmp: Cmp,
+        n: u64,
+        unit: u64,
+    },
     /// `-empty`.
     Empty,
     /// `-newer FILE` (modification times).
     Newer(SystemTime),
     /// `-mtime/-atime` (`unit` 86400) and `-mmin/-amin` (`unit` 60).
-    Age { field: TimeField, cmp: Cmp, n: i64, unit: u64 },
+    Age {
+        field: TimeField,
+        cmp: Cmp,
+        n: i64,
+        unit: u64,
+    },
     Prune,
     Quit,
     Print,
@@ -100,7 +109,11 @@ pub fn base_name(path: &Path) -> String {
     let s = path.to_string_lossy();
     let trimmed = s.trim_end_matches('/');
     if trimmed.is_empty() {
-        return if s.is_empty() { String::new() } else { "/".into() };
+        return if s.is_empty() {
+            String::new()
+        } else {
+            "/".into()
+        };
     }
     trimmed.rsplit('/').next().unwrap_or(trimmed).to_owned()
 }
@@ -150,7 +163,9 @@ impl Expr {
     /// True if the expression (or a sub-expression) is an action, so no implicit `-print`.
     pub fn has_action(&self) -> bool {
         match self {
-            Expr::And(a, b) | Expr::Or(a, b) | Expr::Comma(a, b) => a.has_action() || b.has_action(),
+            Expr::And(a, b) | Expr::Or(a, b) | Expr::Comma(a, b) => {
+                a.has_action() || b.has_action()
+            }
             Expr::Not(a) => a.has_action(),
             Expr::Print | Expr::Print0 | Expr::Printf(_) | Expr::Quit => true,
             _ => false,
@@ -187,8 +202,16 @@ impl Expr {
                     md.is_file() && md.len() == 0
                 }
             }),
-            Expr::Newer(t) => v.metadata.and_then(|md| md.modified().ok()).is_some_and(|m| m > *t),
-            Expr::Age { field, cmp, n, unit } => v
+            Expr::Newer(t) => v
+                .metadata
+                .and_then(|md| md.modified().ok())
+                .is_some_and(|m| m > *t),
+            Expr::Age {
+                field,
+                cmp,
+                n,
+                unit,
+            } => v
                 .metadata
                 .and_then(|md| match field {
                     TimeField::Modify => md.modified().ok(),

@@ -18,8 +18,15 @@ use std::time::SystemTime;
 
 /// Entry point.
 pub fn main(args: Vec<OsString>) -> i32 {
-    let args: Vec<String> = args.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
-    if args.first().is_some_and(|a| a == "--help" || a == "--version") {
+    let args: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if args
+        .first()
+        .is_some_and(|a| a == "--help" || a == "--version")
+    {
         let text = if args[0] == "--help" {
             "Usage: find [-H] [-L] [-P] [starting-point...] [expression]\n\
              Tests: -name -iname -path -ipath -regex -iregex -regextype -lname -type -size -empty\n\
@@ -70,8 +77,17 @@ fn run(cmd: &Command, out: &mut Out) -> bool {
                     ok = false;
                     let path = e.path().unwrap_or(root).to_path_buf();
                     match e.io_error() {
-                        Some(io) => cli::error("find", format!("'{}': {}", path.display(), cli::io_message(io))),
-                        None => cli::error("find", format!("File system loop detected; '{}' is part of the same file system loop", path.display())),
+                        Some(io) => cli::error(
+                            "find",
+                            format!("'{}': {}", path.display(), cli::io_message(io)),
+                        ),
+                        None => cli::error(
+                            "find",
+                            format!(
+                                "File system loop detected; '{}' is part of the same file system loop",
+                                path.display()
+                            ),
+                        ),
                     }
                     continue;
                 }
@@ -92,7 +108,10 @@ fn run(cmd: &Command, out: &mut Out) -> bool {
                     return false;
                 }
                 ok = false;
-                cli::error("find", format!("'{}': {}", entry.path().display(), cli::io_message(&e)));
+                cli::error(
+                    "find",
+                    format!("'{}': {}", entry.path().display(), cli::io_message(&e)),
+                );
             }
             if visit.quit {
                 return ok;

@@ -36,19 +36,29 @@ pub struct Command {
 /// Why a primary is refused.
 fn refusal(token: &str) -> Option<&'static str> {
     Some(match token {
-        "-exec" | "-execdir" | "-ok" | "-okdir" => "cannot run commands: there are no processes under WASI",
-        "-delete" | "-fprint" | "-fprint0" | "-fprintf" | "-fls" => "this find does not change or write files",
+        "-exec" | "-execdir" | "-ok" | "-okdir" => {
+            "cannot run commands: there are no processes under WASI"
+        }
+        "-delete" | "-fprint" | "-fprint0" | "-fprintf" | "-fls" => {
+            "this find does not change or write files"
+        }
         "-ls" => "would print modes, owners and link counts, which WASI does not have; use -printf",
         "-perm" => "file modes are not available under WASI",
         "-user" | "-group" | "-uid" | "-gid" | "-nouser" | "-nogroup" => {
             "owners and groups are not available under WASI"
         }
-        "-readable" | "-writable" | "-executable" => "access permissions are not available under WASI",
+        "-readable" | "-writable" | "-executable" => {
+            "access permissions are not available under WASI"
+        }
         "-links" => "link counts are not available under WASI",
         "-inum" | "-samefile" => "inode numbers are not available under WASI",
-        "-ctime" | "-cmin" | "-cnewer" | "-used" => "status-change times are not available under WASI",
+        "-ctime" | "-cmin" | "-cnewer" | "-used" => {
+            "status-change times are not available under WASI"
+        }
         "-context" | "-fstype" | "-daystart" | "-anewer" | "-xtype" => "not supported by this find",
-        t if t.starts_with("-newer") && t.len() == 8 && t != "-newermm" => "not supported by this find (use -newer)",
+        t if t.starts_with("-newer") && t.len() == 8 && t != "-newermm" => {
+            "not supported by this find (use -newer)"
+        }
         _ => return None,
     })
 }
@@ -93,14 +103,33 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut p = Parser {
         tokens: &args[i..],
         pos: 0,
-        cmd: Command { roots, expr: Expr::Const(true), follow, max_depth: None, min_depth: 0, depth_first: false },
+        cmd: Command {
+            roots,
+            expr: Expr::Const(true),
+            follow,
+            max_depth: None,
+            min_depth: 0,
+            depth_first: false,
+        },
         regex_syntax: Syntax::Emacs,
     };
-    let expr = if p.tokens.is_empty() { Expr::Const(true) } else { p.comma()? };
+    let expr = if p.tokens.is_empty() {
+        Expr::Const(true)
+    } else {
+        p.comma()?
+    };
     if let Some(t) = p.peek() {
-        return Err(if t == ")" { "invalid expression; you have too many ')'".into() } else { format!("unexpected `{t}'") });
+        return Err(if t == ")" {
+            "invalid expression; you have too many ')'".into()
+        } else {
+            format!("unexpected `{t}'")
+        });
     }
-    let expr = if expr.has_action() { expr } else { Expr::And(Box::new(expr), Box::new(Expr::Print)) };
+    let expr = if expr.has_action() {
+        expr
+    } else {
+        Expr::And(Box::new(expr), Box::new(Expr::Print))
+    };
     let mut cmd = p.cmd;
     cmd.expr = expr;
     Ok(cmd)
@@ -122,7 +151,9 @@ impl Parser<'_> {
     }
 
     fn arg(&mut self, primary: &str) -> Result<String, String> {
-        self.next().map(str::to_owned).ok_or(format!("missing argument to `{primary}'"))
+        self.next()
+            .map(str::to_owned)
+            .ok_or(format!("missing argument to `{primary}'"))
     }
 
     fn comma(&mut self) -> Result<Expr, String> {
@@ -186,11 +217,15 @@ impl Parser<'_> {
         if let Some(why) = refusal(t) {
             return Err(format!("{t}: {why}"));
         }
-        let glob = |p: &mut Self, fold: bool| -> Result<Glob, String> { Glob::new(&p.arg(t)?, false, fold) };
+        let glob = |p: &mut Self, fold: bool| -> Result<Glob, String> {
+            Glob::new(&p.arg(t)?, false, fold)
+        };
         Ok(match t {
             "-maxdepth" | "-mindepth" => {
                 let v = self.arg(t)?;
-                let n: usize = v.parse().map_err(|_| format!("invalid argument `{v}' to `{t}'"))?;
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| format!("invalid argument `{v}' to `{t}'"))?;
                 if t == "-maxdepth" {
                     self.cmd.max_depth = Some(n);
                 } else {
@@ -206,14 +241,20 @@ impl Parser<'_> {
                 self.cmd.follow = Follow::Always;
                 Expr::Const(true)
             }
-            "-xdev" | "-mount" | "-noleaf" | "-ignore_readdir_race" | "-noignore_readdir_race"
-            | "-warn" | "-nowarn" => Expr::Const(true),
+            "-xdev"
+            | "-mount"
+            | "-noleaf"
+            | "-ignore_readdir_race"
+            | "-noignore_readdir_race"
+            | "-warn"
+            | "-nowarn" => Expr::Const(true),
             "-regextype" => {
                 let v = self.arg(t)?;
                 self.regex_syntax = match v.as_str() {
                     "emacs" | "findutils-default" => Syntax::Emacs,
                     "posix-basic" | "grep" | "sed" | "ed" => Syntax::Basic,
-                    "posix-extended" | "posix-egrep" | "egrep" | "awk" | "posix-awk" | "gnu-awk" => Syntax::Extended,
+                    "posix-extended" | "posix-egrep" | "egrep" | "awk" | "posix-awk"
+                    | "gnu-awk" => Syntax::Extended,
                     _ => return Err(format!("Unknown regular expression type `{v}'")),
                 };
                 Expr::Const(true)
@@ -239,7 +280,8 @@ impl Parser<'_> {
                 let v = self.arg(t)?;
                 let letters: Vec<char> = v.split(',').filter_map(|s| s.chars().next()).collect();
                 let valid = !v.is_empty()
-                    && v.split(',').all(|s| s.chars().count() == 1 && "fdlpsbcD".contains(s));
+                    && v.split(',')
+                        .all(|s| s.chars().count() == 1 && "fdlpsbcD".contains(s));
                 if !valid {
                     return Err(format!("invalid argument `{v}' to `-type'"));
                 }
@@ -261,22 +303,36 @@ impl Parser<'_> {
                     'G' => 1024 * 1024 * 1024,
                     _ => return Err(format!("invalid -size type `{unit}'")),
                 };
-                let n = digits.parse().map_err(|_| format!("invalid argument `{v}' to `-size'"))?;
+                let n = digits
+                    .parse()
+                    .map_err(|_| format!("invalid argument `{v}' to `-size'"))?;
                 Expr::Size { cmp, n, unit }
             }
             "-empty" => Expr::Empty,
             "-newer" | "-newermm" => {
                 let f = self.arg(t)?;
-                let md = std::fs::metadata(&f).map_err(|e| format!("'{f}': {}", crate::cli::io_message(&e)))?;
+                let md = std::fs::metadata(&f)
+                    .map_err(|e| format!("'{f}': {}", crate::cli::io_message(&e)))?;
                 Expr::Newer(md.modified().map_err(|e| e.to_string())?)
             }
             "-mtime" | "-atime" | "-mmin" | "-amin" => {
                 let v = self.arg(t)?;
                 let (cmp, rest) = sign(&v);
-                let n = rest.parse().map_err(|_| format!("invalid argument `{v}' to `{t}'"))?;
-                let field = if t.starts_with("-m") { TimeField::Modify } else { TimeField::Access };
+                let n = rest
+                    .parse()
+                    .map_err(|_| format!("invalid argument `{v}' to `{t}'"))?;
+                let field = if t.starts_with("-m") {
+                    TimeField::Modify
+                } else {
+                    TimeField::Access
+                };
                 let unit = if t.ends_with("min") { 60 } else { 86_400 };
-                Expr::Age { field, cmp, n, unit }
+                Expr::Age {
+                    field,
+                    cmp,
+                    n,
+                    unit,
+                }
             }
             "-prune" => Expr::Prune,
             "-quit" => Expr::Quit,
@@ -330,18 +386,29 @@ mod tests {
     fn options() {
         let c = p(&["-L", ".", "-maxdepth", "2", "-mindepth", "1", "-depth"]).unwrap();
         assert_eq!(c.follow, Follow::Always);
-        assert_eq!((c.max_depth, c.min_depth, c.depth_first), (Some(2), 1, true));
+        assert_eq!(
+            (c.max_depth, c.min_depth, c.depth_first),
+            (Some(2), 1, true)
+        );
     }
 
     #[test]
     fn refusals_and_errors() {
-        assert!(p(&["-exec", "rm", "{}", ";"]).unwrap_err().contains("no processes"));
+        assert!(
+            p(&["-exec", "rm", "{}", ";"])
+                .unwrap_err()
+                .contains("no processes")
+        );
         assert!(p(&["-delete"]).is_err());
         assert!(p(&["-perm", "644"]).unwrap_err().contains("modes"));
         assert!(p(&["-fprintf", "x", "%p"]).is_err());
         assert!(p(&["-bogus"]).unwrap_err().contains("unknown predicate"));
         assert!(p(&["-name"]).unwrap_err().contains("missing argument"));
-        assert!(p(&["-name", "a", "b"]).unwrap_err().contains("paths must precede"));
+        assert!(
+            p(&["-name", "a", "b"])
+                .unwrap_err()
+                .contains("paths must precede")
+        );
         assert!(p(&["(", "-name", "a"]).is_err());
         assert!(p(&["-type", "q"]).is_err());
     }

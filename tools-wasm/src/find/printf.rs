@@ -13,7 +13,13 @@ use uucore::time::{FormatSystemTimeFallback, format_system_time};
 #[derive(Debug, Clone)]
 enum Piece {
     Literal(Vec<u8>),
-    Directive { left: bool, width: usize, precision: Option<usize>, kind: char, sub: Option<char> },
+    Directive {
+        left: bool,
+        width: usize,
+        precision: Option<usize>,
+        kind: char,
+        sub: Option<char>,
+    },
     /// `\c`: stop printing this format.
     Stop,
 }
@@ -112,7 +118,10 @@ impl Format {
             };
             i += 1;
             let sub = if matches!(kind, 'A' | 'T' | 'C') {
-                let s = chars.get(i).copied().ok_or("error: missing time field after %T")?;
+                let s = chars
+                    .get(i)
+                    .copied()
+                    .ok_or("error: missing time field after %T")?;
                 i += 1;
                 Some(s)
             } else {
@@ -122,7 +131,13 @@ impl Format {
                 return Err(format!("error: %{kind}: invalid format directive"));
             }
             pieces.push(Piece::Literal(std::mem::take(&mut lit)));
-            pieces.push(Piece::Directive { left, width, precision, kind, sub });
+            pieces.push(Piece::Directive {
+                left,
+                width,
+                precision,
+                kind,
+                sub,
+            });
         }
         pieces.push(Piece::Literal(lit));
         Ok(Format(pieces))
@@ -134,7 +149,13 @@ impl Format {
             match piece {
                 Piece::Literal(bytes) => out.write_all(bytes)?,
                 Piece::Stop => return Ok(()),
-                Piece::Directive { left, width, precision, kind, sub } => {
+                Piece::Directive {
+                    left,
+                    width,
+                    precision,
+                    kind,
+                    sub,
+                } => {
                     let mut text = render(v, *kind, *sub);
                     if let Some(p) = precision {
                         text = text.chars().take(*p).collect();
@@ -170,7 +191,10 @@ fn render(v: &Visit<'_>, kind: char, sub: Option<char>) -> String {
             .unwrap_or_default(),
         'H' => v.root.to_string_lossy().into_owned(),
         'd' => v.depth.to_string(),
-        's' => v.metadata.map(|m| m.len().to_string()).unwrap_or_else(|| "?".into()),
+        's' => v
+            .metadata
+            .map(|m| m.len().to_string())
+            .unwrap_or_else(|| "?".into()),
         'y' => type_letter(v.metadata, v.is_symlink).to_string(),
         'Y' => {
             let followed = std::fs::metadata(v.path).ok();
@@ -185,11 +209,20 @@ fn render(v: &Visit<'_>, kind: char, sub: Option<char>) -> String {
             .unwrap_or_default(),
         'l' => String::new(),
         'a' | 't' => {
-            let t = if kind == 'a' { v.metadata.and_then(|m| m.accessed().ok()) } else { v.metadata.and_then(|m| m.modified().ok()) };
-            t.map(|t| strftime(t, "%a %b %e %H:%M:%S %Y")).unwrap_or_else(|| "?".into())
+            let t = if kind == 'a' {
+                v.metadata.and_then(|m| m.accessed().ok())
+            } else {
+                v.metadata.and_then(|m| m.modified().ok())
+            };
+            t.map(|t| strftime(t, "%a %b %e %H:%M:%S %Y"))
+                .unwrap_or_else(|| "?".into())
         }
         'A' | 'T' => {
-            let t = if kind == 'A' { v.metadata.and_then(|m| m.accessed().ok()) } else { v.metadata.and_then(|m| m.modified().ok()) };
+            let t = if kind == 'A' {
+                v.metadata.and_then(|m| m.accessed().ok())
+            } else {
+                v.metadata.and_then(|m| m.modified().ok())
+            };
             match (t, sub) {
                 (Some(t), Some(s)) => time_field(t, s),
                 _ => "?".into(),
@@ -209,7 +242,11 @@ fn strftime(t: SystemTime, fmt: &str) -> String {
 
 /// `%T@`, `%T+`, `%TT` and the strftime letters.
 fn time_field(t: SystemTime, sub: char) -> String {
-    let frac = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let frac = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    };
     match sub {
         '@' => match t.duration_since(UNIX_EPOCH) {
             Ok(d) => format!("{}.{:09}0", d.as_secs(), d.subsec_nanos()),
@@ -248,7 +285,10 @@ mod tests {
 
     #[test]
     fn directives() {
-        assert_eq!(render("%p|%f|%h|%P|%d\\n", "./a/b.txt"), "./a/b.txt|b.txt|./a|a/b.txt|2\n");
+        assert_eq!(
+            render("%p|%f|%h|%P|%d\\n", "./a/b.txt"),
+            "./a/b.txt|b.txt|./a|a/b.txt|2\n"
+        );
         assert_eq!(render("[%-6f]", "./ab"), "[ab    ]");
         assert_eq!(render("[%6f]", "./ab"), "[    ab]");
         assert_eq!(render("%m %u %g\\c after", "x"), "? ? ?");

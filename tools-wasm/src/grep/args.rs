@@ -41,7 +41,7 @@ pub enum Mode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binary {
     /// Report "binary file matches" instead of lines (the default).
-    Binary,
+    Report,
     /// `-a`: treat as text.
     Text,
     /// `-I`: a binary file never matches.
@@ -96,39 +96,101 @@ fn command() -> clap::Command {
     cli::command("grep", "Search for PATTERNS in each FILE.")
         .override_usage("grep [OPTION]... PATTERNS [FILE]...")
         .args_override_self(true)
-        .arg(opt("regexp").short('e').long("regexp").value_name("PATTERNS").allow_hyphen_values(true))
+        .arg(
+            opt("regexp")
+                .short('e')
+                .long("regexp")
+                .value_name("PATTERNS")
+                .allow_hyphen_values(true),
+        )
         .arg(opt("file").short('f').long("file").value_name("FILE"))
-        .arg(flag("extended").short('E').long("extended-regexp")
-            .overrides_with_all(["fixed", "basic", "perl"]))
-        .arg(flag("fixed").short('F').long("fixed-strings")
-            .overrides_with_all(["extended", "basic", "perl"]))
-        .arg(flag("basic").short('G').long("basic-regexp")
-            .overrides_with_all(["extended", "fixed", "perl"]))
-        .arg(flag("perl").short('P').long("perl-regexp")
-            .overrides_with_all(["extended", "fixed", "basic"]))
-        .arg(flag("ignore-case").short('i').short_alias('y').long("ignore-case")
-            .overrides_with("no-ignore-case"))
-        .arg(flag("no-ignore-case").long("no-ignore-case").overrides_with("ignore-case"))
+        .arg(
+            flag("extended")
+                .short('E')
+                .long("extended-regexp")
+                .overrides_with_all(["fixed", "basic", "perl"]),
+        )
+        .arg(
+            flag("fixed")
+                .short('F')
+                .long("fixed-strings")
+                .overrides_with_all(["extended", "basic", "perl"]),
+        )
+        .arg(
+            flag("basic")
+                .short('G')
+                .long("basic-regexp")
+                .overrides_with_all(["extended", "fixed", "perl"]),
+        )
+        .arg(
+            flag("perl")
+                .short('P')
+                .long("perl-regexp")
+                .overrides_with_all(["extended", "fixed", "basic"]),
+        )
+        .arg(
+            flag("ignore-case")
+                .short('i')
+                .short_alias('y')
+                .long("ignore-case")
+                .overrides_with("no-ignore-case"),
+        )
+        .arg(
+            flag("no-ignore-case")
+                .long("no-ignore-case")
+                .overrides_with("ignore-case"),
+        )
         .arg(flag("word").short('w').long("word-regexp"))
         .arg(flag("line").short('x').long("line-regexp"))
         .arg(flag("invert").short('v').long("invert-match"))
-        .arg(flag("count").short('c').long("count")
-            .overrides_with_all(["files-with-matches", "files-without-match"]))
-        .arg(flag("files-with-matches").short('l').long("files-with-matches")
-            .overrides_with_all(["count", "files-without-match"]))
-        .arg(flag("files-without-match").short('L').long("files-without-match")
-            .overrides_with_all(["count", "files-with-matches"]))
+        .arg(
+            flag("count")
+                .short('c')
+                .long("count")
+                .overrides_with_all(["files-with-matches", "files-without-match"]),
+        )
+        .arg(
+            flag("files-with-matches")
+                .short('l')
+                .long("files-with-matches")
+                .overrides_with_all(["count", "files-without-match"]),
+        )
+        .arg(
+            flag("files-without-match")
+                .short('L')
+                .long("files-without-match")
+                .overrides_with_all(["count", "files-with-matches"]),
+        )
         .arg(flag("only-matching").short('o').long("only-matching"))
-        .arg(flag("quiet").short('q').long("quiet").visible_alias("silent"))
+        .arg(
+            flag("quiet")
+                .short('q')
+                .long("quiet")
+                .visible_alias("silent"),
+        )
         .arg(flag("no-messages").short('s').long("no-messages"))
         .arg(flag("line-number").short('n').long("line-number"))
         .arg(flag("no-line-number").long("no-line-number"))
         .arg(flag("byte-offset").short('b').long("byte-offset"))
-        .arg(flag("with-filename").short('H').long("with-filename").overrides_with("no-filename"))
-        .arg(flag("no-filename").short('h').long("no-filename").overrides_with("with-filename"))
+        .arg(
+            flag("with-filename")
+                .short('H')
+                .long("with-filename")
+                .overrides_with("no-filename"),
+        )
+        .arg(
+            flag("no-filename")
+                .short('h')
+                .long("no-filename")
+                .overrides_with("with-filename"),
+        )
         .arg(opt("label").long("label").value_name("LABEL"))
         .arg(flag("recursive").short('r').long("recursive"))
-        .arg(flag("dereference-recursive").short('R').long("dereference-recursive"))
+        .arg(
+            flag("dereference-recursive")
+                .short('R')
+                .long("dereference-recursive"),
+        )
         .arg(num("after").short('A').long("after-context"))
         .arg(num("before").short('B').long("before-context"))
         .arg(num("context").short('C').long("context"))
@@ -139,18 +201,40 @@ fn command() -> clap::Command {
         .arg(flag("text").short('a').long("text"))
         .arg(flag("binary-without-match").short('I'))
         .arg(opt("binary-files").long("binary-files").value_name("TYPE"))
-        .arg(opt("directories").short('d').long("directories").value_name("ACTION"))
-        .arg(opt("devices").short('D').long("devices").value_name("ACTION"))
+        .arg(
+            opt("directories")
+                .short('d')
+                .long("directories")
+                .value_name("ACTION"),
+        )
+        .arg(
+            opt("devices")
+                .short('D')
+                .long("devices")
+                .value_name("ACTION"),
+        )
         .arg(flag("null").short('Z').long("null"))
         .arg(flag("null-data").short('z').long("null-data"))
         .arg(flag("initial-tab").short('T').long("initial-tab"))
-        .arg(Arg::new("color").long("color").alias("colour").num_args(0..=1)
-            .require_equals(true).action(ArgAction::Append).value_name("WHEN"))
+        .arg(
+            Arg::new("color")
+                .long("color")
+                .alias("colour")
+                .num_args(0..=1)
+                .require_equals(true)
+                .action(ArgAction::Append)
+                .value_name("WHEN"),
+        )
         .arg(flag("binary").short('U').long("binary"))
         .arg(flag("line-buffered").long("line-buffered"))
         .arg(flag("version-short").short('V').action(ArgAction::Version))
-        .arg(Arg::new("operands").action(ArgAction::Append).num_args(0..)
-            .value_parser(clap::value_parser!(OsString)).trailing_var_arg(false))
+        .arg(
+            Arg::new("operands")
+                .action(ArgAction::Append)
+                .num_args(0..)
+                .value_parser(clap::value_parser!(OsString))
+                .trailing_var_arg(false),
+        )
 }
 
 /// GNU's `-NUM`: rewrite it as `-C NUM` before clap sees it.
@@ -160,7 +244,11 @@ fn expand_context_shorthand(args: Vec<OsString>) -> Vec<OsString> {
     let mut takes_value = false;
     for (i, a) in args.into_iter().enumerate() {
         let s = a.to_str().unwrap_or("");
-        if i > 0 && !after_dashdash && !takes_value && s.len() > 1 && s.starts_with('-')
+        if i > 0
+            && !after_dashdash
+            && !takes_value
+            && s.len() > 1
+            && s.starts_with('-')
             && s[1..].bytes().all(|b| b.is_ascii_digit())
         {
             out.push(OsString::from("-C"));
@@ -172,12 +260,24 @@ fn expand_context_shorthand(args: Vec<OsString>) -> Vec<OsString> {
         }
         // Options whose value is the next argument (so `-e -5` keeps its `-5`).
         takes_value = matches!(s, "-e" | "-f" | "-A" | "-B" | "-C" | "-m" | "-d" | "-D")
-            || (s.starts_with("--") && !s.contains('=') && matches!(
-                s,
-                "--regexp" | "--file" | "--after-context" | "--before-context" | "--context"
-                    | "--max-count" | "--include" | "--exclude" | "--exclude-dir" | "--label"
-                    | "--binary-files" | "--directories" | "--devices"
-            ));
+            || (s.starts_with("--")
+                && !s.contains('=')
+                && matches!(
+                    s,
+                    "--regexp"
+                        | "--file"
+                        | "--after-context"
+                        | "--before-context"
+                        | "--context"
+                        | "--max-count"
+                        | "--include"
+                        | "--exclude"
+                        | "--exclude-dir"
+                        | "--label"
+                        | "--binary-files"
+                        | "--directories"
+                        | "--devices"
+                ));
         out.push(a);
     }
     out
@@ -186,7 +286,11 @@ fn expand_context_shorthand(args: Vec<OsString>) -> Vec<OsString> {
 fn number(m: &ArgMatches, id: &str, what: &str) -> Result<Option<u64>, String> {
     match last_str(m, id) {
         None => Ok(None),
-        Some(s) => s.trim().parse::<u64>().map(Some).map_err(|_| format!("{s}: invalid {what} argument")),
+        Some(s) => s
+            .trim()
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| format!("{s}: invalid {what} argument")),
     }
 }
 
@@ -248,12 +352,16 @@ fn from_matches(m: &ArgMatches) -> Result<Config, String> {
         Mode::Lines
     };
     let context = number(m, "context", "context length")?;
-    let before = number(m, "before", "context length")?.or(context).unwrap_or(0);
-    let after = number(m, "after", "context length")?.or(context).unwrap_or(0);
+    let before = number(m, "before", "context length")?
+        .or(context)
+        .unwrap_or(0);
+    let after = number(m, "after", "context length")?
+        .or(context)
+        .unwrap_or(0);
     let binary = match last_str(m, "binary-files").as_deref() {
         _ if m.get_flag("text") => Binary::Text,
         _ if m.get_flag("binary-without-match") => Binary::WithoutMatch,
-        None | Some("binary") => Binary::Binary,
+        None | Some("binary") => Binary::Report,
         Some("text") => Binary::Text,
         Some("without-match") => Binary::WithoutMatch,
         Some(other) => return Err(format!("invalid argument '{other}' for '--binary-files'")),
@@ -270,7 +378,10 @@ fn from_matches(m: &ArgMatches) -> Result<Config, String> {
         directories = Directories::Recurse;
     }
     let to_strings = |id: &str| -> Vec<String> {
-        all_os(m, id).iter().map(|s| s.to_string_lossy().into_owned()).collect()
+        all_os(m, id)
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect()
     };
     Ok(Config {
         patterns,
@@ -363,7 +474,10 @@ mod tests {
 
     #[test]
     fn bad_numbers_are_usage_errors() {
-        let v: Vec<OsString> = ["grep", "-A", "x", "p"].iter().map(OsString::from).collect();
+        let v: Vec<OsString> = ["grep", "-A", "x", "p"]
+            .iter()
+            .map(OsString::from)
+            .collect();
         assert_eq!(parse(v).err(), Some(2));
     }
 }

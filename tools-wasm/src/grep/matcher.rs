@@ -29,7 +29,11 @@ pub fn build(config: &Config) -> Result<RegexMatcher, String> {
         }
         Dialect::Perl => config.patterns.clone(),
         Dialect::Basic | Dialect::Extended => {
-            let syntax = if config.dialect == Dialect::Basic { Syntax::Basic } else { Syntax::Extended };
+            let syntax = if config.dialect == Dialect::Basic {
+                Syntax::Basic
+            } else {
+                Syntax::Extended
+            };
             config
                 .patterns
                 .iter()
@@ -77,7 +81,10 @@ mod tests {
 
     #[test]
     fn no_patterns_match_nothing() {
-        let cfg = crate::grep::args::Config { patterns: vec![], ..test_config() };
+        let cfg = crate::grep::args::Config {
+            patterns: vec![],
+            ..test_config()
+        };
         assert!(!build(&cfg).unwrap().is_match(b"abc").unwrap());
     }
 

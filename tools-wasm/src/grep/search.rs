@@ -12,11 +12,11 @@ use super::args::{Binary, Config, Directories, Mode};
 use super::only::OnlyMatching;
 use crate::cli::{self, Out};
 use crate::pattern::glob::Glob;
-use grep_printer::{Standard, StandardBuilder, Summary, SummaryBuilder, SummaryKind};
-use grep_regex::RegexMatcher;
 use grep_matcher::LineTerminator;
+use grep_printer::{Standard, StandardBuilder};
+use grep_regex::RegexMatcher;
 use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkMatch};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use termcolor::NoColor;
 
@@ -40,7 +40,6 @@ struct Grep<'a> {
     exclude: Vec<Glob>,
     exclude_dir: Vec<Glob>,
     standard: Standard<NoColor<Out>>,
-    summary: Summary<NoColor<Out>>,
     status: Status,
 }
 
@@ -74,13 +73,20 @@ pub fn run(cfg: &Config, matcher: &RegexMatcher) -> i32 {
 }
 
 fn globs(patterns: &[String]) -> Result<Vec<Glob>, String> {
-    patterns.iter().map(|p| Glob::new(p, false, false)).collect()
+    patterns
+        .iter()
+        .map(|p| Glob::new(p, false, false))
+        .collect()
 }
 
 impl<'a> Grep<'a> {
     fn new(cfg: &'a Config, matcher: &'a RegexMatcher) -> Result<Self, String> {
         let terminator = if cfg.null_data { b'\0' } else { b'\n' };
-        let (before, after) = if cfg.only_matching { (0, 0) } else { (cfg.before, cfg.after) };
+        let (before, after) = if cfg.only_matching {
+            (0, 0)
+        } else {
+            (cfg.before, cfg.after)
+        };
         let searcher = SearcherBuilder::new()
             .line_terminator(LineTerminator::byte(terminator))
             .invert_match(cfg.invert)
@@ -91,8 +97,7 @@ impl<'a> Grep<'a> {
             .binary_detection(BinaryDetection::none())
             .build();
         let with_filename = cfg.with_filename.unwrap_or_else(|| {
-            cfg.files.len() > 1
-                || (cfg.recursive && cfg.files.first().is_none_or(|f| f.is_dir()))
+            cfg.files.len() > 1 || (cfg.recursive && cfg.files.first().is_none_or(|f| f.is_dir()))
         });
         let path_terminator = cfg.null.then_some(b'\0');
         let context_sep = (before > 0 || after > 0).then(|| b"--".to_vec());
@@ -107,18 +112,6 @@ impl<'a> Grep<'a> {
             .separator_field_context(b"-".to_vec())
             .path_terminator(path_terminator)
             .build(NoColor::new(Out::new()));
-        let kind = match cfg.mode {
-            Mode::FilesWithMatches => SummaryKind::PathWithMatch,
-            Mode::FilesWithoutMatch => SummaryKind::PathWithoutMatch,
-            Mode::Quiet => SummaryKind::QuietWithMatch,
-            Mode::Count | Mode::Lines => SummaryKind::Count,
-        };
-        let summary = SummaryBuilder::new()
-            .kind(kind)
-            .path(with_filename)
-            .exclude_zero(false)
-            .path_terminator(path_terminator)
-            .build(NoColor::new(Out::new()));
         Ok(Grep {
             cfg,
             matcher,
@@ -128,15 +121,18 @@ impl<'a> Grep<'a> {
             exclude: globs(&cfg.exclude)?,
             exclude_dir: globs(&cfg.exclude_dir)?,
             standard,
-            summary,
             status: Status::default(),
         })
     }
 
-    /// Flushes both printers; false if any output was lost.
+    /// The output behind the printer (also used for `-o`, `-c`, `-l` and `-L`).
+    fn out(&mut self) -> &mut Out {
+        self.standard.get_mut().get_mut()
+    }
+
+    /// Flushes the output; false if any of it was lost.
     fn finish(&mut self) -> bool {
-        let a = self.standard.get_mut().get_mut().finish("grep");
-        a && self.summary.get_mut().get_mut().finish("grep")
+        self.out().finish("grep")
     }
 
     fn run_all(&mut self) -> Result<(), Stop> {
@@ -160,10 +156,24 @@ impl<'a> Grep<'a> {
     }
 
     fn excluded_file(&self, path: &Path) -> bool {
-        let base = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let base = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
         let full = path.to_string_lossy();
         let hit = |g: &Glob| g.is_match(&base) || g.is_match(&full);
         (!self.include.is_empty() && !self.include.iter().any(hit)) || self.exclude.iter().any(hit)
+    }
+
+    fn excluded_dir_operand(&self, path: &Path) -> bool {
+        let base = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        let full = path.to_string_lossy();
+        self.exclude_dir
+            .iter()
+            .any(|g| g.is_match(&base) || g.is_match(&full))
     }
 
     fn search_operand(&mut self, path: &Path) -> Result<(), Stop> {
@@ -171,11 +181,13 @@ impl<'a> Grep<'a> {
             let label = PathBuf::from(&self.cfg.label);
             return self.search_reader(&label, Box::new(io::stdin()));
         }
-        if self.excluded_file(path) {
-            return Ok(());
-        }
         match std::fs::metadata(path) {
+            // --include/--exclude select files (a missing one is still reported, as by GNU); a
+            // directory operand is searched whatever its name.
+            Ok(md) if !md.is_dir() && self.excluded_file(path) => Ok(()),
             Ok(md) if md.is_dir() => match self.cfg.directories {
+                // As GNU, --exclude-dir also skips a directory operand whose name matches.
+                Directories::Recurse if self.excluded_dir_operand(path) => Ok(()),
                 Directories::Recurse => self.walk(path, false),
                 Directories::Skip => Ok(()),
                 Directories::Read => {
@@ -204,14 +216,23 @@ impl<'a> Grep<'a> {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
-                    let io = e.into_io_error().unwrap_or_else(|| io::Error::other("filesystem loop"));
+                    let path = e
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| root.to_path_buf());
+                    let io = e
+                        .into_io_error()
+                        .unwrap_or_else(|| io::Error::other("filesystem loop"));
                     self.report(&path, &io);
                     continue;
                 }
             };
             let shown = if implicit {
-                entry.path().strip_prefix(".").unwrap_or(entry.path()).to_path_buf()
+                entry
+                    .path()
+                    .strip_prefix(".")
+                    .unwrap_or(entry.path())
+                    .to_path_buf()
             } else {
                 entry.path().to_path_buf()
             };
@@ -253,7 +274,10 @@ impl<'a> Grep<'a> {
 
     fn search_reader(&mut self, shown: &Path, mut reader: Box<dyn Read>) -> Result<(), Stop> {
         let mut head = Vec::with_capacity(BINARY_PEEK);
-        if let Err(e) = (&mut reader).take(BINARY_PEEK as u64).read_to_end(&mut head) {
+        if let Err(e) = (&mut reader)
+            .take(BINARY_PEEK as u64)
+            .read_to_end(&mut head)
+        {
             self.report(shown, &e);
             return Ok(());
         }
@@ -264,13 +288,16 @@ impl<'a> Grep<'a> {
         let input = io::Cursor::new(head).chain(reader);
         let result = match self.cfg.mode {
             Mode::Lines if binary || (self.cfg.only_matching && self.cfg.invert) => {
-                let mut sink = FirstMatch(false);
+                let mut sink = Counter {
+                    count: 0,
+                    stop: true,
+                };
                 let r = self.searcher.search_reader(self.matcher, input, &mut sink);
                 r.map(|()| {
-                    if sink.0 && binary {
+                    if sink.count > 0 && binary {
                         eprintln!("grep: {}: binary file matches", shown.display());
                     }
-                    sink.0
+                    sink.count > 0
                 })
             }
             Mode::Lines if self.cfg.only_matching => {
@@ -295,18 +322,22 @@ impl<'a> Grep<'a> {
                 let r = self.searcher.search_reader(self.matcher, input, &mut sink);
                 r.map(|()| sink.has_match())
             }
-            _ => {
-                let mut sink = self.summary.sink_with_path(self.matcher, shown);
+            mode => {
+                let mut sink = Counter {
+                    count: 0,
+                    stop: mode != Mode::Count,
+                };
                 let r = self.searcher.search_reader(self.matcher, input, &mut sink);
-                r.map(|()| sink.has_match())
+                r.and_then(|()| {
+                    self.summarize(mode, shown, sink.count)
+                        .map(|()| sink.count > 0)
+                })
             }
         };
         match result {
             Ok(found) => self.record(found),
             Err(e) => {
-                if self.standard.get_mut().get_mut().failed().is_some()
-                    || self.summary.get_mut().get_mut().failed().is_some()
-                {
+                if self.out().failed().is_some() {
                     return Err(Stop::Write);
                 }
                 self.report(shown, &e);
@@ -315,10 +346,31 @@ impl<'a> Grep<'a> {
         }
     }
 
+    /// Prints the `-c`, `-l` or `-L` line for one file, as GNU does (a count line always ends
+    /// in a newline; a file name ends in NUL with `-Z`).
+    fn summarize(&mut self, mode: Mode, shown: &Path, count: u64) -> io::Result<()> {
+        let name = shown.to_string_lossy().into_owned();
+        let (with_filename, null) = (self.with_filename, self.cfg.null);
+        let sep = if null { "\0" } else { ":" };
+        let end = if null { "\0" } else { "\n" };
+        let line = match mode {
+            Mode::Count if with_filename => format!("{name}{sep}{count}\n"),
+            Mode::Count => format!("{count}\n"),
+            Mode::FilesWithMatches if count > 0 => format!("{name}{end}"),
+            Mode::FilesWithoutMatch if count == 0 => format!("{name}{end}"),
+            _ => return Ok(()),
+        };
+        self.out().write_all(line.as_bytes())
+    }
+
     /// Notes whether a file had a selected line; `-q` stops at the first one. For `-L`, a file
     /// counts as selected when it is listed (GNU grep 3.5 and later).
     fn record(&mut self, found: bool) -> Result<(), Stop> {
-        let selected = if self.cfg.mode == Mode::FilesWithoutMatch { !found } else { found };
+        let selected = if self.cfg.mode == Mode::FilesWithoutMatch {
+            !found
+        } else {
+            found
+        };
         if selected {
             self.status.selected = true;
             if self.cfg.mode == Mode::Quiet {
@@ -329,14 +381,17 @@ impl<'a> Grep<'a> {
     }
 }
 
-/// A sink that only notes whether anything matched, and stops at the first match.
-struct FirstMatch(bool);
+/// A sink that counts selected lines; with `stop`, it stops at the first one.
+struct Counter {
+    count: u64,
+    stop: bool,
+}
 
-impl Sink for FirstMatch {
+impl Sink for Counter {
     type Error = io::Error;
 
     fn matched(&mut self, _: &Searcher, _: &SinkMatch<'_>) -> Result<bool, io::Error> {
-        self.0 = true;
-        Ok(false)
+        self.count += 1;
+        Ok(!self.stop)
     }
 }

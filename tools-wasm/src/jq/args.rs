@@ -56,7 +56,10 @@ pub const HELP: &str = "Usage: jq [OPTION]... FILTER [FILE]...\n\
 
 /// Parses the arguments after `argv[0]`.
 pub fn parse(argv: &[OsString]) -> Result<Args, Early> {
-    let mut a = Args { indent: 2, ..Args::default() };
+    let mut a = Args {
+        indent: 2,
+        ..Args::default()
+    };
     let mut filter: Option<String> = None;
     let mut from_file: Option<OsString> = None;
     let mut rest_mode: Option<bool> = None; // Some(false) = --args, Some(true) = --jsonargs
@@ -65,7 +68,12 @@ pub fn parse(argv: &[OsString]) -> Result<Args, Early> {
     let text = |i: usize| -> Result<String, Early> {
         argv.get(i)
             .map(|s| s.to_string_lossy().into_owned())
-            .ok_or_else(|| Early::Usage(format!("{} takes a parameter", argv[i - 1].to_string_lossy())))
+            .ok_or_else(|| {
+                Early::Usage(format!(
+                    "{} takes a parameter",
+                    argv[i - 1].to_string_lossy()
+                ))
+            })
     };
     while i < argv.len() {
         let arg = argv[i].to_string_lossy().into_owned();
@@ -85,7 +93,11 @@ pub fn parse(argv: &[OsString]) -> Result<Args, Early> {
         match arg.as_str() {
             "--" => only_operands = true,
             "--help" | "-h" => return Err(Early::Print(HELP.into())),
-            "--version" => return Err(Early::Print(concat!("jq (jaq ", "3.1", "; runbox-tools)\n").into())),
+            "--version" => {
+                return Err(Early::Print(
+                    concat!("jq (jaq ", "3.1", "; runbox-tools)\n").into(),
+                ));
+            }
             "--raw-output" => a.raw_output = true,
             "--join-output" => {
                 a.raw_output = true;
@@ -97,8 +109,10 @@ pub fn parse(argv: &[OsString]) -> Result<Args, Early> {
             "--indent" => {
                 let v = text(i)?;
                 i += 1;
-                a.indent = v.parse().ok().filter(|n| *n <= 7)
-                    .ok_or_else(|| Early::Usage("Cannot indent more than 7 characters".into()))?;
+                a.indent =
+                    v.parse().ok().filter(|n| *n <= 7).ok_or_else(|| {
+                        Early::Usage("Cannot indent more than 7 characters".into())
+                    })?;
             }
             "--sort-keys" => a.sort_keys = true,
             "--null-input" => a.null_input = true,
@@ -107,7 +121,11 @@ pub fn parse(argv: &[OsString]) -> Result<Args, Early> {
             "--exit-status" => a.exit_status = true,
             "--color-output" | "--monochrome-output" => {}
             "--from-file" => {
-                from_file = Some(argv.get(i).cloned().ok_or_else(|| Early::Usage("-f takes a parameter".into()))?);
+                from_file = Some(
+                    argv.get(i)
+                        .cloned()
+                        .ok_or_else(|| Early::Usage("-f takes a parameter".into()))?,
+                );
                 i += 1;
             }
             "--arg" | "--argjson" | "--slurpfile" | "--rawfile" => {
@@ -126,7 +144,9 @@ pub fn parse(argv: &[OsString]) -> Result<Args, Early> {
             "--stream" | "--seq" | "--stream-errors" | "-L" => {
                 return Err(Early::Usage(format!("{arg} is not supported by this jq")));
             }
-            long if long.starts_with("--") => return Err(Early::Usage(format!("Unknown option: {long}"))),
+            long if long.starts_with("--") => {
+                return Err(Early::Usage(format!("Unknown option: {long}")));
+            }
             short => {
                 for c in short.chars().skip(1) {
                     match c {
@@ -145,7 +165,11 @@ pub fn parse(argv: &[OsString]) -> Result<Args, Early> {
                         'C' | 'M' => {}
                         'h' => return Err(Early::Print(HELP.into())),
                         'f' => {
-                            from_file = Some(argv.get(i).cloned().ok_or_else(|| Early::Usage("-f takes a parameter".into()))?);
+                            from_file = Some(
+                                argv.get(i)
+                                    .cloned()
+                                    .ok_or_else(|| Early::Usage("-f takes a parameter".into()))?,
+                            );
                             i += 1;
                         }
                         other => return Err(Early::Usage(format!("Unknown option: -{other}"))),
@@ -156,8 +180,13 @@ pub fn parse(argv: &[OsString]) -> Result<Args, Early> {
     }
     match (from_file, filter) {
         (Some(path), first) => {
-            a.filter = std::fs::read_to_string(&path)
-                .map_err(|e| Early::Usage(format!("Could not open {}: {}", path.to_string_lossy(), crate::cli::io_message(&e))))?;
+            a.filter = std::fs::read_to_string(&path).map_err(|e| {
+                Early::Usage(format!(
+                    "Could not open {}: {}",
+                    path.to_string_lossy(),
+                    crate::cli::io_message(&e)
+                ))
+            })?;
             a.filter_name = path.to_string_lossy().into_owned();
             // With -f, the first operand is a file, not the filter.
             if let Some(first) = first {
@@ -196,7 +225,19 @@ mod tests {
 
     #[test]
     fn named_and_positional() {
-        let a = p(&["--arg", "x", "1", "--argjson", "y", "{}", "-n", "$x", "--args", "a", "b"]);
+        let a = p(&[
+            "--arg",
+            "x",
+            "1",
+            "--argjson",
+            "y",
+            "{}",
+            "-n",
+            "$x",
+            "--args",
+            "a",
+            "b",
+        ]);
         assert_eq!(a.named.len(), 2);
         assert!(matches!(a.named[1].1, Named::Json(_)));
         assert_eq!(a.positional.len(), 2);

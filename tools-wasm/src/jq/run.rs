@@ -46,27 +46,49 @@ const EXTRA_DEFS: &str = include_str!("extra.jq");
 fn compile(code: &str, name: &str, vars: &[String]) -> Result<Filter, String> {
     let arena = Arena::default();
     let extra = load::parse(EXTRA_DEFS, |p| p.defs()).unwrap_or_default();
-    let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs()).chain(extra);
+    let defs = jaq_core::defs()
+        .chain(jaq_std::defs())
+        .chain(jaq_json::defs())
+        .chain(extra);
     let loader = Loader::new(defs);
     let line_of = |part: &str| code[..load::span(code, part).start].matches('\n').count() + 1;
-    let modules = loader.load(&arena, File { path: (), code }).map_err(|errs| {
-        let mut msgs = Vec::new();
-        for (_, e) in errs {
-            match e {
-                load::Error::Io(v) => msgs.extend(v.into_iter().map(|(p, e)| format!("cannot load {p}: {e}"))),
-                load::Error::Lex(v) => msgs.extend(v.into_iter().map(|(exp, found)| {
-                    format!("syntax error: expected {}, found {} at {name}, line {}", exp.as_str(), shown(found), line_of(found))
-                })),
-                load::Error::Parse(v) => msgs.extend(v.into_iter().map(|(exp, found)| {
-                    format!("syntax error: expected {}, found {} at {name}, line {}", exp.as_str(), shown(found), line_of(found))
-                })),
+    let modules = loader
+        .load(&arena, File { path: (), code })
+        .map_err(|errs| {
+            let mut msgs = Vec::new();
+            for (_, e) in errs {
+                match e {
+                    load::Error::Io(v) => {
+                        msgs.extend(v.into_iter().map(|(p, e)| format!("cannot load {p}: {e}")))
+                    }
+                    load::Error::Lex(v) => msgs.extend(v.into_iter().map(|(exp, found)| {
+                        format!(
+                            "syntax error: expected {}, found {} at {name}, line {}",
+                            exp.as_str(),
+                            shown(found),
+                            line_of(found)
+                        )
+                    })),
+                    load::Error::Parse(v) => msgs.extend(v.into_iter().map(|(exp, found)| {
+                        format!(
+                            "syntax error: expected {}, found {} at {name}, line {}",
+                            exp.as_str(),
+                            shown(found),
+                            line_of(found)
+                        )
+                    })),
+                }
             }
-        }
-        msgs.join("\njq: error: ")
-    })?;
+            msgs.join("\njq: error: ")
+        })?;
     let funs = jaq_core::funs::<Kind>()
         .chain(jaq_std::funs())
-        .chain(jaq_std::input::funs().into_vec().into_iter().map(jaq_core::native::run))
+        .chain(
+            jaq_std::input::funs()
+                .into_vec()
+                .into_iter()
+                .map(jaq_core::native::run),
+        )
         .chain(jaq_json::funs());
     Compiler::default()
         .with_funs(funs)
@@ -75,7 +97,13 @@ fn compile(code: &str, name: &str, vars: &[String]) -> Result<Filter, String> {
         .map_err(|errs| {
             errs.into_iter()
                 .flat_map(|(_, v)| v)
-                .map(|(found, undefined)| format!("{found}/{} is not defined at {name}, line {}", undefined.as_str(), line_of(found)))
+                .map(|(found, undefined)| {
+                    format!(
+                        "{found}/{} is not defined at {name}, line {}",
+                        undefined.as_str(),
+                        line_of(found)
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("\njq: error: ")
         })
@@ -93,7 +121,13 @@ fn parse_json(text: &[u8], what: &str) -> Result<Val, String> {
 }
 
 fn read_path(path: &std::ffi::OsStr) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("Could not open {}: {}", path.to_string_lossy(), cli::io_message(&e)))
+    std::fs::read(path).map_err(|e| {
+        format!(
+            "Could not open {}: {}",
+            path.to_string_lossy(),
+            cli::io_message(&e)
+        )
+    })
 }
 
 fn named_value(source: &Named) -> Result<Val, String> {
@@ -127,7 +161,10 @@ fn readers(a: &Args) -> Vec<(String, Box<dyn Read>)> {
                 Ok(file) => (name, Box::new(file)),
                 Err(e) => {
                     let msg = format!("Could not open {name}: {}", cli::io_message(&e));
-                    (name, Box::new(FailingReader(Some(io::Error::new(e.kind(), msg)))))
+                    (
+                        name,
+                        Box::new(FailingReader(Some(io::Error::new(e.kind(), msg)))),
+                    )
                 }
             }
         })
@@ -166,7 +203,8 @@ fn inputs(a: &Args) -> Box<dyn Iterator<Item = Result<Val, String>>> {
         return Box::new(vals.into_iter().chain(error.map(Err)));
     }
     let iter = sources.into_iter().flat_map(|(name, r)| {
-        jaq_json::read::read_many(BufReader::new(r)).map(move |v| v.map_err(|e| format!("{name}: {e}")))
+        jaq_json::read::read_many(BufReader::new(r))
+            .map(move |v| v.map_err(|e| format!("{name}: {e}")))
     });
     if a.slurp {
         let vals: Result<Vec<Val>, String> = iter.collect();
@@ -178,7 +216,9 @@ fn inputs(a: &Args) -> Box<dyn Iterator<Item = Result<Val, String>>> {
 /// Runs jq; returns the exit code.
 pub fn run(a: &Args) -> i32 {
     let mut names = vec!["$ENV".to_owned(), "$ARGS".to_owned()];
-    let mut values = vec![object(std::env::vars().map(|(k, v)| (k, Val::from(v))).collect())];
+    let mut values = vec![object(
+        std::env::vars().map(|(k, v)| (k, Val::from(v))).collect(),
+    )];
     let mut named = Vec::new();
     for (name, source) in &a.named {
         match named_value(source) {
@@ -201,7 +241,13 @@ pub fn run(a: &Args) -> i32 {
             return 2;
         }
     };
-    values.insert(1, object(vec![("positional".into(), Val::from_iter(positional)), ("named".into(), object(named))]));
+    values.insert(
+        1,
+        object(vec![
+            ("positional".into(), Val::from_iter(positional)),
+            ("named".into(), object(named)),
+        ]),
+    );
     let filter = match compile(&a.filter, &a.filter_name, &names) {
         Ok(f) => f,
         Err(e) => {
@@ -221,11 +267,18 @@ fn execute(a: &Args, filter: &Filter, globals: Vec<Val>, out: &mut Out) -> i32 {
     let input_iter = RcIter::new(inputs(a));
     let null_iter: RcIter<Box<dyn Iterator<Item = Result<Val, String>>>> =
         RcIter::new(Box::new(std::iter::once(Ok(Val::Null))));
-    let data = Data { lut: &filter.lut, inputs: &input_iter };
+    let data = Data {
+        lut: &filter.lut,
+        inputs: &input_iter,
+    };
     let ctx = Ctx::<Kind>::new(data, Vars::new(globals));
     let mut last: Option<bool> = None;
     let mut status = 0;
-    let main_inputs: &RcIter<dyn Iterator<Item = Result<Val, String>>> = if a.null_input { &null_iter } else { &input_iter };
+    let main_inputs: &RcIter<dyn Iterator<Item = Result<Val, String>>> = if a.null_input {
+        &null_iter
+    } else {
+        &input_iter
+    };
     for item in main_inputs {
         let input = match item {
             Ok(v) => v,
@@ -248,6 +301,8 @@ fn execute(a: &Args, filter: &Filter, globals: Vec<Val>, out: &mut Out) -> i32 {
                         let _ = out.flush();
                         cli::error("jq", format!("error (at <unknown>): {e}"));
                         status = 5;
+                        // As jq: an error ends this input's outputs; the next input runs.
+                        break;
                     }
                     Err(exn) => {
                         let code = exn.get_halt().unwrap_or(5);
@@ -274,9 +329,20 @@ fn print(a: &Args, v: &Val, out: &mut Out) -> io::Result<()> {
     match v {
         Val::TStr(s) if a.raw_output => buf.extend_from_slice(s),
         _ => {
-            let indent = if a.compact { None } else if a.tab { Some("\t".to_owned()) } else { Some(" ".repeat(a.indent)) };
+            let indent = if a.compact {
+                None
+            } else if a.tab {
+                Some("\t".to_owned())
+            } else {
+                Some(" ".repeat(a.indent))
+            };
             let indent = indent.filter(|i| !i.is_empty());
-            let pp = jaq_json::write::Pp { sep_space: indent.is_some(), indent, sort_keys: a.sort_keys, styles: Default::default() };
+            let pp = jaq_json::write::Pp {
+                sep_space: indent.is_some(),
+                indent,
+                sort_keys: a.sort_keys,
+                styles: Default::default(),
+            };
             jaq_json::write::write(&mut buf, &pp, 0, v)?;
         }
     }
@@ -320,6 +386,9 @@ mod tests {
 
     #[test]
     fn ascii_escapes() {
-        assert_eq!(escape_non_ascii("\"é😀\"".as_bytes()), b"\"\\u00e9\\ud83d\\ude00\"");
+        assert_eq!(
+            escape_non_ascii("\"é😀\"".as_bytes()),
+            b"\"\\u00e9\\ud83d\\ude00\""
+        );
     }
 }

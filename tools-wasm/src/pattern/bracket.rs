@@ -25,7 +25,11 @@ const CLASSES: &[&str] = &[
 /// Returns the Rust class and the index just past the closing `]`, or `None` when the
 /// expression is not terminated (the caller decides whether that is an error or a literal `[`).
 /// An unknown class name (`[[:foo:]]`) is an `Err`.
-pub fn translate(chars: &[char], start: usize, flavor: Flavor) -> Result<Option<(String, usize)>, String> {
+pub fn translate(
+    chars: &[char],
+    start: usize,
+    flavor: Flavor,
+) -> Result<Option<(String, usize)>, String> {
     let mut i = start;
     let mut out = String::from("[");
     if i < chars.len() && (chars[i] == '^' || (flavor.bang_negates && chars[i] == '!')) {
@@ -34,7 +38,9 @@ pub fn translate(chars: &[char], start: usize, flavor: Flavor) -> Result<Option<
     }
     let mut first = true;
     loop {
-        let Some(&c) = chars.get(i) else { return Ok(None) };
+        let Some(&c) = chars.get(i) else {
+            return Ok(None);
+        };
         if c == ']' && !first {
             out.push(']');
             return Ok(Some((out, i + 1)));
@@ -107,8 +113,14 @@ pub fn translate(chars: &[char], start: usize, flavor: Flavor) -> Result<Option<
 mod tests {
     use super::{Flavor, translate};
 
-    const RE: Flavor = Flavor { bang_negates: false, backslash_escapes: false };
-    const GLOB: Flavor = Flavor { bang_negates: true, backslash_escapes: true };
+    const RE: Flavor = Flavor {
+        bang_negates: false,
+        backslash_escapes: false,
+    };
+    const GLOB: Flavor = Flavor {
+        bang_negates: true,
+        backslash_escapes: true,
+    };
 
     fn class(p: &str, f: Flavor) -> String {
         let chars: Vec<char> = p.chars().collect();
@@ -118,7 +130,9 @@ mod tests {
     }
 
     fn matches(p: &str, f: Flavor, s: &str) -> bool {
-        regex::Regex::new(&format!("^{}$", class(p, f))).unwrap().is_match(s)
+        regex::Regex::new(&format!("^{}$", class(p, f)))
+            .unwrap()
+            .is_match(s)
     }
 
     #[test]
@@ -153,6 +167,10 @@ mod tests {
 
     #[test]
     fn unterminated_is_none() {
-        assert!(translate(&"[abc".chars().collect::<Vec<_>>(), 1, RE).unwrap().is_none());
+        assert!(
+            translate(&"[abc".chars().collect::<Vec<_>>(), 1, RE)
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -8,7 +8,10 @@ use super::bracket::{self, Flavor};
 use super::push_literal;
 use regex::{Regex, RegexBuilder};
 
-const BRACKET: Flavor = Flavor { bang_negates: true, backslash_escapes: true };
+const BRACKET: Flavor = Flavor {
+    bang_negates: true,
+    backslash_escapes: true,
+};
 
 /// Translates `pattern` into an anchored regex string. With `pathname`, `*`, `?` and brackets do
 /// not match `/` (`FNM_PATHNAME`).

@@ -22,7 +22,10 @@ pub enum Syntax {
     Emacs,
 }
 
-const BRACKET: Flavor = Flavor { bang_negates: false, backslash_escapes: false };
+const BRACKET: Flavor = Flavor {
+    bang_negates: false,
+    backslash_escapes: false,
+};
 
 /// Translates `pattern` into an equivalent Rust regex.
 pub fn translate(pattern: &str, syntax: Syntax) -> Result<String, String> {
@@ -37,7 +40,9 @@ pub fn translate(pattern: &str, syntax: Syntax) -> Result<String, String> {
         let next = chars.get(i + 1).copied();
         match c {
             '\\' => {
-                let Some(n) = next else { return Err("trailing backslash (\\)".into()) };
+                let Some(n) = next else {
+                    return Err("trailing backslash (\\)".into());
+                };
                 i += 2;
                 match (syntax, n) {
                     (Syntax::Basic | Syntax::Emacs, '(') => {
@@ -48,7 +53,7 @@ pub fn translate(pattern: &str, syntax: Syntax) -> Result<String, String> {
                     }
                     (Syntax::Basic | Syntax::Emacs, ')') => {
                         if depth == 0 {
-                            return Err("unmatched ) or \\)".into());
+                            return Err("Unmatched ) or \\)".into());
                         }
                         depth -= 1;
                         out.push(')');
@@ -60,7 +65,7 @@ pub fn translate(pattern: &str, syntax: Syntax) -> Result<String, String> {
                     }
                     (Syntax::Basic, '{') => {
                         let Some((interval, end)) = interval(&chars, i, true) else {
-                            return Err("unmatched \\{".into());
+                            return Err("Unmatched \\{".into());
                         };
                         if at_start {
                             return Err("invalid preceding regular expression".into());
@@ -75,7 +80,9 @@ pub fn translate(pattern: &str, syntax: Syntax) -> Result<String, String> {
                             out.push(n);
                         }
                     }
-                    (_, '1'..='9') => return Err("back-references (\\1 ... \\9) are not supported".into()),
+                    (_, '1'..='9') => {
+                        return Err("back-references (\\1 ... \\9) are not supported".into());
+                    }
                     (_, '<') => out.push_str(r"\b{start}"),
                     (_, '>') => out.push_str(r"\b{end}"),
                     (_, 'b' | 'B' | 'w' | 'W' | 's' | 'S') => {
@@ -93,7 +100,7 @@ pub fn translate(pattern: &str, syntax: Syntax) -> Result<String, String> {
             }
             '[' => {
                 let Some((class, end)) = bracket::translate(&chars, i + 1, BRACKET)? else {
-                    return Err("unmatched [, [^, [:, [., or [=".into());
+                    return Err("Unmatched [, [^, [:, [., or [=".into());
                 };
                 out.push_str(&class);
                 i = end;
@@ -186,7 +193,7 @@ pub fn translate(pattern: &str, syntax: Syntax) -> Result<String, String> {
         i += 1;
     }
     if depth > 0 {
-        return Err("unmatched ( or \\(".into());
+        return Err("Unmatched ( or \\(".into());
     }
     Ok(out)
 }
@@ -235,7 +242,9 @@ mod tests {
 
     fn is_match(p: &str, s: Syntax, text: &str) -> bool {
         let r = translate(p, s).unwrap();
-        regex::Regex::new(&r).unwrap_or_else(|e| panic!("{p} -> {r}: {e}")).is_match(text)
+        regex::Regex::new(&r)
+            .unwrap_or_else(|e| panic!("{p} -> {r}: {e}"))
+            .is_match(text)
     }
 
     #[test]

@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+#
+# runbox in a non-root container, serving MCP on stdio:
+#
+#   docker build -t runbox .
+#   docker run -i --rm --read-only --cap-drop ALL --security-opt no-new-privileges \
+#     --pids-limit 256 --memory 2g --cpus 2 --network none \
+#     --tmpfs /tmp:rw,noexec,nosuid,size=256m \
+#     -v "$PWD":/workspace -v runbox-audit:/var/lib/runbox/audit -v runbox-cache:/var/cache/runbox \
+#     runbox
+#
+# The build stage uses exactly the commands that `scripts/build-release` runs (a CI test runs
+# that script and checks this file against it, so the two cannot drift apart).
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN ./scripts/build-release /out
+
+FROM debian:bookworm-slim AS runtime
+# git is the default native command; ca-certificates only for completeness of git's view.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+# A dedicated unprivileged user with a fixed uid/gid, so volume ownership is predictable.
+RUN groupadd --system --gid 10001 runbox \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
+      --shell /usr/sbin/nologin runbox \
+ && mkdir -p /workspace /var/lib/runbox/audit /var/cache/runbox/modules \
+ && chown 10001:10001 /workspace /var/lib/runbox /var/lib/runbox/audit /var/cache/runbox /var/cache/runbox/modules \
+ && chmod 0700 /var/lib/runbox/audit /var/cache/runbox/modules
+COPY --from=build /out/runbox /usr/local/bin/runbox
+COPY docker/policy.toml /etc/runbox/policy.toml
+VOLUME ["/workspace", "/var/lib/runbox/audit", "/var/cache/runbox"]
+USER 10001:10001
+ENV HOME=/nonexistent RUST_LOG=warn,runbox=info
+ENTRYPOINT ["runbox", "serve", "--config", "/etc/runbox/policy.toml"]

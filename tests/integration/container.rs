@@ -1,0 +1,136 @@
+//! The Dockerfile cannot rot silently: no Docker engine runs in CI, so this checks the file's
+//! required shape, that its build stage runs the same script CI runs, and that the policy baked
+//! into the image is valid. `.ci/run` builds with that script and runs the whole MCP suite as an
+//! unprivileged uid against a read-only copy of the binary — the container's situation.
+
+use crate::support::*;
+use std::path::Path;
+
+fn repo_file(rel: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)).unwrap()
+}
+
+/// Instructions with their arguments, continuation lines joined, comments dropped.
+fn instructions() -> Vec<(String, String)> {
+    let text = repo_file("Dockerfile");
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('#') || t.is_empty() {
+            continue;
+        }
+        if let Some(stripped) = t.strip_suffix('\\') {
+            current.push_str(stripped);
+            current.push(' ');
+            continue;
+        }
+        current.push_str(t);
+        let (op, rest) = current.split_once(' ').unwrap_or((current.as_str(), ""));
+        out.push((op.to_uppercase(), rest.trim().to_owned()));
+        current.clear();
+    }
+    out
+}
+
+#[test]
+fn dockerfile_has_the_required_shape() {
+    let ins = instructions();
+    let froms: Vec<&String> = ins
+        .iter()
+        .filter(|(op, _)| op == "FROM")
+        .map(|(_, a)| a)
+        .collect();
+    assert!(froms.len() >= 2, "multi-stage build expected: {froms:?}");
+    assert!(froms[0].contains(" AS build"), "{froms:?}");
+    let last_stage = ins.iter().rposition(|(op, _)| op == "FROM").unwrap();
+    let runtime = &ins[last_stage..];
+    let get = |op: &str| {
+        runtime
+            .iter()
+            .filter(|(o, _)| o == op)
+            .map(|(_, a)| a.clone())
+            .collect::<Vec<_>>()
+    };
+
+    let user = get("USER");
+    assert_eq!(user.len(), 1, "one USER in the runtime stage");
+    let uid: u32 = user[0]
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("numeric uid");
+    assert_ne!(uid, 0, "the runtime user must not be root");
+
+    let entry = get("ENTRYPOINT");
+    assert!(entry[0].starts_with(r#"["runbox", "serve""#), "{entry:?}");
+    let volumes = get("VOLUME").join(" ");
+    for v in ["/workspace", "/var/lib/runbox/audit", "/var/cache/runbox"] {
+        assert!(volumes.contains(v), "VOLUME {v} missing: {volumes}");
+    }
+    assert!(get("COPY").iter().any(|c| c.contains("docker/policy.toml")));
+    let runs = get("RUN").join("\n");
+    assert!(
+        runs.contains(&format!("--uid {uid}")),
+        "the user is created with the USER uid"
+    );
+    assert!(
+        runs.contains("chown 10001:10001"),
+        "writable dirs are handed to the user"
+    );
+
+    let build_runs: Vec<&(String, String)> = ins[..last_stage]
+        .iter()
+        .filter(|(op, _)| op == "RUN")
+        .collect();
+    assert!(
+        build_runs
+            .iter()
+            .any(|(_, a)| a.starts_with("./scripts/build-release")),
+        "the build stage must run scripts/build-release (what CI runs)"
+    );
+    let script = repo_file("scripts/build-release");
+    assert!(
+        script.contains("rustup target add wasm32-wasip1")
+            && script.contains("cargo build --release --locked")
+    );
+    let ignore = repo_file(".dockerignore");
+    assert!(
+        ignore.contains("target/"),
+        "the build context must not ship target/"
+    );
+}
+
+#[test]
+fn baked_policy_is_valid_and_matches_the_image_dirs() {
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker/policy.toml");
+    let out = as_server_user(runbox_bin())
+        .args(["check-config", "--config"])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let dockerfile = repo_file("Dockerfile");
+    for key in [
+        "workspace = \"/workspace\"",
+        "audit_dir = \"/var/lib/runbox/audit\"",
+        "cache_dir = \"/var/cache/runbox/modules\"",
+    ] {
+        assert!(
+            text.contains(key),
+            "{key} not in the effective policy:\n{text}"
+        );
+        let dir = key.split('"').nth(1).unwrap();
+        assert!(
+            dockerfile.contains(dir),
+            "{dir} is not created in the Dockerfile"
+        );
+    }
+    assert!(text.contains("allow_root = false"));
+}

@@ -1,0 +1,106 @@
+//! The README's client snippets work: each one is parsed, its command started with its own
+//! arguments (paths substituted), and a tool is called through it.
+
+use crate::support::*;
+use serde_json::Value;
+use std::path::Path;
+
+const BIN_PLACEHOLDER: &str = "/abs/path/to/runbox";
+const WS_PLACEHOLDER: &str = "/abs/path/to/project";
+
+fn readme() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap()
+}
+
+/// The fenced blocks of a language in the "Connecting a client" section.
+fn blocks(lang: &str) -> Vec<String> {
+    let text = readme();
+    let section = text
+        .split("## Connecting a client")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap()
+        .to_owned();
+    let fence = format!("```{lang}\n");
+    section
+        .split(&fence)
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Starts the configured command (with placeholders replaced) and calls `run echo` through it.
+fn exercise(command: &str, args: &[String], env: &Env) {
+    assert_eq!(
+        command, BIN_PLACEHOLDER,
+        "snippets must use the documented placeholder"
+    );
+    let mut args: Vec<String> = args
+        .iter()
+        .map(|a| a.replace(WS_PLACEHOLDER, &env.ws.display().to_string()))
+        .collect();
+    assert_eq!(args.first().map(String::as_str), Some("serve"));
+    args.remove(0);
+    // Test-only additions: this suite runs as root, and keeps state out of the real home.
+    args.extend([
+        "--allow-root".into(),
+        "--audit-dir".into(),
+        env.audit.display().to_string(),
+    ]);
+    args.extend(["--cache-dir".into(), cache_dir().display().to_string()]);
+    hand_over(env.dir.path());
+    let mut s = Server::spawn(&args);
+    s.initialize();
+    let r = s.run("echo", &["from", "the", "readme"]);
+    assert_eq!(structured(&r)["stdout"], "from the readme\n");
+}
+
+#[test]
+fn json_client_configs_start_a_working_server() {
+    let configs = blocks("json");
+    assert!(
+        configs.len() >= 2,
+        "expected the mcpServers and VS Code snippets"
+    );
+    let mut shapes = Vec::new();
+    for text in configs {
+        let v: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("README JSON does not parse ({e}):\n{text}"));
+        let (shape, server) = if let Some(s) = v.get("mcpServers") {
+            ("mcpServers", &s["runbox"])
+        } else if let Some(s) = v.get("servers") {
+            assert_eq!(
+                s["runbox"]["type"], "stdio",
+                "VS Code entries need type stdio"
+            );
+            ("servers", &s["runbox"])
+        } else {
+            continue;
+        };
+        shapes.push(shape);
+        let args: Vec<String> = serde_json::from_value(server["args"].clone()).unwrap();
+        exercise(server["command"].as_str().unwrap(), &args, &Env::new());
+    }
+    shapes.sort();
+    assert_eq!(shapes, ["mcpServers", "servers"]);
+}
+
+#[test]
+fn claude_mcp_add_line_starts_a_working_server() {
+    let line = blocks("sh")
+        .into_iter()
+        .flat_map(|b| b.lines().map(str::to_owned).collect::<Vec<_>>())
+        .find(|l| l.starts_with("claude mcp add"))
+        .expect("a `claude mcp add` snippet");
+    let (head, tail) = line
+        .split_once(" -- ")
+        .expect("`--` before the server command");
+    assert!(head.contains("--transport stdio"), "{head}");
+    let mut words = tail.split_whitespace().map(str::to_owned);
+    let command = words.next().unwrap();
+    let args: Vec<String> = words.collect();
+    exercise(&command, &args, &Env::new());
+}

@@ -1,3 +1,0 @@
-//! stub
-use std::ffi::OsString;
-pub fn main(_args: Vec<OsString>) -> i32 { 0 }
