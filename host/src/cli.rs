@@ -1,4 +1,4 @@
-//! The `runbox` command line: `serve`, `exec` and `check-config`.
+//! The `runbox` command line: `serve`, `exec`, `check-config` and `audit`.
 //!
 //! Errors at start (bad policy, unusable workspace or audit directory, running as root without
 //! `--allow-root`) are printed on stderr as one clear message and exit with status 2.
@@ -36,6 +36,8 @@ enum Command {
     Exec(ExecArgs),
     /// Print the effective policy (defaults, file and flags merged) as TOML.
     CheckConfig(PolicyArgs),
+    /// Read the audit log: tail, show, query, verify.
+    Audit(crate::audit::cli::AuditArgs),
 }
 
 /// Flags that locate and override the policy.
@@ -95,6 +97,7 @@ pub fn main() -> ExitCode {
         },
         Command::Serve(p) => with_runtime(|| serve(p)),
         Command::Exec(a) => with_runtime(|| exec(a)),
+        Command::Audit(a) => crate::audit::cli::run(a),
     }
 }
 

@@ -234,4 +234,6 @@ fn the_always_sync_policy_is_in_force_and_recorded() {
     );
     assert_eq!(audit["retentionDays"], 30);
     assert_eq!(stages(&env.records_of(&id)), ["received", "completed"]);
+    let out = env.audit_cli(&["verify"]);
+    assert_eq!(out.status.code(), Some(0));
 }

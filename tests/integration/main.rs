@@ -4,6 +4,7 @@
 mod support;
 
 mod audit;
+mod audit_cli;
 mod byo;
 mod cancel;
 mod cli;

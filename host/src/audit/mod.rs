@@ -23,6 +23,7 @@
 
 pub mod call;
 pub mod chain;
+pub mod cli;
 pub mod clock;
 pub mod durability;
 pub mod files;
