@@ -72,6 +72,8 @@ fn assert_verifies(env: &Env) -> String {
 fn a_read_only_audit_directory_refuses_calls_and_the_server_stays_up() {
     let env = Env::new().with_guests(&["exiter"]);
     std::fs::create_dir(&env.audit).unwrap();
+    // Owned by the server's user first: an immutable directory cannot change owner later.
+    hand_over(env.dir.path());
     let guard = Immutable::set(&env.audit);
     if guard.is_none() {
         eprintln!("NOTE: chattr +i is not supported here; using a file in place of the directory");
