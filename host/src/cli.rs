@@ -1,4 +1,4 @@
-//! The `runbox` command line: `serve`, `exec`, `check-config` and `doctor`.
+//! The `runbox` command line: `serve`, `exec`, `check-config`, `doctor` and `audit`.
 //!
 //! Errors at start (bad policy, unusable workspace or audit directory, running as root without
 //! `--allow-root`) are printed on stderr as one clear message and exit with status 2.
@@ -36,6 +36,8 @@ enum Command {
     Exec(ExecArgs),
     /// Print the effective policy (defaults, file and flags merged) as TOML.
     CheckConfig(PolicyArgs),
+    /// Read the audit log: tail, show, query, verify.
+    Audit(crate::audit::cli::AuditArgs),
     /// Print which protections native commands get on this machine, and how to fix what is
     /// missing. Exits 0 when every protection is in force, 1 otherwise.
     Doctor(DoctorArgs),
@@ -109,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(d) => doctor(&d),
         Command::Serve(p) => with_runtime(|| serve(p)),
         Command::Exec(a) => with_runtime(|| exec(a)),
+        Command::Audit(a) => crate::audit::cli::run(a),
     }
 }
 
@@ -222,35 +225,50 @@ async fn serve(p: PolicyArgs) -> ExitCode {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         workspace = %service.policy().workspace.display(),
-        audit = %service.audit().path().display(),
+        audit = %service.audit().dir().display(),
         policy_hash = %service.policy().hash(),
         "runbox serving MCP on stdio"
     );
+    service.announce("serve").await;
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
+    let signalled = Arc::new(std::sync::OnceLock::new());
+    let which = Arc::clone(&signalled);
     tokio::spawn(async move {
-        wait_for_termination().await;
+        let _ = which.set(wait_for_termination().await);
         signals.cancel();
     });
-    match crate::mcp::serve(service, tokio::io::stdin(), tokio::io::stdout(), shutdown).await {
+    let served = crate::mcp::serve(
+        Arc::clone(&service),
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+        shutdown,
+    )
+    .await;
+    let reason = match (&served, signalled.get()) {
+        (Err(_), _) => "the MCP session failed",
+        (Ok(()), Some(signal)) => signal,
+        (Ok(()), None) => "the client closed stdin",
+    };
+    service.stop("serve", reason).await;
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn wait_for_termination() {
+/// Resolves on SIGTERM or SIGINT, naming the signal.
+async fn wait_for_termination() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) else {
-        std::future::pending::<()>().await;
-        return;
+        return std::future::pending().await;
     };
     tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
     }
 }
 
@@ -276,7 +294,10 @@ async fn exec(a: ExecArgs) -> ExitCode {
         timeout_ms: a.timeout_ms,
     };
     let ctx = CallContext::new(None, CancellationToken::new());
-    match service.run(args, &ctx).await {
+    service.announce("exec").await;
+    let reply = service.run(args, &ctx).await;
+    service.stop("exec", "the command finished").await;
+    match reply {
         CallReply::Ran(out) => {
             let _ = std::io::stdout().write_all(out.stdout.as_bytes());
             let _ = std::io::stderr().write_all(out.stderr.as_bytes());

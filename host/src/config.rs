@@ -47,6 +47,8 @@ pub struct PolicyFile {
     pub sandbox: Option<SandboxFile>,
     /// Native commands, by name; absent means the default (`git` where it exists).
     pub native: Option<BTreeMap<String, NativeFile>>,
+    /// Audit log rotation and retention.
+    pub audit: Option<AuditFile>,
 }
 
 /// The `[limits]` table as written.
@@ -91,6 +93,20 @@ pub struct LimitsFile {
 pub struct WasiFile {
     /// Environment given to every guest (only [`ALLOWED_GUEST_ENV`] names).
     pub env: Option<BTreeMap<String, String>>,
+}
+
+/// The `[audit]` table as written.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFile {
+    /// Days a log file is kept after its newest record.
+    pub retention_days: Option<u64>,
+    /// Size at which a log file is closed and the next begun.
+    pub max_file_bytes: Option<u64>,
+    /// Size of the whole log at which new calls are refused.
+    pub max_total_bytes: Option<u64>,
+    /// `batch` or `always`.
+    pub sync: Option<crate::audit::SyncPolicy>,
 }
 
 /// Values given on the command line; each overrides the file.
@@ -167,6 +183,34 @@ pub struct Policy {
     /// Native commands (default: `git` with a hardened environment where `/usr/bin/git` exists;
     /// an empty `[native]` table turns it off).
     pub native: BTreeMap<String, NativeCommand>,
+    /// Audit log retention and size limits.
+    pub audit: AuditLimits,
+}
+
+/// How much audit log is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AuditLimits {
+    /// Days a file is kept after its newest record (default 7; less is refused).
+    pub retention_days: u64,
+    /// A file is closed once it reaches this size (default 64 MiB).
+    pub max_file_bytes: u64,
+    /// New calls are refused with AUDIT_UNAVAILABLE once the log reaches this size, rather
+    /// than deleting records younger than the retention (default 1 GiB).
+    pub max_total_bytes: u64,
+    /// When records reach the disk (default `batch`: within 100 ms; `always`: a call's last
+    /// record before its reply).
+    pub sync: crate::audit::SyncPolicy,
+}
+
+impl Default for AuditLimits {
+    fn default() -> Self {
+        Self {
+            retention_days: crate::audit::MIN_RETENTION_DAYS,
+            max_file_bytes: crate::audit::DEFAULT_MAX_FILE_BYTES,
+            max_total_bytes: crate::audit::DEFAULT_MAX_TOTAL_BYTES,
+            sync: crate::audit::SyncPolicy::default(),
+        }
+    }
 }
 
 /// A policy that cannot be used, with the key at fault.
@@ -232,7 +276,7 @@ pub fn parse_policy(text: &str) -> Result<PolicyFile, String> {
 }
 
 /// The platform's default state directory for the audit log.
-fn default_audit_dir() -> Option<PathBuf> {
+pub fn default_audit_dir() -> Option<PathBuf> {
     xdg_dir("XDG_STATE_HOME", ".local/state").map(|d| d.join("runbox/audit"))
 }
 
@@ -284,6 +328,17 @@ pub(crate) fn check_limits(
 }
 
 impl Policy {
+    /// The audit log settings for [`crate::audit::AuditLog::open`].
+    pub fn audit_config(&self) -> crate::audit::AuditConfig {
+        crate::audit::AuditConfig {
+            dir: self.audit_dir.clone(),
+            retention_days: self.audit.retention_days,
+            max_file_bytes: self.audit.max_file_bytes,
+            max_total_bytes: self.audit.max_total_bytes,
+            sync: self.audit.sync,
+        }
+    }
+
     /// Merges the file and the flags and validates every value.
     pub fn build(file: PolicyFile, flags: &Overrides) -> Result<Self, ConfigError> {
         let workspace = flags.workspace.clone().or(file.workspace).ok_or_else(|| {
@@ -361,6 +416,14 @@ impl Policy {
             &limits,
             max_timeout_ms,
         )?;
+        let af = file.audit.unwrap_or_default();
+        let audit_defaults = AuditLimits::default();
+        let audit = AuditLimits {
+            retention_days: af.retention_days.unwrap_or(audit_defaults.retention_days),
+            max_file_bytes: af.max_file_bytes.unwrap_or(audit_defaults.max_file_bytes),
+            max_total_bytes: af.max_total_bytes.unwrap_or(audit_defaults.max_total_bytes),
+            sync: af.sync.unwrap_or(audit_defaults.sync),
+        };
         let policy = Policy {
             workspace,
             audit_dir,
@@ -382,6 +445,7 @@ impl Policy {
             }),
             sandbox,
             native,
+            audit,
         };
         policy.validate()?;
         Ok(policy)
@@ -409,6 +473,20 @@ impl Policy {
             self.request.max_stdin_bytes as u64,
             0,
             256 * 1024 * 1024,
+        )?;
+        let a = &self.audit;
+        in_range(
+            "audit.retention_days",
+            a.retention_days,
+            crate::audit::MIN_RETENTION_DAYS,
+            36_500,
+        )?;
+        in_range("audit.max_file_bytes", a.max_file_bytes, 4096, 1 << 40)?;
+        in_range(
+            "audit.max_total_bytes",
+            a.max_total_bytes,
+            a.max_file_bytes,
+            1 << 50,
         )?;
         for (k, v) in &self.wasi_env {
             if !ALLOWED_GUEST_ENV.contains(&k.as_str()) {
@@ -478,6 +556,12 @@ impl Policy {
                     .map(|(name, c)| (name.clone(), c.to_file()))
                     .collect(),
             ),
+            audit: Some(AuditFile {
+                retention_days: Some(self.audit.retention_days),
+                max_file_bytes: Some(self.audit.max_file_bytes),
+                max_total_bytes: Some(self.audit.max_total_bytes),
+                sync: Some(self.audit.sync),
+            }),
         }
     }
 
@@ -515,6 +599,7 @@ mod tests {
         assert!(!p.allow_root);
         assert!(p.workspace_writable);
         assert_eq!(p.wasi_env.get("TZ").map(String::as_str), Some("UTC"));
+        assert_eq!(p.audit.retention_days, 7);
     }
 
     #[test]
@@ -537,6 +622,11 @@ mod tests {
         assert!(e.contains("timeout_msec"), "{e}");
         let e = parse_policy("bogus = 1").unwrap_err();
         assert!(e.contains("bogus"), "{e}");
+        let e = parse_policy("[audit]\nsync = \"sometimes\"").unwrap_err();
+        assert!(e.contains("sometimes"), "{e}");
+        let f = parse_policy("[audit]\nsync = \"always\"").unwrap();
+        let p = Policy::build(f, &flags()).unwrap();
+        assert_eq!(p.audit.sync, crate::audit::SyncPolicy::Always);
     }
 
     #[test]
@@ -552,6 +642,12 @@ mod tests {
             ("[wasi.env]\nHOME = \"/\"", "wasi.env.HOME"),
             ("commands = [\"ls\", \"ls\"]", "commands"),
             ("audit_dir = \"relative\"", "audit_dir"),
+            ("[audit]\nretention_days = 6", "audit.retention_days"),
+            ("[audit]\nmax_file_bytes = 10", "audit.max_file_bytes"),
+            (
+                "[audit]\nmax_file_bytes = 100000\nmax_total_bytes = 5000",
+                "audit.max_total_bytes",
+            ),
         ];
         for (text, key) in cases {
             let mut o = flags();

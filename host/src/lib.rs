@@ -16,7 +16,8 @@
 //! - [`outcome`]: bounded output capture and how a command ended, shared by both runners.
 //! - [`wasi`]: engine, module cache, epoch ticker and one guest run.
 //! - [`native`]: real binaries from the policy, each in a kernel-confined process tree.
-//! - [`audit`]: the JSON-lines audit log.
+//! - [`audit`]: the audit log: staged, hash-chained JSON lines, rotation, retention, and the
+//!   `runbox audit` commands that read it.
 //! - [`api`]: tool inputs and results as clients see them (schemas derive from these types).
 //! - [`service`]: the call pipeline, independent of MCP.
 //! - [`mcp`]: stdio framing and the rmcp handler.

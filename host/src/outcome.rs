@@ -1,15 +1,18 @@
 //! What a finished command produced, shared by both runners.
 //!
 //! [`Capture`] is the bounded sink each runner writes a stream into: it keeps the first `cap`
-//! bytes, counts everything, and never grows past its cap, so a flood of output costs the server
-//! no memory. [`Outcome`] is what a runner hands back: how the command ended and its two captures.
+//! bytes, counts and hashes (sha256, for the audit log) everything, and never grows past its cap,
+//! so a flood of output costs the server no memory. [`Outcome`] is what a runner hands back: how
+//! the command ended and its two captures.
 
 use crate::error::{ErrorCode, RunError};
+use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-/// A bounded, shareable output buffer: keeps at most `cap` bytes, counts all bytes offered.
+/// A bounded, shareable output buffer: keeps at most `cap` bytes, counts and hashes all bytes
+/// offered.
 #[derive(Debug, Clone)]
 pub struct Capture {
     inner: Arc<Mutex<CaptureInner>>,
@@ -21,6 +24,7 @@ struct CaptureInner {
     kept: Vec<u8>,
     cap: usize,
     total: u64,
+    hasher: Sha256,
 }
 
 impl Capture {
@@ -32,6 +36,7 @@ impl Capture {
                 kept: Vec::new(),
                 cap,
                 total: 0,
+                hasher: Sha256::new(),
             })),
             live: None,
         }
@@ -52,6 +57,7 @@ impl Capture {
         }
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.total = inner.total.saturating_add(bytes.len() as u64);
+        inner.hasher.update(bytes);
         let room = inner.cap.saturating_sub(inner.kept.len());
         let take = room.min(bytes.len());
         if take > 0 {
@@ -71,10 +77,12 @@ impl Capture {
     pub fn finish(&self) -> Captured {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let bytes = std::mem::take(&mut inner.kept);
+        let sha256 = std::mem::take(&mut inner.hasher).finalize().into();
         Captured {
             truncated: inner.total > bytes.len() as u64,
             total_bytes: inner.total,
             bytes,
+            sha256,
         }
     }
 }
@@ -88,6 +96,8 @@ pub struct Captured {
     pub total_bytes: u64,
     /// True when `total_bytes` exceeds what was kept.
     pub truncated: bool,
+    /// sha256 of all `total_bytes` bytes, kept or not (what the audit log records).
+    pub sha256: [u8; 32],
 }
 
 impl Captured {
@@ -181,6 +191,7 @@ mod tests {
         assert_eq!(out.bytes, b"abcde");
         assert_eq!(out.total_bytes, 10);
         assert!(out.truncated);
+        assert_eq!(out.sha256, <[u8; 32]>::from(Sha256::digest(b"abcdefghij")));
     }
 
     #[test]
@@ -217,6 +228,7 @@ mod tests {
             bytes: vec![b'a', 0xff],
             total_bytes: 2,
             truncated: false,
+            sha256: [0; 32],
         };
         assert_eq!(out.text(), "a\u{fffd}");
     }

@@ -1,11 +1,14 @@
-//! The call pipeline, independent of MCP: validate → decide → audit → run → reply.
+//! The call pipeline, independent of MCP: audit `received` → validate → decide → run → audit
+//! the end → reply.
 //!
 //! [`Service`] owns the workspace capability, the allowlist, the runners, the audit log and the
 //! concurrency slots. The MCP handler only translates; the `exec` CLI uses the same pipeline, so a
 //! command behaves the same way whichever door it came through.
 
 use crate::api::{CommandInfo, CommandList, ErrorEnvelope, PartialOutput, RunArgs, RunOutput};
-use crate::audit::{AuditLog, AuditRecord, record::clip};
+use crate::audit::call::{CallTrail, Caller};
+use crate::audit::record::{ClientInfo, SandboxInfo, ServerInfo, Text};
+use crate::audit::{AuditError, AuditLog, AuditRecord, Stage, SyncPolicy, SystemClock};
 use crate::config::Policy;
 use crate::error::{ErrorCode, RunError};
 use crate::native::{NativeRun, NativeRunner};
@@ -16,8 +19,9 @@ use crate::wasi::cache::ModuleCache;
 use crate::wasi::{GuestRun, WasiRuntime, inspect};
 use crate::workspace::Workspace;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use tokio::sync::Semaphore;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 /// Per-call facts that do not come from the tool arguments.
@@ -31,6 +35,8 @@ pub struct CallContext {
     pub cancel: CancellationToken,
     /// Bytes of output produced so far, for progress notifications.
     pub live_output: Arc<AtomicU64>,
+    /// The MCP client's name and version from its handshake, for the audit log.
+    pub client: Option<ClientInfo>,
 }
 
 impl CallContext {
@@ -41,9 +47,30 @@ impl CallContext {
             mcp_request_id,
             cancel,
             live_output: Arc::new(AtomicU64::new(0)),
+            client: None,
+        }
+    }
+
+    /// Adds the client's name and version (long values are cut for the log).
+    pub fn with_client(mut self, name: &str, version: &str) -> Self {
+        self.client = Some(ClientInfo {
+            name: Text::of(name),
+            version: Text::of(version),
+        });
+        self
+    }
+
+    fn caller(&self) -> Caller {
+        Caller {
+            request_id: self.request_id.clone(),
+            mcp_request_id: self.mcp_request_id.clone(),
+            client: self.client.clone(),
         }
     }
 }
+
+/// How long [`Service::stop`] waits for running calls to write their last record.
+const STOP_DRAIN: Duration = Duration::from_secs(5);
 
 /// A fresh, time-ordered request id.
 pub fn new_request_id() -> String {
@@ -65,9 +92,6 @@ pub enum StartError {
     /// The workspace could not be opened.
     #[error(transparent)]
     Workspace(#[from] crate::workspace::WorkspaceError),
-    /// The audit log could not be opened.
-    #[error(transparent)]
-    Audit(#[from] crate::audit::AuditError),
     /// The configuration is inconsistent with the filesystem or the command set.
     #[error("{0}")]
     Config(String),
@@ -83,9 +107,12 @@ pub struct Service {
     workspace: Workspace,
     wasi: WasiRuntime,
     native: Option<NativeRunner>,
-    audit: AuditLog,
+    audit: Arc<AuditLog>,
+    policy_hash: String,
     slots: Arc<Semaphore>,
     guest_env: Vec<(String, String)>,
+    in_flight: AtomicUsize,
+    drained: Notify,
 }
 
 impl Service {
@@ -114,7 +141,6 @@ impl Service {
                 ))
             })?;
         }
-        let audit = AuditLog::open(&policy.audit_dir)?;
         let cache = ModuleCache::new(policy.cache_dir.as_deref());
         let wasi = WasiRuntime::new(cache, builtin_wasm).map_err(StartError::Runtime)?;
         if let Some(dir) = &policy.tools_dir {
@@ -153,6 +179,10 @@ impl Service {
             log_protections(&runner, policy.sandbox.require_confinement);
             Some(runner)
         };
+        // Opened last, so a start refused for a bad configuration leaves no trace in the log.
+        // An unusable audit directory does not stop the server: calls are refused with
+        // AUDIT_UNAVAILABLE (and the reason is on stderr) until the operator fixes it.
+        let audit = AuditLog::open(policy.audit_config(), Arc::new(SystemClock));
         let guest_env = policy
             .wasi_env
             .iter()
@@ -160,6 +190,7 @@ impl Service {
             .collect();
         Ok(Self {
             slots: Arc::new(Semaphore::new(policy.max_concurrent)),
+            policy_hash: policy.hash(),
             policy,
             catalog,
             workspace,
@@ -167,6 +198,8 @@ impl Service {
             native,
             audit,
             guest_env,
+            in_flight: AtomicUsize::new(0),
+            drained: Notify::new(),
         })
     }
 
@@ -178,6 +211,65 @@ impl Service {
     /// The audit log.
     pub fn audit(&self) -> &AuditLog {
         &self.audit
+    }
+
+    /// Writes the `start` record (`mode` is `serve` or `exec`). A failure is on stderr already;
+    /// calls will be refused until the log works.
+    pub async fn announce(&self, mode: &str) {
+        let mut r = AuditRecord::new(Stage::Start);
+        r.server = Some(self.server_info(mode));
+        let _ = self.record(r).await;
+    }
+
+    /// Waits (at most a few seconds) for running calls to write their last record, then writes
+    /// the `stop` record.
+    pub async fn stop(&self, mode: &str, reason: &str) {
+        let deadline = tokio::time::Instant::now() + STOP_DRAIN;
+        loop {
+            let drained = self.drained.notified();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                break;
+            }
+        }
+        let mut r = AuditRecord::new(Stage::Stop);
+        let mut info = self.server_info(mode);
+        info.protections.clear();
+        info.audit = None;
+        info.reason = Some(reason.to_owned());
+        info.in_flight = Some(self.in_flight.load(Ordering::Acquire) as u64);
+        r.server = Some(info);
+        let _ = self.record(r).await;
+    }
+
+    fn server_info(&self, mode: &str) -> ServerInfo {
+        crate::audit::call::server_info(
+            mode,
+            &self.policy_hash,
+            crate::audit::call::protections(&self.policy, self.catalog.iter().count()),
+            self.audit.config(),
+        )
+    }
+
+    /// Writes a record. A record that will be synced before `append` returns goes through a
+    /// blocking thread, so slow disks never stall the async workers and concurrent calls can
+    /// share one sync; a call record under the `batch` policy is one `write` to the page cache
+    /// (~10 µs) and is written in place.
+    async fn record(&self, r: AuditRecord) -> Result<u64, AuditError> {
+        if self.audit.config().sync == SyncPolicy::Batch && r.stage.is_call_record() {
+            return self.audit.append(r);
+        }
+        let audit = Arc::clone(&self.audit);
+        tokio::task::spawn_blocking(move || audit.append(r))
+            .await
+            .unwrap_or_else(|e| {
+                Err(AuditError::Write {
+                    file: String::new(),
+                    source: std::io::Error::other(format!("audit writer task failed: {e}")),
+                })
+            })
     }
 
     /// Compiles or loads the built-in module in the background so the first call is fast and
@@ -210,60 +302,67 @@ impl Service {
         }
     }
 
-    /// Runs one `run` request through the whole pipeline. Every path ends in exactly one audit
-    /// record and one reply carrying `ctx.request_id`.
+    /// Runs one `run` request through the whole pipeline. Every path writes a `received` record
+    /// and then exactly one `denied`, `completed` or `failed` record, and ends in one reply
+    /// carrying `ctx.request_id`.
     pub async fn run(&self, args: RunArgs, ctx: &CallContext) -> CallReply {
-        let mut record = AuditRecord::new(&ctx.request_id, "run");
-        record.mcp_request_id = ctx.mcp_request_id.clone();
-        record.command = clip(&args.command);
-        record.argv = args.args.iter().take(64).map(|a| clip(a)).collect();
-        record.cwd = args.cwd.as_deref().map(clip);
+        let _in_flight = InFlight::enter(self);
+        let mut trail = CallTrail::new(&ctx.caller(), "run", &self.policy_hash);
+        trail.request(&args.command, &args.args, args.cwd.as_deref());
+        if let Err(e) = self.record(trail.received()).await {
+            return self.unavailable(&ctx.request_id, &e);
+        }
 
         let checked = match self.check(&args) {
             Ok(c) => c,
-            Err(e) => return self.refuse(record, &ctx.request_id, &e),
+            Err(e) => return self.refuse(&trail, &ctx.request_id, &e).await,
         };
-        record.runner = Some(checked.spec.runner.as_str().to_owned());
-        record.cwd = Some(checked.cwd.relative.clone());
-        if let Err(e) = self.audit.check() {
-            tracing::error!("audit log unavailable: {e}");
-            return self.unavailable(&ctx.request_id, &e);
-        }
+        trail.allowed(
+            checked.spec.runner,
+            &checked.cwd.relative,
+            rule_for(checked.spec),
+            self.sandbox_for(&checked),
+        );
 
         let permit = tokio::select! {
             p = Arc::clone(&self.slots).acquire_owned() => p,
             _ = ctx.cancel.cancelled() => {
                 let e = RunError::new(ErrorCode::Cancelled, "the call was cancelled while waiting for a free slot");
-                return self.refuse(record, &ctx.request_id, &e);
+                return self.fail(&trail, &ctx.request_id, &e).await;
             }
         };
         let Ok(_permit) = permit else {
-            return self.refuse(
-                record,
-                &ctx.request_id,
-                &RunError::internal("the call slots are closed"),
-            );
+            let e = RunError::internal("the call slots are closed");
+            return self.fail(&trail, &ctx.request_id, &e).await;
         };
 
         let outcome = self.execute(&checked, ctx).await;
-        record.decision = "allow".into();
-        record.duration_ms = Some(u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX));
-        record.stdout_bytes = Some(outcome.stdout.total_bytes);
-        record.stderr_bytes = Some(outcome.stderr.total_bytes);
-        record.stdout_truncated = Some(outcome.stdout.truncated);
-        record.stderr_truncated = Some(outcome.stderr.truncated);
-        match &outcome.termination {
-            Termination::Exited(code) => record.exit_code = Some(*code),
-            Termination::Stopped(e) => {
-                record.code = Some(e.code.as_str().to_owned());
-                record.message = Some(e.message.clone());
-            }
-        }
-        if let Err(e) = self.audit.append(&record) {
-            tracing::error!("audit record lost: {e}");
+        if let Err(e) = self.record(trail.finished(&outcome)).await {
             return self.unavailable(&ctx.request_id, &e);
         }
         reply_for(&ctx.request_id, &outcome)
+    }
+
+    /// The sandbox a checked call runs in, for the audit log.
+    fn sandbox_for(&self, c: &Checked<'_>) -> SandboxInfo {
+        let writable = c.spec.access == Access::Write && self.policy.workspace_writable;
+        if let (Program::Native(command), Some(native)) = (&c.spec.program, &self.native) {
+            let p = native.protections();
+            let network = if p.seccomp.is_ok() {
+                "none"
+            } else {
+                "tcp denied by landlock only"
+            };
+            return crate::audit::call::native_sandbox(
+                c.limits,
+                writable,
+                p.summary(),
+                network,
+                command.env.keys().map(String::as_str),
+            );
+        }
+        let env_names = self.guest_env.iter().map(|(k, _)| k.as_str());
+        crate::audit::call::wasi_sandbox(c.limits, writable, env_names)
     }
 
     /// Validates a request against the policy; nothing runs before this passes.
@@ -360,20 +459,24 @@ impl Service {
         self.wasi.run(&c.spec.program, run, &ctx.cancel).await
     }
 
-    /// Records a refusal and turns it into a reply. If even the refusal cannot be recorded the
-    /// reply says so, since the call is then invisible to the operator.
-    fn refuse(&self, mut record: AuditRecord, request_id: &str, e: &RunError) -> CallReply {
-        record.decision = "deny".into();
-        record.code = Some(e.code.as_str().to_owned());
-        record.message = Some(clip(&e.message));
-        if let Err(ae) = self.audit.append(&record) {
-            tracing::error!("audit record lost: {ae}");
+    /// Records a refusal by the policy and turns it into a reply. If even the refusal cannot be
+    /// recorded the reply says so, since the call is then invisible to the operator.
+    async fn refuse(&self, trail: &CallTrail, request_id: &str, e: &RunError) -> CallReply {
+        if let Err(ae) = self.record(trail.denied(e)).await {
             return self.unavailable(request_id, &ae);
         }
         CallReply::Failed(ErrorEnvelope::new(request_id, e, None))
     }
 
-    fn unavailable(&self, request_id: &str, e: &crate::audit::AuditError) -> CallReply {
+    /// Records an allowed call that ended before its command ran.
+    async fn fail(&self, trail: &CallTrail, request_id: &str, e: &RunError) -> CallReply {
+        if let Err(ae) = self.record(trail.failed(e)).await {
+            return self.unavailable(request_id, &ae);
+        }
+        CallReply::Failed(ErrorEnvelope::new(request_id, e, None))
+    }
+
+    fn unavailable(&self, request_id: &str, e: &AuditError) -> CallReply {
         let err = RunError::new(
             ErrorCode::AuditUnavailable,
             format!("the audit log cannot be written ({e}); nothing was run"),
@@ -382,16 +485,46 @@ impl Service {
         CallReply::Failed(ErrorEnvelope::new(request_id, &err, None))
     }
 
-    /// Records a call refused before it reached the pipeline (unparsable arguments) or lost to
-    /// a bug inside runbox, so that it is still visible in the log.
-    pub fn record_refusal(&self, request_id: &str, mcp_request_id: Option<String>, e: &RunError) {
-        let mut record = AuditRecord::new(request_id, "run");
-        record.mcp_request_id = mcp_request_id;
-        record.code = Some(e.code.as_str().to_owned());
-        record.message = Some(clip(&e.message));
-        if let Err(ae) = self.audit.append(&record) {
-            tracing::error!("audit record lost: {ae}");
+    /// Records a call refused before it reached the pipeline (its arguments did not parse):
+    /// `received` then `denied`, so it is still visible in the log.
+    pub async fn record_invalid_request(&self, ctx: &CallContext, e: &RunError) {
+        let trail = CallTrail::new(&ctx.caller(), "run", &self.policy_hash);
+        if self.record(trail.received()).await.is_ok() {
+            let _ = self.record(trail.denied(e)).await;
         }
+    }
+
+    /// Records a call lost to a fault inside runbox (its `received` record is already written).
+    pub async fn record_internal_failure(&self, ctx: &CallContext, e: &RunError) {
+        let trail = CallTrail::new(&ctx.caller(), "run", &self.policy_hash);
+        let _ = self.record(trail.failed(e)).await;
+    }
+}
+
+/// Counts a call as running until dropped, so [`Service::stop`] can wait for it.
+struct InFlight<'a>(&'a Service);
+
+impl<'a> InFlight<'a> {
+    fn enter(service: &'a Service) -> Self {
+        service.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(service)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.drained.notify_waiters();
+        }
+    }
+}
+
+/// The allowlist rule that let a command through, for `policy.rule`.
+fn rule_for(spec: &CommandSpec) -> &'static str {
+    match spec.program {
+        Program::Builtin => "allowlist:builtin",
+        Program::Module(_) => "allowlist:tools_dir",
+        Program::Native(_) => "allowlist:native",
     }
 }
 

@@ -1,72 +1,191 @@
-//! Every call, allowed or denied, leaves exactly one audit record with the reply's requestId.
+//! The audit log over MCP: a `received` record and exactly one end (`completed`, `denied`,
+//! `failed`) per call with the reply's requestId, server `start`/`stop` records, and nothing
+//! secret in any of it. These run on the WASI runner; the native runner's branch is not merged
+//! yet, and its own tests will cover its stages.
 
 use crate::support::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
-#[test]
-fn one_record_per_call_with_the_same_request_id() {
-    let env = Env::new();
-    let mut s = env.serve();
-    let mut ids = Vec::new();
-    let r = s.run("echo", &["hi"]);
-    ids.push(structured(&r)["requestId"].as_str().unwrap().to_owned());
-    let r = s.run("sudo", &[]);
-    ids.push(
-        structured(&r)["error"]["requestId"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    );
-    let r = s.call("run", json!({"command": "ls", "cwd": ".."}));
-    ids.push(
-        structured(&r)["error"]["requestId"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    );
-    let r = s.call("run", json!({"nope": 1}));
-    ids.push(
-        structured(&r)["error"]["requestId"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    );
-    let _ = s.call("list_commands", json!({}));
-
-    let records = env.audit_records();
-    let got: Vec<String> = records
+fn stages(records: &[Value]) -> Vec<&str> {
+    records
         .iter()
-        .map(|r| r["requestId"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(got, ids, "one record per run call, in order");
-    assert_eq!(records[0]["decision"], "allow");
-    assert_eq!(records[0]["command"], "echo");
-    assert_eq!(records[0]["argv"], json!(["hi"]));
-    assert_eq!(records[0]["exitCode"], 0);
-    assert_eq!(records[0]["stdoutBytes"], 3);
-    assert_eq!(records[0]["runner"], "wasi");
-    assert!(records[0]["mcpRequestId"].is_string());
-    assert_eq!(records[1]["decision"], "deny");
-    assert_eq!(records[1]["code"], "COMMAND_NOT_ALLOWED");
-    assert_eq!(records[2]["code"], "PATH_OUTSIDE_WORKSPACE");
-    assert_eq!(records[3]["code"], "INVALID_ARGUMENT");
-    for r in &records {
-        assert!(r["time"].as_str().unwrap().ends_with('Z'));
-        assert_eq!(r["v"], 1);
-    }
+        .map(|r| r["stage"].as_str().unwrap())
+        .collect()
 }
 
 #[test]
-fn records_never_hold_output_or_environment() {
-    let env = Env::new();
+fn every_call_has_a_received_record_and_one_end_with_the_same_request_id() {
+    let env = Env::new().with_guests(&["exiter", "sleeper"]);
     let mut s = env.serve();
-    s.call(
+    let ok = request_id(&s.run("exiter", &["3"]));
+    let denied = request_id(&s.run("sudo", &["-i"]));
+    let outside = request_id(&s.call("run", json!({"command": "exiter", "cwd": ".."})));
+    let unparsed = request_id(&s.call("run", json!({"nope": 1})));
+    let timed_out = request_id(&s.call(
         "run",
-        json!({"command": "cat", "stdin": "SECRET-STDIN-CONTENT"}),
+        json!({"command": "sleeper", "args": ["60000"], "timeout_ms": 300}),
+    ));
+    let _ = s.call("list_commands", json!({}));
+    assert_eq!(s.close().code(), Some(0));
+
+    let all = env.audit_records();
+    assert_eq!(stages(&all[..2]), ["open", "start"]);
+    let start = &all[1]["server"];
+    assert_eq!(start["mode"], "serve");
+    assert!(!start["protections"].as_array().unwrap().is_empty());
+    assert_eq!(start["audit"]["retentionDays"], 7);
+    let policy_hash = start["policyHash"].as_str().unwrap();
+    let stop = all.last().unwrap();
+    assert_eq!(stop["stage"], "stop");
+    assert_eq!(stop["server"]["reason"], "the client closed stdin");
+    assert_eq!(stop["server"]["inFlight"], 0);
+
+    for (id, end) in [
+        (&ok, "completed"),
+        (&denied, "denied"),
+        (&outside, "denied"),
+        (&unparsed, "denied"),
+        (&timed_out, "failed"),
+    ] {
+        assert!(is_uuid_v7(id));
+        let recs = env.records_of(id);
+        assert_eq!(stages(&recs), ["received", end], "{id}: {recs:?}");
+        for r in &recs {
+            assert_eq!(r["v"], 2);
+            assert_eq!(r["tool"], "run");
+            assert_eq!(r["client"]["name"], "runbox-tests");
+            assert_eq!(r["client"]["version"], "0");
+            assert!(r["mcpRequestId"].is_string());
+            let t = r["time"].as_str().unwrap();
+            assert!(
+                t.ends_with('Z') && t.len() == "2026-01-01T00:00:00.000000Z".len(),
+                "{t}"
+            );
+        }
+        assert_eq!(recs[1]["policy"]["hash"], policy_hash);
+    }
+
+    let r = &env.records_of(&ok)[1];
+    assert_eq!(r["command"], "exiter");
+    assert_eq!(r["argv"], json!(["3"]));
+    assert_eq!(r["argc"], 1);
+    assert_eq!(r["runner"], "wasi");
+    assert_eq!(r["cwd"], "");
+    assert_eq!(r["policy"]["decision"], "allow");
+    assert_eq!(r["policy"]["rule"], "allowlist:tools_dir");
+    assert_eq!(r["sandbox"]["limits"]["timeoutMs"], 30000);
+    assert_eq!(r["sandbox"]["confinement"]["filesystem"], "read-only");
+    assert_eq!(
+        r["sandbox"]["confinement"]["envNames"],
+        json!(["LANG", "TZ", "PWD", "TMPDIR"])
     );
-    let text = std::fs::read_to_string(env.audit.join("audit.jsonl")).unwrap();
+    assert_eq!(r["result"]["outcome"], "exited");
+    assert_eq!(r["result"]["exitCode"], 3);
+    assert_eq!(r["result"]["stdout"]["bytes"], 0);
+    assert_eq!(
+        r["result"]["stdout"]["sha256"],
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    assert!(r.get("error").is_none());
+
+    let r = &env.records_of(&denied)[1];
+    assert_eq!(r["policy"]["decision"], "deny");
+    assert_eq!(r["policy"]["rule"], "allowlist");
+    assert_eq!(r["error"]["code"], "COMMAND_NOT_ALLOWED");
+    assert!(r.get("result").is_none(), "nothing ran");
+    assert_eq!(
+        env.records_of(&outside)[1]["error"]["code"],
+        "PATH_OUTSIDE_WORKSPACE"
+    );
+    assert_eq!(
+        env.records_of(&outside)[1]["policy"]["rule"],
+        "workspace.path"
+    );
+    assert_eq!(
+        env.records_of(&unparsed)[1]["error"]["code"],
+        "INVALID_ARGUMENT"
+    );
+
+    let r = &env.records_of(&timed_out)[1];
+    assert_eq!(r["policy"]["decision"], "allow");
+    assert_eq!(r["sandbox"]["limits"]["timeoutMs"], 300);
+    assert_eq!(r["error"]["code"], "TIMEOUT");
+    assert_eq!(r["result"]["outcome"], "TIMEOUT");
+    assert!(r["result"].get("exitCode").is_none());
+    assert!(r["result"]["durationMs"].as_u64().unwrap() >= 300);
+}
+
+#[test]
+fn a_cancelled_call_has_a_received_and_a_failed_record() {
+    let env = Env::new().with_guests(&["sleeper"]);
+    let mut s = env.serve();
+    let id = s.send_request(
+        "tools/call",
+        json!({"name": "run", "arguments": {"command": "sleeper", "args": ["60000"]}}),
+    );
+    let received = env.wait_for_record("received for sleeper", |r| {
+        r["stage"] == "received" && r["command"] == "sleeper"
+    });
+    assert_eq!(received["mcpRequestId"], id.to_string());
+    s.notify(
+        "notifications/cancelled",
+        json!({"requestId": id, "reason": "test cancels"}),
+    );
+    let rid = received["requestId"].as_str().unwrap().to_owned();
+    let end = env.wait_for_record("end of the cancelled call", |r| {
+        r["requestId"] == rid.as_str() && r["stage"] != "received"
+    });
+    assert_eq!(end["stage"], "failed");
+    assert_eq!(end["error"]["code"], "CANCELLED");
+    // The server is still serving.
+    let r = s.call("list_commands", json!({}));
+    assert!(!is_error(&r));
+}
+
+#[test]
+fn records_never_hold_output_or_environment_values() {
+    let env = Env::new()
+        .with_guests(&["whereami", "exiter"])
+        .with_config("[wasi.env]\nLANG = \"SECRET-LANG-VALUE\"\n");
+    let mut s = env.serve();
+    let r = s.call(
+        "run",
+        json!({"command": "whereami", "stdin": "SECRET-STDIN-CONTENT"}),
+    );
+    let out = structured(&r)["stdout"].as_str().unwrap().to_owned();
+    assert!(out.contains("SECRET-LANG-VALUE"), "{out}");
+    let long = "A".repeat(5000);
+    s.run("exiter", &[&long]);
+    s.close();
+    let mut text = String::new();
+    for f in env.audit_files() {
+        text.push_str(&std::fs::read_to_string(f).unwrap());
+    }
     assert!(!text.contains("SECRET-STDIN-CONTENT"));
-    assert!(!text.contains("LANG"));
+    assert!(!text.contains("SECRET-LANG-VALUE"));
+    assert!(!text.contains("cwd=/"), "no output contents");
+    assert!(!text.contains(&long), "long argument values are cut");
+    let end = env.call_ends().pop().unwrap();
+    assert_eq!(end["argv"][0]["bytes"], 5000);
+    assert_eq!(end["argv"][0]["head"].as_str().unwrap().len(), 256);
+    assert_eq!(end["argv"][0]["sha256"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn audit_files_are_private_and_out_of_the_commands_reach() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new().with_guests(&["escape"]);
+    let mut s = env.serve();
+    let file = env.audit_files().pop().unwrap();
+    let r = s.run("escape", &[file.to_str().unwrap()]);
+    let out = structured(&r)["stdout"].as_str().unwrap().to_owned();
+    assert!(
+        out.contains(": err "),
+        "a WASI command cannot open the log: {out}"
+    );
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&env.audit), 0o700);
+    assert_eq!(mode(&file), 0o600);
 }
 
 #[test]
@@ -87,12 +206,34 @@ fn audit_dir_inside_the_workspace_is_refused_at_start() {
 }
 
 #[test]
-fn unwritable_audit_log_refuses_calls() {
-    let env = Env::new();
+fn retention_below_seven_days_is_refused_at_start() {
+    let env = Env::new().with_config("[audit]\nretention_days = 3\n");
+    let out = std::process::Command::new(runbox_bin())
+        .arg("serve")
+        .args(env.policy_args())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("audit.retention_days"), "{err}");
+}
+
+#[test]
+fn the_always_sync_policy_is_in_force_and_recorded() {
+    let env = Env::new()
+        .with_guests(&["exiter"])
+        .with_config("[audit]\nsync = \"always\"\nretention_days = 30\n");
     let mut s = env.serve();
-    s.run("echo", &["first"]);
-    std::fs::remove_file(env.audit.join("audit.jsonl")).unwrap();
-    let r = s.run("echo", &["second"]);
-    assert_eq!(error_code(&r), "AUDIT_UNAVAILABLE");
-    assert_eq!(structured(&r)["error"]["retryable"], true);
+    let id = request_id(&s.run("exiter", &["0"]));
+    s.close();
+    let start = &env.audit_records()[1];
+    let audit = &start["server"]["audit"];
+    assert!(
+        audit["durability"].as_str().unwrap().starts_with("always"),
+        "{audit}"
+    );
+    assert_eq!(audit["retentionDays"], 30);
+    assert_eq!(stages(&env.records_of(&id)), ["received", "completed"]);
+    let out = env.audit_cli(&["verify"]);
+    assert_eq!(out.status.code(), Some(0));
 }

@@ -4,22 +4,6 @@ use crate::support::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// Waits until the audit log holds a record for which `pred` is true.
-fn wait_for_record(env: &Env, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let deadline = Instant::now() + RESPONSE_TIMEOUT;
-    loop {
-        if let Some(r) = env.audit_records().into_iter().find(|r| pred(r)) {
-            return r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no matching audit record: {:?}",
-            env.audit_records()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn cancelled_call_stops_and_gets_no_result() {
     let env = Env::new().with_guests(&["sleeper"]);
@@ -35,9 +19,12 @@ fn cancelled_call_stops_and_gets_no_result() {
         "notifications/cancelled",
         json!({"requestId": id, "reason": "test"}),
     );
-    let record = wait_for_record(&env, |r| r["command"] == "sleeper");
-    assert_eq!(record["code"], "CANCELLED");
-    assert!(record["durationMs"].as_u64().unwrap() < 60_000);
+    let record = env.wait_for_record("the end of the sleeper call", |r| {
+        r["command"] == "sleeper" && r["stage"] != "received"
+    });
+    assert_eq!(record["stage"], "failed");
+    assert_eq!(record["error"]["code"], "CANCELLED");
+    assert!(record["result"]["durationMs"].as_u64().unwrap() < 60_000);
     // A later round trip proves the session is alive and that no result for `id` was sent.
     let r = s.run("echo", &["after"]);
     assert_eq!(structured(&r)["stdout"], "after\n");
@@ -66,8 +53,15 @@ fn closing_stdin_stops_running_commands_and_exits() {
         "exit took {:?}",
         started.elapsed()
     );
-    let record = wait_for_record(&env, |r| r["command"] == "sleeper");
-    assert_eq!(record["code"], "CANCELLED");
+    let record = env.wait_for_record("the end of the sleeper call", |r| {
+        r["command"] == "sleeper" && r["stage"] != "received"
+    });
+    assert_eq!(record["error"]["code"], "CANCELLED");
+    let last = env.audit_records().pop().unwrap();
+    assert_eq!(
+        last["stage"], "stop",
+        "the stop record comes after the call's end"
+    );
 }
 
 #[test]

@@ -113,5 +113,5 @@ fn exec_runs_one_command_like_run() {
         .unwrap();
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("COMMAND_NOT_ALLOWED"));
-    assert_eq!(env.audit_records().len(), 2);
+    assert_eq!(env.call_ends().len(), 2);
 }

@@ -92,10 +92,10 @@ fn hundred_megabytes_of_output_are_truncated_at_the_cap() {
         grown_mib < 64,
         "server peak memory grew by {grown_mib} MiB for 100 MiB of output"
     );
-    let records = env.audit_records();
-    let last = records.last().unwrap();
-    assert_eq!(last["stdoutBytes"], 100 * 1024 * 1024);
-    assert_eq!(last["stdoutTruncated"], true);
+    let records = env.call_ends();
+    let last = &records.last().unwrap()["result"]["stdout"];
+    assert_eq!(last["bytes"], 100 * 1024 * 1024);
+    assert_eq!(last["truncated"], true);
 }
 
 #[test]

@@ -4,6 +4,8 @@
 mod support;
 
 mod audit;
+mod audit_cli;
+mod audit_failures;
 mod byo;
 mod cancel;
 mod cli;

@@ -55,8 +55,12 @@ fn run_client(mode: &str) -> Option<Value> {
         .to_owned();
     let report: Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad report {line:?}: {e}"));
-    let records = env.audit_records();
-    assert_eq!(records.len(), 2, "two run calls, two audit records");
+    let records = env.call_ends();
+    assert_eq!(
+        records.len(),
+        2,
+        "two run calls, two ends of calls in the audit log"
+    );
     assert_eq!(records[1]["requestId"], report["sudo_error"]["requestId"]);
     Some(report)
 }

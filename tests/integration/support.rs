@@ -86,7 +86,9 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
-/// Compiles the built-in module into the shared cache once per test run.
+/// Compiles the built-in module into the shared cache once per test run. A built-in module that
+/// cannot run (a stub while tools-wasm is unfinished) is reported, not fatal: tests that need
+/// the built-ins fail on their own, the others (test guests, refusals, the audit log) still run.
 pub fn warm_cache() {
     static WARM: OnceLock<()> = OnceLock::new();
     WARM.get_or_init(|| {
@@ -111,11 +113,13 @@ pub fn warm_cache() {
             .arg("true")
             .output()
             .expect("run runbox exec");
-        assert!(
-            out.status.success(),
-            "warm-up failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if !out.status.success() {
+            eprintln!(
+                "NOTE: warming the module cache with the built-in `true` failed (built-in commands \
+                 unavailable?): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     });
 }
 
@@ -242,25 +246,83 @@ impl Env {
         s
     }
 
-    /// Every audit record written so far.
-    pub fn audit_records(&self) -> Vec<Value> {
-        let mut records = Vec::new();
+    /// The audit log's files (`audit-YYYYMMDD-NNNNNN.jsonl`), in chain order.
+    pub fn audit_files(&self) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(&self.audit) else {
-            return records;
+            return Vec::new();
         };
         let mut files: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| runbox::audit::files::parse_name(n).is_some())
+            })
             .collect();
-        files.sort();
-        for f in files {
+        files.sort_by_key(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(runbox::audit::files::parse_name)
+        });
+        files
+    }
+
+    /// Every audit record written so far, all stages.
+    pub fn audit_records(&self) -> Vec<Value> {
+        let mut records = Vec::new();
+        for f in self.audit_files() {
             let text = std::fs::read_to_string(&f).expect("read audit");
             for line in text.lines() {
                 records.push(serde_json::from_str(line).expect("audit line is JSON"));
             }
         }
         records
+    }
+
+    /// The last record of every call: `completed`, `denied` or `failed`.
+    pub fn call_ends(&self) -> Vec<Value> {
+        self.audit_records()
+            .into_iter()
+            .filter(|r| {
+                ["completed", "denied", "failed"].contains(&r["stage"].as_str().unwrap_or(""))
+            })
+            .collect()
+    }
+
+    /// Every record of one request, in order.
+    pub fn records_of(&self, request_id: &str) -> Vec<Value> {
+        self.audit_records()
+            .into_iter()
+            .filter(|r| r["requestId"] == request_id)
+            .collect()
+    }
+
+    /// Waits (bounded by [`RESPONSE_TIMEOUT`]) until the audit log holds a record `pred` accepts,
+    /// and returns it. The log is a file, so this polls it; there is no response to wait on.
+    pub fn wait_for_record(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + RESPONSE_TIMEOUT;
+        loop {
+            if let Some(r) = self.audit_records().into_iter().find(|r| pred(r)) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no audit record {what} within {RESPONSE_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `runbox audit ARGS --dir AUDIT_DIR`.
+    pub fn audit_cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(runbox_bin())
+            .arg("audit")
+            .args(args)
+            .arg("--dir")
+            .arg(&self.audit)
+            .output()
+            .expect("run runbox audit")
     }
 }
 
@@ -469,6 +531,16 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The requestId of a tool result, success or error.
+pub fn request_id(result: &Value) -> String {
+    let s = structured(result);
+    s["requestId"]
+        .as_str()
+        .or_else(|| s["error"]["requestId"].as_str())
+        .unwrap_or_else(|| panic!("no requestId in {result}"))
+        .to_owned()
 }
 
 /// The structured content of a tool result.

@@ -1,110 +1,492 @@
-//! The audit record: what was asked, what the policy decided, and what happened. Never
-//! environment values and never output contents — only their sizes.
+//! The audit record (schema v2): what was asked, who asked, what the policy decided, what
+//! happened, and the record's place in the hash chain. `docs/audit.md` documents every field.
+//!
+//! Records never hold environment values or output contents: output appears only as byte counts
+//! and sha256 digests, arguments longer than [`MAX_VALUE_BYTES`] only as a prefix, a length and
+//! a digest. Sections that do not apply to a stage are absent from the JSON, not `null`.
 
+use crate::error::ErrorCode;
+use crate::limits::Limits;
+use crate::outcome::{Captured, Outcome, Termination};
 use serde::{Deserialize, Serialize};
-
-/// One line of the audit log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditRecord {
-    /// Record schema version.
-    pub v: u32,
-    /// RFC 3339 time (UTC, microseconds) when the record was written.
-    pub time: String,
-    /// runbox's id for the call (UUID v7), also in the reply to the client.
-    pub request_id: String,
-    /// The JSON-RPC id the client used, if the call came over MCP.
-    pub mcp_request_id: Option<String>,
-    /// The MCP tool (`run`).
-    pub tool: String,
-    /// The command name as requested (shortened if huge).
-    pub command: String,
-    /// Arguments as requested (each shortened if huge).
-    pub argv: Vec<String>,
-    /// Working directory, relative to the workspace.
-    pub cwd: Option<String>,
-    /// `wasi` or `native` when a runner was chosen.
-    pub runner: Option<String>,
-    /// `allow` or `deny`.
-    pub decision: String,
-    /// The exit code, when the command exited by itself.
-    pub exit_code: Option<i32>,
-    /// The error code, when the call failed or was refused.
-    pub code: Option<String>,
-    /// The error message, when there is one.
-    pub message: Option<String>,
-    /// Milliseconds the command ran.
-    pub duration_ms: Option<u64>,
-    /// Bytes the command wrote to stdout.
-    pub stdout_bytes: Option<u64>,
-    /// Bytes the command wrote to stderr.
-    pub stderr_bytes: Option<u64>,
-    /// Whether stdout was cut at the cap.
-    pub stdout_truncated: Option<bool>,
-    /// Whether stderr was cut at the cap.
-    pub stderr_truncated: Option<bool>,
-}
+use sha2::{Digest, Sha256};
 
 /// Current schema version.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
-/// Longest string kept in a record field; longer values are cut and marked with their length.
-pub const MAX_FIELD_CHARS: usize = 1024;
+/// Longest string value kept whole; longer values are cut to a prefix plus length and sha256.
+pub const MAX_VALUE_BYTES: usize = 256;
 
-/// Cuts a value for the log, noting its full length so nothing is silently lost.
-pub fn clip(value: &str) -> String {
-    if value.len() <= MAX_FIELD_CHARS {
-        return value.to_owned();
-    }
-    let mut end = MAX_FIELD_CHARS;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…[{} bytes]", &value[..end], value.len())
+/// Most arguments recorded one by one; the rest are summarised by count and digest.
+pub const MAX_ARGS_RECORDED: usize = 64;
+
+/// The `prevHash` of the very first record of a log.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Where a record stands in the life of a call or of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// A call arrived; written before anything is checked or run.
+    Received,
+    /// The command ran and exited by itself (any exit code).
+    Completed,
+    /// The policy refused the call; nothing ran.
+    Denied,
+    /// The call was allowed but did not end with the command's own exit: a limit, a
+    /// cancellation, a crash in the module, or a fault inside runbox.
+    Failed,
+    /// The server (or an `exec`) started.
+    Start,
+    /// The server stopped cleanly.
+    Stop,
+    /// First record of every file: names the file before it and why a new one began.
+    Open,
+    /// A torn last line was found at start and set aside.
+    Recovered,
 }
 
-/// Now, as RFC 3339 UTC with microseconds.
-pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
-    now.format(&fmt)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string())
-}
-
-impl AuditRecord {
-    /// A blank record for a call.
-    pub fn new(request_id: &str, tool: &str) -> Self {
-        Self {
-            v: SCHEMA_VERSION,
-            time: now_rfc3339(),
-            request_id: request_id.to_owned(),
-            mcp_request_id: None,
-            tool: tool.to_owned(),
-            command: String::new(),
-            argv: Vec::new(),
-            cwd: None,
-            runner: None,
-            decision: "deny".into(),
-            exit_code: None,
-            code: None,
-            message: None,
-            duration_ms: None,
-            stdout_bytes: None,
-            stderr_bytes: None,
-            stdout_truncated: None,
-            stderr_truncated: None,
+impl Stage {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Completed => "completed",
+            Self::Denied => "denied",
+            Self::Failed => "failed",
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::Open => "open",
+            Self::Recovered => "recovered",
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn test_record() -> Self {
-        let mut r = Self::new("0190-test", "run");
-        r.command = "echo".into();
-        r.argv = vec!["hi".into()];
-        r
+    /// Whether the record belongs to a call (as opposed to the server's or the log's own).
+    pub fn is_call_record(self) -> bool {
+        matches!(
+            self,
+            Self::Received | Self::Completed | Self::Denied | Self::Failed
+        )
     }
+}
+
+/// A string as recorded: itself when short, otherwise a cut that still identifies it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Text {
+    /// The whole value (at most [`MAX_VALUE_BYTES`]).
+    Full(String),
+    /// A value too long to keep.
+    Cut(CutText),
+}
+
+/// A long value: its first bytes, its full length and the sha256 of all of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CutText {
+    /// The first bytes (at most [`MAX_VALUE_BYTES`], on a character boundary).
+    pub head: String,
+    /// Length of the full value in bytes.
+    pub bytes: u64,
+    /// sha256 of the full value, hex.
+    pub sha256: String,
+}
+
+impl Text {
+    /// Records `value`, cutting it if it is longer than [`MAX_VALUE_BYTES`].
+    pub fn of(value: &str) -> Self {
+        if value.len() <= MAX_VALUE_BYTES {
+            return Self::Full(value.to_owned());
+        }
+        let mut end = MAX_VALUE_BYTES;
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self::Cut(CutText {
+            head: value[..end].to_owned(),
+            bytes: value.len() as u64,
+            sha256: sha256_hex(value.as_bytes()),
+        })
+    }
+
+    /// The recorded text (the head of a cut value).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Full(s) => s,
+            Self::Cut(c) => &c.head,
+        }
+    }
+}
+
+/// Arguments past [`MAX_ARGS_RECORDED`]: how many and a digest of all of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OmittedArgs {
+    /// How many arguments are not listed.
+    pub count: u64,
+    /// sha256 over the omitted arguments, each followed by a NUL byte.
+    pub sha256: String,
+}
+
+/// The MCP client, from its `initialize` handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    /// `clientInfo.name`.
+    pub name: Text,
+    /// `clientInfo.version`.
+    pub version: Text,
+}
+
+/// Allowed or refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// The call passed every check.
+    Allow,
+    /// The call was refused.
+    Deny,
+}
+
+/// What the policy decided and by which rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyInfo {
+    /// `allow` or `deny`.
+    pub decision: Decision,
+    /// The rule that decided (see `docs/audit.md`), e.g. `allowlist:builtin`, `allowlist`,
+    /// `request`, `workspace.path`, `workspace_writable`.
+    pub rule: String,
+    /// sha256 of the effective policy ([`crate::config::Policy::hash`]).
+    pub hash: String,
+}
+
+/// The sandbox a command ran in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    /// The limits in force for this call.
+    pub limits: Limits,
+    /// How the command was confined.
+    pub confinement: Confinement,
+}
+
+/// The confinement in force for one command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Confinement {
+    /// How the confinement is enforced (`wasi`: the module's only capabilities are its imports).
+    pub mechanism: String,
+    /// The workspace as the command saw it: `read-only` or `read-write`.
+    pub filesystem: String,
+    /// Network access: `none`.
+    pub network: String,
+    /// Names (never values) of the environment variables the command received.
+    pub env_names: Vec<String>,
+}
+
+/// One output stream, described without its contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamInfo {
+    /// Bytes the command wrote (kept or not).
+    pub bytes: u64,
+    /// sha256 of every byte the command wrote, hex.
+    pub sha256: String,
+    /// Whether the reply carried only the first part.
+    pub truncated: bool,
+}
+
+impl StreamInfo {
+    /// Describes a captured stream.
+    pub fn of(c: &Captured) -> Self {
+        Self {
+            bytes: c.total_bytes,
+            sha256: hex::encode(c.sha256),
+            truncated: c.truncated,
+        }
+    }
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultInfo {
+    /// `exited` when the command exited by itself, otherwise the error code that stopped it.
+    pub outcome: String,
+    /// The exit code, when it exited by itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The signal that ended it (native runner only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Wall-clock milliseconds it ran.
+    pub duration_ms: u64,
+    /// Its stdout.
+    pub stdout: StreamInfo,
+    /// Its stderr.
+    pub stderr: StreamInfo,
+    /// Processes killed when it ended (native runner only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes_killed: Option<u64>,
+}
+
+impl ResultInfo {
+    /// Describes a runner's outcome.
+    pub fn of(outcome: &Outcome) -> Self {
+        let (name, exit_code) = match &outcome.termination {
+            Termination::Exited(code) => ("exited".to_owned(), Some(*code)),
+            Termination::Stopped(e) => (e.code.as_str().to_owned(), None),
+        };
+        Self {
+            outcome: name,
+            exit_code,
+            signal: None,
+            duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
+            stdout: StreamInfo::of(&outcome.stdout),
+            stderr: StreamInfo::of(&outcome.stderr),
+            processes_killed: None,
+        }
+    }
+}
+
+/// An error as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// The stable error code.
+    pub code: String,
+    /// The message (cut if long).
+    pub message: Text,
+}
+
+/// The server, in `start` and `stop` records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerInfo {
+    /// runbox's version.
+    pub version: String,
+    /// Process id.
+    pub pid: u32,
+    /// `serve` or `exec`.
+    pub mode: String,
+    /// sha256 of the effective policy.
+    pub policy_hash: String,
+    /// The protections in force, one short phrase each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protections: Vec<String>,
+    /// Audit settings in force.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditSettings>,
+    /// Why the server stopped (`stop` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Calls still running when the stop record was written (`stop` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<u64>,
+}
+
+/// The audit log's own settings, recorded at start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditSettings {
+    /// Files whose newest record is older than this are deleted.
+    pub retention_days: u64,
+    /// A file is closed and a new one begun past this size.
+    pub max_file_bytes: u64,
+    /// New calls are refused once the log reaches this size.
+    pub max_total_bytes: u64,
+    /// Which records are synced before the writer returns.
+    pub durability: String,
+}
+
+/// The file a record begins (`open` records).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    /// This file's name.
+    pub name: String,
+    /// The file before it in the chain, if any is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// Why a new file began: `new` (first file of a log), `start`, `day`, `size`, or `lost`
+    /// (the previous file vanished while the server ran).
+    pub reason: String,
+}
+
+/// A torn tail found at start (`recovered` records).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveredInfo {
+    /// The file that ended in a torn line.
+    pub file: String,
+    /// Byte offset where the torn part began (the file now ends there).
+    pub offset: u64,
+    /// Length of the torn part.
+    pub bytes: u64,
+    /// sha256 of the torn part.
+    pub sha256: String,
+    /// Where the torn bytes were saved, next to the log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saved_as: Option<String>,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    /// Schema version ([`SCHEMA_VERSION`]).
+    pub v: u32,
+    /// Position in the log: 1 for the first record ever, +1 for each record after, across files
+    /// and restarts. Set by the writer.
+    pub seq: u64,
+    /// RFC 3339 UTC time with microseconds when the record was written. Set by the writer.
+    pub time: String,
+    /// What the record is about.
+    pub stage: Stage,
+    /// runbox's id for the call (UUID v7), the same in every stage and in the reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The JSON-RPC id the client used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_request_id: Option<String>,
+    /// The MCP client, from the handshake.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientInfo>,
+    /// The MCP tool (`run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// `wasi` or `native`, once the command is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+    /// The command name as requested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Text>,
+    /// How many arguments the request carried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argc: Option<u64>,
+    /// The arguments (at most [`MAX_ARGS_RECORDED`], each cut if long).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<Text>>,
+    /// Arguments past [`MAX_ARGS_RECORDED`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argv_omitted: Option<OmittedArgs>,
+    /// Working directory: workspace-relative once resolved, as requested before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<Text>,
+    /// The policy's decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyInfo>,
+    /// The sandbox in force.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxInfo>,
+    /// How the command ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<ResultInfo>,
+    /// Why the call was refused or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+    /// The server (`start`, `stop`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerInfo>,
+    /// The file this record opens (`open`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileInfo>,
+    /// What was set aside (`recovered`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<RecoveredInfo>,
+    /// Log files deleted by retention since the record before this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<String>,
+    /// `hash` of the record before this one ([`GENESIS_HASH`] for the first). Set by the writer.
+    pub prev_hash: String,
+    /// sha256 over this line up to this member (see [`super::chain`]). Set by the writer;
+    /// always the last member of the line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+impl AuditRecord {
+    /// An empty record of a stage; the writer fills `seq`, `time` and the hashes.
+    pub fn new(stage: Stage) -> Self {
+        Self {
+            v: SCHEMA_VERSION,
+            seq: 0,
+            time: String::new(),
+            stage,
+            request_id: None,
+            mcp_request_id: None,
+            client: None,
+            tool: None,
+            runner: None,
+            command: None,
+            argc: None,
+            argv: None,
+            argv_omitted: None,
+            cwd: None,
+            policy: None,
+            sandbox: None,
+            result: None,
+            error: None,
+            server: None,
+            file: None,
+            recovered: None,
+            pruned: Vec::new(),
+            prev_hash: String::new(),
+            hash: None,
+        }
+    }
+
+    /// Sets `argc`, `argv` and `argv_omitted` from a request's arguments.
+    pub fn set_args(&mut self, args: &[String]) {
+        self.argc = Some(args.len() as u64);
+        self.argv = Some(
+            args.iter()
+                .take(MAX_ARGS_RECORDED)
+                .map(|a| Text::of(a))
+                .collect(),
+        );
+        self.argv_omitted = (args.len() > MAX_ARGS_RECORDED).then(|| {
+            let mut h = Sha256::new();
+            for a in &args[MAX_ARGS_RECORDED..] {
+                h.update(a.as_bytes());
+                h.update([0]);
+            }
+            OmittedArgs {
+                count: (args.len() - MAX_ARGS_RECORDED) as u64,
+                sha256: hex::encode(h.finalize()),
+            }
+        });
+    }
+
+    /// Sets `error` from a code and message.
+    pub fn set_error(&mut self, code: ErrorCode, message: &str) {
+        self.error = Some(ErrorInfo {
+            code: code.as_str().to_owned(),
+            message: Text::of(message),
+        });
+    }
+
+    /// The error code, if the record has one (`error.code`, else a stopped `result.outcome`).
+    pub fn code(&self) -> Option<&str> {
+        self.error.as_ref().map(|e| e.code.as_str()).or_else(|| {
+            self.result
+                .as_ref()
+                .filter(|r| r.exit_code.is_none())
+                .map(|r| r.outcome.as_str())
+        })
+    }
+}
+
+/// The policy rule behind a refusal with `code`, for `policy.rule`.
+pub fn denial_rule(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::CommandNotAllowed => "allowlist",
+        ErrorCode::PathOutsideWorkspace | ErrorCode::PathNotFound => "workspace.path",
+        ErrorCode::ReadOnly => "workspace_writable",
+        ErrorCode::InvalidArgument => "request",
+        ErrorCode::AuditUnavailable => "audit",
+        ErrorCode::Cancelled => "cancelled",
+        ErrorCode::Busy => "limits.max_concurrent",
+        _ => "internal",
+    }
+}
+
+/// sha256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 #[cfg(test)]
@@ -112,18 +494,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clip_keeps_short_and_marks_long() {
-        assert_eq!(clip("abc"), "abc");
+    fn short_values_stay_whole_and_long_ones_are_cut_with_length_and_digest() {
+        assert_eq!(Text::of("abc"), Text::Full("abc".into()));
         let long = "é".repeat(2000);
-        let c = clip(&long);
-        assert!(c.len() < 1100);
-        assert!(c.ends_with("[4000 bytes]"));
+        let Text::Cut(c) = Text::of(&long) else {
+            panic!("not cut")
+        };
+        assert!(c.head.len() <= MAX_VALUE_BYTES);
+        assert!(long.starts_with(&c.head));
+        assert_eq!(c.bytes, 4000);
+        assert_eq!(c.sha256, sha256_hex(long.as_bytes()));
+        let json = serde_json::to_value(Text::of(&long)).unwrap();
+        assert_eq!(json["bytes"], 4000);
+        assert_eq!(serde_json::to_value(Text::of("x")).unwrap(), "x");
     }
 
     #[test]
-    fn time_has_microseconds() {
-        let t = now_rfc3339();
-        assert_eq!(t.len(), "2026-11-27T20:00:00.123456Z".len(), "{t}");
-        assert!(t.ends_with('Z'));
+    fn many_arguments_are_summarised() {
+        let args: Vec<String> = (0..70).map(|i| i.to_string()).collect();
+        let mut r = AuditRecord::new(Stage::Received);
+        r.set_args(&args);
+        assert_eq!(r.argc, Some(70));
+        assert_eq!(r.argv.as_ref().unwrap().len(), MAX_ARGS_RECORDED);
+        assert_eq!(r.argv_omitted.as_ref().unwrap().count, 6);
+    }
+
+    #[test]
+    fn absent_sections_are_left_out_and_round_trip() {
+        let mut r = AuditRecord::new(Stage::Denied);
+        r.request_id = Some("id".into());
+        r.set_error(ErrorCode::CommandNotAllowed, "no");
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json.get("result").is_none());
+        assert!(json.get("hash").is_none());
+        assert_eq!(json["stage"], "denied");
+        assert_eq!(json["error"]["code"], "COMMAND_NOT_ALLOWED");
+        let back: AuditRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.code(), Some("COMMAND_NOT_ALLOWED"));
     }
 }

@@ -80,7 +80,10 @@ impl RunboxHandler {
             client_ct.cancelled().await;
             linked.cancel();
         });
-        let ctx = CallContext::new(mcp_id.clone(), cancel);
+        let mut ctx = CallContext::new(mcp_id, cancel);
+        if let Some(peer) = context.peer.peer_info() {
+            ctx = ctx.with_client(&peer.client_info.name, &peer.client_info.version);
+        }
         let request_id = ctx.request_id.clone();
         let progress = context.meta.get_progress_token().map(|token| {
             tokio::spawn(report_progress(
@@ -99,12 +102,13 @@ impl RunboxHandler {
                 let err = RunError::invalid(format!("bad arguments for run: {e}")).with_hint(
                     "pass {\"command\": NAME, \"args\": [..]}; see the tool's inputSchema",
                 );
-                self.service.record_refusal(&request_id, mcp_id, &err);
+                self.service.record_invalid_request(&ctx, &err).await;
                 return error_result(&ErrorEnvelope::new(&request_id, &err, None));
             }
         };
         let service = Arc::clone(&self.service);
-        let reply = isolate(async move { service.run(args, &ctx).await }).await;
+        let call_ctx = ctx.clone();
+        let reply = isolate(async move { service.run(args, &call_ctx).await }).await;
         watcher.abort();
         if let Some(p) = progress {
             p.abort();
@@ -114,7 +118,7 @@ impl RunboxHandler {
             Ok(CallReply::Failed(env)) => error_result(&env),
             Err(err) => {
                 tracing::error!(request_id, "call task failed: {}", err.message);
-                self.service.record_refusal(&request_id, mcp_id, &err);
+                self.service.record_internal_failure(&ctx, &err).await;
                 error_result(&ErrorEnvelope::new(&request_id, &err, None))
             }
         }

@@ -83,6 +83,25 @@ impl Protections {
         self.landlock == Enforcement::Full && self.seccomp.is_ok() && self.namespaces.is_ok()
     }
 
+    /// One line naming what confines a native command here, for the audit log.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![format!("landlock {}", self.landlock.as_str())];
+        parts.push(
+            if self.seccomp.is_ok() { "seccomp" } else { "no seccomp" }.to_owned(),
+        );
+        parts.push(
+            if self.namespaces.is_ok() {
+                "user+pid namespaces"
+            } else {
+                "no namespaces"
+            }
+            .to_owned(),
+        );
+        let (Identity::Drop { uid, .. } | Identity::Keep { uid, .. }) = self.identity;
+        parts.push(format!("uid {uid}"));
+        format!("native: {}", parts.join(", "))
+    }
+
     /// One line per missing protection: what is missing and how to fix it.
     pub fn missing(&self) -> Vec<String> {
         let mut out = Vec::new();

@@ -1,0 +1,272 @@
+//! The audit trail of one call: builds its records stage by stage, so the pipeline
+//! ([`crate::service`]) only says what happened. Pure: nothing here writes.
+//!
+//! Every call yields a `received` record first and then exactly one of `denied` (the policy
+//! refused it, nothing ran), `completed` (the command exited by itself) or `failed` (it was
+//! allowed but a limit, a cancellation, a crash or a fault inside runbox ended it). All of them
+//! carry the same `requestId` and the request as it was asked.
+
+use super::AuditConfig;
+use super::record::{
+    AuditRecord, AuditSettings, ClientInfo, Confinement, Decision, PolicyInfo, ResultInfo,
+    SandboxInfo, ServerInfo, Stage, Text, denial_rule,
+};
+use crate::config::Policy;
+use crate::error::RunError;
+use crate::limits::Limits;
+use crate::outcome::{Outcome, RunnerKind, Termination};
+
+/// Who made a call and how to find it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// runbox's id for the call (UUID v7).
+    pub request_id: String,
+    /// The client's JSON-RPC id.
+    pub mcp_request_id: Option<String>,
+    /// The client's name and version from the MCP handshake.
+    pub client: Option<ClientInfo>,
+}
+
+/// The records of one call.
+#[derive(Debug, Clone)]
+pub struct CallTrail {
+    base: AuditRecord,
+    policy_hash: String,
+}
+
+impl CallTrail {
+    /// A trail for a call of `tool` judged by the policy with `policy_hash`.
+    pub fn new(caller: &Caller, tool: &str, policy_hash: &str) -> Self {
+        let mut base = AuditRecord::new(Stage::Received);
+        base.request_id = Some(caller.request_id.clone());
+        base.mcp_request_id = caller.mcp_request_id.clone();
+        base.client = caller.client.clone();
+        base.tool = Some(tool.to_owned());
+        Self {
+            base,
+            policy_hash: policy_hash.to_owned(),
+        }
+    }
+
+    /// Records what was asked: command, arguments and working directory as requested.
+    pub fn request(&mut self, command: &str, args: &[String], cwd: Option<&str>) {
+        self.base.command = Some(Text::of(command));
+        self.base.set_args(args);
+        self.base.cwd = cwd.map(Text::of);
+    }
+
+    /// The `received` record.
+    pub fn received(&self) -> AuditRecord {
+        self.base.clone()
+    }
+
+    /// Records that the policy allowed the call: which runner, the resolved working directory,
+    /// the rule that allowed it and the sandbox it gets. Later records carry all of it.
+    pub fn allowed(&mut self, runner: RunnerKind, cwd: &str, rule: &str, sandbox: SandboxInfo) {
+        self.base.runner = Some(runner.as_str().to_owned());
+        self.base.cwd = Some(Text::of(cwd));
+        self.base.policy = Some(self.policy(Decision::Allow, rule));
+        self.base.sandbox = Some(sandbox);
+    }
+
+    /// The `denied` record for a refusal by the policy.
+    pub fn denied(&self, e: &RunError) -> AuditRecord {
+        let mut r = self.base.clone();
+        r.stage = Stage::Denied;
+        r.policy = Some(self.policy(Decision::Deny, denial_rule(e.code)));
+        r.set_error(e.code, &e.message);
+        r
+    }
+
+    /// The `completed` or `failed` record of a command that ran.
+    pub fn finished(&self, outcome: &Outcome) -> AuditRecord {
+        let mut r = self.base.clone();
+        r.result = Some(ResultInfo::of(outcome));
+        match &outcome.termination {
+            Termination::Exited(_) => r.stage = Stage::Completed,
+            Termination::Stopped(e) => {
+                r.stage = Stage::Failed;
+                r.set_error(e.code, &e.message);
+            }
+        }
+        r
+    }
+
+    /// The `failed` record of a call that ended without an outcome (cancelled while waiting
+    /// for a slot, a fault inside runbox).
+    pub fn failed(&self, e: &RunError) -> AuditRecord {
+        let mut r = self.base.clone();
+        r.stage = Stage::Failed;
+        r.set_error(e.code, &e.message);
+        r
+    }
+
+    fn policy(&self, decision: Decision, rule: &str) -> PolicyInfo {
+        PolicyInfo {
+            decision,
+            rule: rule.to_owned(),
+            hash: self.policy_hash.clone(),
+        }
+    }
+}
+
+/// The sandbox of a WASI command: its limits, the workspace view, no network, and the names of
+/// the environment variables it gets (the runner always adds `PWD` and `TMPDIR`).
+pub fn wasi_sandbox<'a>(
+    limits: Limits,
+    writable: bool,
+    env_names: impl Iterator<Item = &'a str>,
+) -> SandboxInfo {
+    let mut env_names: Vec<String> = env_names.map(str::to_owned).collect();
+    env_names.extend(["PWD".to_owned(), "TMPDIR".to_owned()]);
+    SandboxInfo {
+        limits,
+        confinement: Confinement {
+            mechanism: "wasi".to_owned(),
+            filesystem: if writable { "read-write" } else { "read-only" }.to_owned(),
+            network: "none".to_owned(),
+            env_names,
+        },
+    }
+}
+
+/// The sandbox of a native command: its limits, the workspace view, what the kernel enforces
+/// (`mechanism` and `network`, from the runner's probe) and the names of its environment
+/// variables (the runner always sets `HOME`, `LANG`, `PATH` and `TMPDIR`).
+pub fn native_sandbox<'a>(
+    limits: Limits,
+    writable: bool,
+    mechanism: String,
+    network: &str,
+    env_names: impl Iterator<Item = &'a str>,
+) -> SandboxInfo {
+    let mut names: std::collections::BTreeSet<String> = ["HOME", "LANG", "PATH", "TMPDIR"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    names.extend(env_names.map(str::to_owned));
+    SandboxInfo {
+        limits,
+        confinement: Confinement {
+            mechanism,
+            filesystem: if writable { "read-write" } else { "read-only" }.to_owned(),
+            network: network.to_owned(),
+            env_names: names.into_iter().collect(),
+        },
+    }
+}
+
+/// The protections a policy puts in force, for `start` records: one short phrase each.
+pub fn protections(policy: &Policy, commands: usize) -> Vec<String> {
+    let mut p = vec![
+        format!("allowlist: {commands} exact command names"),
+        "no shell: argv passed verbatim".to_owned(),
+        "wasi: only the workspace and a per-call scratch dir are preopened; no network; \
+         env limited to policy names + PWD, TMPDIR"
+            .to_owned(),
+        "wasi limits: fuel, memory, table elements, epoch deadline".to_owned(),
+        if policy.workspace_writable {
+            "workspace writable only by commands marked write".to_owned()
+        } else {
+            "workspace read-only for every command".to_owned()
+        },
+        "paths resolved beneath the workspace (openat2 RESOLVE_BENEATH)".to_owned(),
+        "bounded output capture".to_owned(),
+        "audit fail-closed: no received record, no run".to_owned(),
+    ];
+    if policy.allow_root {
+        p.push("allow_root: may run as root".to_owned());
+    }
+    p
+}
+
+/// The server section of `start` and `stop` records.
+pub fn server_info(
+    mode: &str,
+    policy_hash: &str,
+    protections: Vec<String>,
+    audit: &AuditConfig,
+) -> ServerInfo {
+    ServerInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        pid: std::process::id(),
+        mode: mode.to_owned(),
+        policy_hash: policy_hash.to_owned(),
+        protections,
+        audit: Some(AuditSettings {
+            retention_days: audit.retention_days,
+            max_file_bytes: audit.max_file_bytes,
+            max_total_bytes: audit.max_total_bytes,
+            durability: audit.sync.describe().to_owned(),
+        }),
+        reason: None,
+        in_flight: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use crate::outcome::Capture;
+    use std::time::Duration;
+
+    fn trail() -> CallTrail {
+        let caller = Caller {
+            request_id: "rid".into(),
+            mcp_request_id: Some("7".into()),
+            client: Some(ClientInfo {
+                name: Text::of("client"),
+                version: Text::of("1.0"),
+            }),
+        };
+        let mut t = CallTrail::new(&caller, "run", "ph");
+        t.request("echo", &["hi".into()], Some("sub"));
+        t
+    }
+
+    fn outcome(termination: Termination) -> Outcome {
+        let out = Capture::new(2);
+        out.push(b"hi\n");
+        Outcome {
+            termination,
+            stdout: out.finish(),
+            stderr: Capture::new(0).finish(),
+            duration: Duration::from_millis(5),
+            runner: RunnerKind::Wasi,
+        }
+    }
+
+    #[test]
+    fn every_stage_carries_the_request() {
+        let mut t = trail();
+        let r = t.received();
+        assert_eq!(r.stage, Stage::Received);
+        assert_eq!(r.request_id.as_deref(), Some("rid"));
+        assert!(r.policy.is_none());
+        let d = t.denied(&RunError::new(ErrorCode::CommandNotAllowed, "no"));
+        assert_eq!(d.stage, Stage::Denied);
+        assert_eq!(d.policy.as_ref().unwrap().rule, "allowlist");
+        assert_eq!(d.policy.as_ref().unwrap().decision, Decision::Deny);
+
+        let sandbox = wasi_sandbox(Limits::default(), false, ["LANG"].into_iter());
+        assert_eq!(sandbox.confinement.env_names, ["LANG", "PWD", "TMPDIR"]);
+        t.allowed(RunnerKind::Wasi, "sub", "allowlist:builtin", sandbox);
+        let c = t.finished(&outcome(Termination::Exited(0)));
+        assert_eq!(c.stage, Stage::Completed);
+        assert_eq!(c.command, Some(Text::of("echo")));
+        let res = c.result.unwrap();
+        assert_eq!(res.exit_code, Some(0));
+        assert_eq!(res.stdout.bytes, 3);
+        assert!(res.stdout.truncated);
+        assert_eq!(res.stdout.sha256, crate::audit::record::sha256_hex(b"hi\n"));
+
+        let f = t.finished(&outcome(Termination::Stopped(RunError::new(
+            ErrorCode::Timeout,
+            "late",
+        ))));
+        assert_eq!(f.stage, Stage::Failed);
+        assert_eq!(f.code(), Some("TIMEOUT"));
+        assert_eq!(f.result.unwrap().outcome, "TIMEOUT");
+    }
+}
