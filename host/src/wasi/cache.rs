@@ -209,15 +209,61 @@ mod tests {
     }
 
     #[test]
-    fn read_only_directory_falls_back_to_compiling() {
+    fn artifact_of_another_engine_config_is_rebuilt() {
+        // An artifact that is well-formed but was compiled for a different engine configuration
+        // sits under the name this engine looks for (as if copied from elsewhere).
         let dir = tempfile::tempdir().unwrap();
         let cdir = dir.path().join("c");
-        std::fs::create_dir(&cdir).unwrap();
-        std::fs::set_permissions(&cdir, std::fs::Permissions::from_mode(0o500)).unwrap();
-        // As root the mode bits do not stop writes, so only assert the fallback works either way.
         let cache = ModuleCache::new(Some(&cdir));
-        let (_, how) = cache.load(&engine(), &wasm()).unwrap();
-        assert!(matches!(how, CacheOutcome::Stored | CacheOutcome::Uncached));
-        std::fs::set_permissions(&cdir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let e = engine();
+        let mut cfg = crate::wasi::engine::engine_config();
+        cfg.consume_fuel(false);
+        let other = Engine::new(&cfg).unwrap();
+        let foreign = other.precompile_module(&wasm()).unwrap();
+        std::fs::write(cdir.join(artifact_name(&e, &wasm())), foreign).unwrap();
+        assert_eq!(cache.load(&e, &wasm()).unwrap().1, CacheOutcome::Stored);
+        assert_eq!(cache.load(&e, &wasm()).unwrap().1, CacheOutcome::Hit);
+    }
+
+    // Tests run as root, where mode bits do not stop writes; a path that runs through a regular
+    // file fails for every user (ENOTDIR), so it stands in for a directory that cannot be
+    // written.
+
+    #[test]
+    fn unusable_cache_path_falls_back_to_compiling() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"not a directory").unwrap();
+        for path in [file.clone(), file.join("c")] {
+            let cache = ModuleCache::new(Some(&path));
+            assert!(cache.dir().is_none(), "{}", path.display());
+            let (module, how) = cache.load(&engine(), &wasm()).unwrap();
+            assert_eq!(how, CacheOutcome::Uncached);
+            assert!(module.get_export("_start").is_some());
+        }
+    }
+
+    #[test]
+    fn directory_unwritable_after_start_falls_back_to_compiling() {
+        let dir = tempfile::tempdir().unwrap();
+        let cdir = dir.path().join("c");
+        let cache = ModuleCache::new(Some(&cdir));
+        assert!(cache.dir().is_some());
+        // The directory is replaced by a file after start: storing must fail, loading must not.
+        std::fs::remove_dir(&cdir).unwrap();
+        std::fs::write(&cdir, b"in the way").unwrap();
+        let (module, how) = cache.load(&engine(), &wasm()).unwrap();
+        assert_eq!(how, CacheOutcome::Uncached);
+        assert!(module.get_export("_start").is_some());
+    }
+
+    #[test]
+    fn version_tag_follows_the_wasmtime_pin() {
+        let manifest = include_str!("../../../Cargo.toml");
+        let pin = format!("wasmtime = {{ version = \"={}\"", wasmtime_version());
+        assert!(
+            manifest.contains(&pin),
+            "wasmtime_version() must match the pin in Cargo.toml"
+        );
     }
 }
