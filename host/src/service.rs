@@ -120,7 +120,13 @@ impl Service {
         }
         let audit = AuditLog::open(&policy.audit_dir)?;
         let cache = ModuleCache::new(policy.cache_dir.as_deref());
-        let wasi = WasiRuntime::new(cache, builtin_wasm).map_err(StartError::Runtime)?;
+        let pool = crate::wasi::engine::PoolSize {
+            instances: u32::try_from(policy.max_concurrent).unwrap_or(u32::MAX),
+            memory_bytes: policy.limits.memory_bytes,
+            table_elements: policy.limits.table_elements,
+        };
+        let wasi =
+            WasiRuntime::new(cache, builtin_wasm, Some(pool)).map_err(StartError::Runtime)?;
         let guest_env = policy
             .wasi_env
             .iter()

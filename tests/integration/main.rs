@@ -11,5 +11,6 @@ mod confinement;
 mod docs;
 mod limits;
 mod mcp;
+mod perf;
 mod protocol;
 mod python_sdk;

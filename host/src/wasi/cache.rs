@@ -146,7 +146,7 @@ mod tests {
     use super::*;
 
     fn engine() -> Engine {
-        crate::wasi::engine::new_engine().unwrap()
+        crate::wasi::engine::new_engine(None).unwrap().0
     }
 
     /// A tiny module in binary form: `(module (func (export "_start")))`.

@@ -48,6 +48,7 @@ pub struct WasiRuntime {
     cache: ModuleCache,
     builtin: &'static [u8],
     prepared: Mutex<HashMap<ProgramKey, Prepared>>,
+    allocator: engine::Allocator,
     _ticker: engine::EpochTicker,
 }
 
@@ -79,10 +80,14 @@ pub struct GuestRun<'a> {
 }
 
 impl WasiRuntime {
-    /// Builds the engine and linker and starts the epoch ticker. `builtin` is the multicall
-    /// module's bytes.
-    pub fn new(cache: ModuleCache, builtin: &'static [u8]) -> Result<Self, RunError> {
-        let engine = engine::new_engine()
+    /// Builds the engine (its instance pool sized by `pool`, see [`engine::new_engine`]) and
+    /// linker and starts the epoch ticker. `builtin` is the multicall module's bytes.
+    pub fn new(
+        cache: ModuleCache,
+        builtin: &'static [u8],
+        pool: Option<engine::PoolSize>,
+    ) -> Result<Self, RunError> {
+        let (engine, allocator) = engine::new_engine(pool)
             .map_err(|e| RunError::internal(format!("cannot create the wasm engine: {e}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut GuestState| &mut s.wasi)
@@ -95,8 +100,14 @@ impl WasiRuntime {
             cache,
             builtin,
             prepared: Mutex::new(HashMap::new()),
+            allocator,
             _ticker: ticker,
         })
+    }
+
+    /// How guest instances get their memory (pooling unless the pool could not be reserved).
+    pub fn allocator(&self) -> engine::Allocator {
+        self.allocator
     }
 
     /// Compiles (or loads from the cache) and links a program once; later calls reuse it.
