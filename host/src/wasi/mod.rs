@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod engine;
 pub mod limiter;
+pub mod scratch;
 pub mod streams;
 
 use crate::error::{ErrorCode, RunError};
@@ -49,6 +50,7 @@ pub struct WasiRuntime {
     builtin: &'static [u8],
     prepared: Mutex<HashMap<ProgramKey, Prepared>>,
     allocator: engine::Allocator,
+    scratch: scratch::ScratchPool,
     _ticker: engine::EpochTicker,
 }
 
@@ -101,6 +103,7 @@ impl WasiRuntime {
             builtin,
             prepared: Mutex::new(HashMap::new()),
             allocator,
+            scratch: scratch::ScratchPool::new(pool.map_or(1, |p| p.instances as usize)),
             _ticker: ticker,
         })
     }
@@ -184,8 +187,9 @@ impl WasiRuntime {
         stderr: &Capture,
         cancel: &CancellationToken,
     ) -> Termination {
-        // A private scratch directory (the guest's TMPDIR), removed when this call ends.
-        let scratch = match tempfile::Builder::new().prefix("runbox-call-").tempdir() {
+        // A private, empty scratch directory (the guest's TMPDIR); what the call leaves in it
+        // is deleted when the call ends.
+        let scratch = match self.scratch.take() {
             Ok(d) => d,
             Err(e) => {
                 return Termination::Stopped(RunError::internal(format!(
