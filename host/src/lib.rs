@@ -39,5 +39,21 @@ pub mod workspace;
 /// The built-in multicall module (`tools-wasm`), built for wasm32-wasip1 by `build.rs`.
 pub static BUILTIN_MODULE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/runbox-tools.wasm"));
 
+/// The sha256 of [`BUILTIN_MODULE`], computed by `build.rs`, so that finding the module's
+/// compiled form in the cache at start-up does not read (and keep resident) its 9.7 MB.
+pub static BUILTIN_MODULE_SHA256: &[u8; 32] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/runbox-tools.wasm.sha256"));
+
 /// The built-in command list (`tools-wasm/commands.toml`).
 pub const BUILTIN_MANIFEST: &str = include_str!("../../tools-wasm/commands.toml");
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn build_time_digest_matches_the_embedded_module() {
+        assert_eq!(
+            *super::BUILTIN_MODULE_SHA256,
+            crate::wasi::cache::sha256(super::BUILTIN_MODULE)
+        );
+    }
+}

@@ -125,8 +125,16 @@ impl Service {
             memory_bytes: policy.limits.memory_bytes,
             table_elements: policy.limits.table_elements,
         };
-        let wasi =
-            WasiRuntime::new(cache, builtin_wasm, Some(pool)).map_err(StartError::Runtime)?;
+        // The built-in module's digest was computed at build time; other bytes are hashed here.
+        let builtin = crate::wasi::BuiltinModule {
+            wasm: builtin_wasm,
+            sha256: if std::ptr::eq(builtin_wasm, crate::BUILTIN_MODULE) {
+                *crate::BUILTIN_MODULE_SHA256
+            } else {
+                crate::wasi::cache::sha256(builtin_wasm)
+            },
+        };
+        let wasi = WasiRuntime::new(cache, builtin, Some(pool)).map_err(StartError::Runtime)?;
         let guest_env = policy
             .wasi_env
             .iter()

@@ -57,10 +57,21 @@ impl ModuleCache {
 
     /// Loads `wasm` compiled for `engine`, from the cache when possible.
     pub fn load(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<(Module, CacheOutcome)> {
+        self.load_with_digest(engine, wasm, &sha256(wasm))
+    }
+
+    /// [`load`](Self::load) with the module's sha256 already known (the built-in module's is
+    /// computed at build time, so a cache hit never reads the module's bytes).
+    pub fn load_with_digest(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        sha256: &[u8; 32],
+    ) -> wasmtime::Result<(Module, CacheOutcome)> {
         let Some(dir) = &self.dir else {
             return Ok((Module::new(engine, wasm)?, CacheOutcome::Uncached));
         };
-        let path = dir.join(artifact_name(engine, wasm));
+        let path = dir.join(artifact_name(engine, sha256));
         if path.exists() {
             // SAFETY: the artifact lies in a directory that only this user can write (checked by
             // `prepare_dir`), under a name only runbox produces; wasmtime still checks its header
@@ -86,13 +97,18 @@ impl ModuleCache {
     }
 }
 
+/// The sha256 of a module's bytes.
+pub fn sha256(wasm: &[u8]) -> [u8; 32] {
+    Sha256::digest(wasm).into()
+}
+
 /// `<sha256 of wasm>-<engine compatibility hash>-wasmtime<version>.cwasm`
-fn artifact_name(engine: &Engine, wasm: &[u8]) -> String {
+fn artifact_name(engine: &Engine, sha256: &[u8; 32]) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     format!(
         "{}-{:016x}-wasmtime{}.cwasm",
-        hex::encode(Sha256::digest(wasm)),
+        hex::encode(sha256),
         hasher.finish(),
         wasmtime_version()
     )
@@ -170,6 +186,17 @@ mod tests {
     }
 
     #[test]
+    fn a_known_digest_finds_the_same_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ModuleCache::new(Some(&dir.path().join("c")));
+        let e = engine();
+        assert_eq!(cache.load(&e, &wasm()).unwrap().1, CacheOutcome::Stored);
+        let digest = sha256(&wasm());
+        let (_, how) = cache.load_with_digest(&e, &wasm(), &digest).unwrap();
+        assert_eq!(how, CacheOutcome::Hit);
+    }
+
+    #[test]
     fn corrupt_artifact_is_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
         let cdir = dir.path().join("c");
@@ -220,7 +247,7 @@ mod tests {
         cfg.consume_fuel(false);
         let other = Engine::new(&cfg).unwrap();
         let foreign = other.precompile_module(&wasm()).unwrap();
-        std::fs::write(cdir.join(artifact_name(&e, &wasm())), foreign).unwrap();
+        std::fs::write(cdir.join(artifact_name(&e, &sha256(&wasm()))), foreign).unwrap();
         assert_eq!(cache.load(&e, &wasm()).unwrap().1, CacheOutcome::Stored);
         assert_eq!(cache.load(&e, &wasm()).unwrap().1, CacheOutcome::Hit);
     }

@@ -47,11 +47,22 @@ pub struct WasiRuntime {
     engine: Engine,
     linker: Arc<Linker<GuestState>>,
     cache: ModuleCache,
-    builtin: &'static [u8],
+    builtin: BuiltinModule,
     prepared: Mutex<HashMap<ProgramKey, Prepared>>,
     allocator: engine::Allocator,
     scratch: scratch::ScratchPool,
     _ticker: engine::EpochTicker,
+}
+
+/// The built-in multicall module: its bytes and their sha256, which keys its compiled form in
+/// the cache. Knowing the digest up front (it is computed at build time) means a cache hit never
+/// reads the module's bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct BuiltinModule {
+    /// The module.
+    pub wasm: &'static [u8],
+    /// sha256 of `wasm`.
+    pub sha256: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -83,10 +94,10 @@ pub struct GuestRun<'a> {
 
 impl WasiRuntime {
     /// Builds the engine (its instance pool sized by `pool`, see [`engine::new_engine`]) and
-    /// linker and starts the epoch ticker. `builtin` is the multicall module's bytes.
+    /// linker and starts the epoch ticker.
     pub fn new(
         cache: ModuleCache,
-        builtin: &'static [u8],
+        builtin: BuiltinModule,
         pool: Option<engine::PoolSize>,
     ) -> Result<Self, RunError> {
         let (engine, allocator) = engine::new_engine(pool)
@@ -133,12 +144,16 @@ impl WasiRuntime {
                 async move {
                     let joined = tokio::task::spawn_blocking(move || {
                         let started = Instant::now();
-                        let wasm = match &key {
-                            ProgramKey::Builtin => std::borrow::Cow::Borrowed(builtin),
-                            ProgramKey::Module(path) => std::borrow::Cow::Owned(read_module_file(path)?),
+                        let (wasm, sha256) = match &key {
+                            ProgramKey::Builtin => (std::borrow::Cow::Borrowed(builtin.wasm), builtin.sha256),
+                            ProgramKey::Module(path) => {
+                                let bytes = read_module_file(path)?;
+                                let digest = cache::sha256(&bytes);
+                                (std::borrow::Cow::Owned(bytes), digest)
+                            }
                         };
                         let (module, how) = cache
-                            .load(&engine, &wasm)
+                            .load_with_digest(&engine, &wasm, &sha256)
                             .map_err(|e| RunError::new(ErrorCode::CommandFailed, format!("cannot compile the module: {e}")))?;
                         let pre = linker.instantiate_pre(&module).map_err(|e| {
                             RunError::new(ErrorCode::CommandFailed, format!("the module needs imports runbox does not provide: {e}"))
