@@ -189,7 +189,8 @@ async fn serve(p: PolicyArgs) -> ExitCode {
         wait_for_termination().await;
         signals.cancel();
     });
-    match crate::mcp::serve(service, tokio::io::stdin(), tokio::io::stdout(), shutdown).await {
+    let (input, output) = (crate::mcp::stdio::input(), crate::mcp::stdio::output());
+    match crate::mcp::serve(service, input, output, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }
