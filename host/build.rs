@@ -27,7 +27,13 @@ fn run() -> Result<(), String> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
     let tools = manifest_dir.join("../tools-wasm");
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
-    for watched in ["src", "Cargo.toml", "Cargo.lock", "commands.toml"] {
+    for watched in [
+        "src",
+        "build.rs",
+        "Cargo.toml",
+        "Cargo.lock",
+        "commands.toml",
+    ] {
         println!("cargo::rerun-if-changed={}", tools.join(watched).display());
     }
     println!("cargo::rerun-if-env-changed=RUNBOX_TOOLS_WASM");

@@ -311,10 +311,13 @@ fn classify(ended: Ended, limiter: &GuestLimiter, limits: &Limits) -> Terminatio
                     ErrorCode::CommandFailed,
                     format!("the command crashed: {trap}; see its stderr"),
                 )),
-                None => Termination::Stopped(RunError::new(
-                    ErrorCode::CommandFailed,
-                    format!("the command could not run: {}", first_line(&e.to_string())),
-                )),
+                None => {
+                    tracing::debug!(error = ?e, "guest stopped by a host error");
+                    Termination::Stopped(RunError::new(
+                        ErrorCode::CommandFailed,
+                        format!("the command could not run: {}", first_line(&e.to_string())),
+                    ))
+                }
             }
         }
     }
