@@ -153,12 +153,32 @@ fn run(args: &Args) -> std::io::Result<()> {
     }
 
     let load_after = loadavg();
+    let log = std::fs::read_to_string(&ctx.fx.log).unwrap_or_default();
+    let allocator = if log.contains("cannot reserve the instance pool") {
+        "on-demand (the pool could not be reserved)"
+    } else if log.contains("pooling allocator") {
+        "pooling"
+    } else {
+        "unknown (not in the log)"
+    };
+    let revision = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
     let table = report::table(&rows);
     println!("{table}");
     let machine = machine();
     println!(
         "machine: {}; load average before {load_before}, after {load_after}",
         machine["summary"].as_str().unwrap_or("")
+    );
+    println!(
+        "runbox {} ({revision}), instance allocator: {allocator}",
+        ctx.bin.display()
     );
     let json_path = args
         .json
@@ -171,6 +191,7 @@ fn run(args: &Args) -> std::io::Result<()> {
             .map(|d| d.as_secs())
             .unwrap_or(0),
         "machine": machine,
+        "runbox": {"binary": ctx.bin.display().to_string(), "revision": revision, "allocator": allocator},
         "load_average": {"before": load_before, "after": load_after},
         "corpus_bytes": ctx.fx.corpus_bytes,
         "effort": ctx.effort,
