@@ -14,11 +14,12 @@
 //! - [`workspace`]: the one place the workspace is opened; paths resolve beneath it.
 //! - [`limits`]: what a command may consume, shared by both runners.
 //! - [`outcome`]: bounded output capture and how a command ended, shared by both runners.
-//! - [`wasi`]: engine, module cache, epoch ticker and one guest run.
+//! - [`wasi`]: engine and instance pool, module cache, epoch ticker, scratch directories and one
+//!   guest run.
 //! - [`audit`]: the JSON-lines audit log.
 //! - [`api`]: tool inputs and results as clients see them (schemas derive from these types).
 //! - [`service`]: the call pipeline, independent of MCP.
-//! - [`mcp`]: stdio framing and the rmcp handler.
+//! - [`mcp`]: stdin/stdout, line framing and the rmcp handler.
 //! - [`cli`]: the `runbox` command line.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

@@ -1,10 +1,12 @@
 //! The WASI runner: allowlisted commands as `wasm32-wasip1` modules inside wasmtime.
 //!
-//! One [`WasiRuntime`] per process holds the engine, one linker and one `InstancePre` per module
-//! (compiled once, through the [`cache::ModuleCache`]). Each call gets a fresh store with its own
-//! fuel, memory/table limiter and epoch deadline, a WASI context whose only preopen is the
-//! workspace (as the guest's `/`, read-only unless the command may write), an empty environment
-//! apart from what the policy names plus `PWD`, the request's stdin, and bounded stdout/stderr.
+//! One [`WasiRuntime`] per process holds the engine (with its instance pool, see [`engine`]), one
+//! linker and one `InstancePre` per module (compiled once, through the [`cache::ModuleCache`]).
+//! Each call gets a fresh store with its own fuel, memory/table limiter and epoch deadline; a
+//! WASI context with two preopens, the workspace (as the guest's `/`, read-only unless the
+//! command may write) and an empty private scratch directory ([`scratch`]); an empty environment
+//! apart from what the policy names plus `PWD` and `TMPDIR`; the request's stdin; and bounded
+//! stdout/stderr.
 
 pub mod cache;
 pub mod engine;
