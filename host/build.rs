@@ -27,16 +27,24 @@ fn run() -> Result<(), String> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
     let tools = manifest_dir.join("../tools-wasm");
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
-    for watched in ["src", "Cargo.toml", "Cargo.lock", "commands.toml"] {
+    for watched in [
+        "src",
+        "build.rs",
+        "Cargo.toml",
+        "Cargo.lock",
+        "commands.toml",
+    ] {
         println!("cargo::rerun-if-changed={}", tools.join(watched).display());
     }
     println!("cargo::rerun-if-env-changed=RUNBOX_TOOLS_WASM");
     let dest = out_dir.join(ARTIFACT);
 
     if let Some(prebuilt) = env::var_os("RUNBOX_TOOLS_WASM") {
+        // A new prebuilt module must be picked up even when no source changed.
+        println!("cargo::rerun-if-changed={}", Path::new(&prebuilt).display());
         std::fs::copy(&prebuilt, &dest)
             .map_err(|e| format!("RUNBOX_TOOLS_WASM={}: {e}", Path::new(&prebuilt).display()))?;
-        return Ok(());
+        return write_digest(&dest);
     }
 
     check_target_installed()?;
@@ -78,7 +86,18 @@ fn run() -> Result<(), String> {
     }
     let built = target_dir.join(TARGET).join("release").join(ARTIFACT);
     std::fs::copy(&built, &dest).map_err(|e| format!("cannot copy {}: {e}", built.display()))?;
-    Ok(())
+    write_digest(&dest)
+}
+
+/// Writes the module's sha256 (32 bytes) next to it: the key of its compiled form in runbox's
+/// module cache, so the server need not hash 9.7 MB at every start.
+fn write_digest(module: &Path) -> Result<(), String> {
+    use sha2::{Digest, Sha256};
+    let bytes =
+        std::fs::read(module).map_err(|e| format!("cannot read {}: {e}", module.display()))?;
+    let digest = Sha256::digest(&bytes);
+    let path = module.with_extension("wasm.sha256");
+    std::fs::write(&path, digest).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Stops with the one-line fix when the wasm32-wasip1 standard library is not installed.

@@ -143,6 +143,7 @@ fn fake_outcome() -> runbox::outcome::Outcome {
         stderr: runbox::outcome::Capture::new(1024).finish(),
         duration: Duration::from_millis(1),
         runner: runbox::outcome::RunnerKind::Wasi,
+        processes_killed: None,
     }
 }
 
@@ -193,7 +194,11 @@ async fn echo_calls(dir: &Path, wasm: &'static [u8], n: usize) -> [Vec<Duration>
     std::fs::create_dir_all(&ws_dir).unwrap();
     let ws = Workspace::open(&ws_dir).unwrap();
     let cwd = ws.resolve_dir("").unwrap();
-    let rt = WasiRuntime::new(ModuleCache::new(Some(&dir.join("cache"))), wasm).unwrap();
+    let builtin = runbox::wasi::BuiltinModule {
+        wasm,
+        sha256: runbox::wasi::cache::sha256(wasm),
+    };
+    let rt = WasiRuntime::new(ModuleCache::new(Some(&dir.join("cache"))), builtin, None).unwrap();
     let argv = vec!["echo".to_owned(), "hello".to_owned()];
     let env = vec![("LANG".to_owned(), "C.UTF-8".to_owned())];
     let cancel = CancellationToken::new();
@@ -255,13 +260,7 @@ async fn service(dir: &Path, ws: &Path, wasm: &'static [u8], sync: SyncPolicy) -
 }
 
 async fn echo_via(service: &Service) -> Duration {
-    let args = RunArgs {
-        command: "echo".into(),
-        args: vec!["hello".into()],
-        cwd: None,
-        stdin: None,
-        timeout_ms: None,
-    };
+    let args = RunArgs::command("echo", vec!["hello".into()]);
     let ctx = CallContext::new(None, CancellationToken::new());
     let t = Instant::now();
     let reply = service.run(args, &ctx).await;

@@ -12,21 +12,107 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunArgs {
-    /// Exact name of an allowed command (see list_commands), e.g. "ls". Not a path, not shell text.
-    pub command: String,
+    /// Exact name of an allowed command (see list_commands), e.g. "ls". Not a path, not shell
+    /// text. Give either `command` or `pipeline`.
+    #[serde(default)]
+    pub command: Option<String>,
     /// Arguments, passed to the command as they are: no shell, no globbing, no variable expansion.
     #[serde(default)]
     pub args: Vec<String>,
+    /// Instead of `command`: 2 to 8 commands run in order, each one's stdout fed to the next
+    /// one's stdin (like `a | b | c` in a shell, without a shell). The result is the last
+    /// command's output and exit code, plus each stage's exit code in `stages`.
+    #[serde(default)]
+    #[schemars(length(min = 2, max = 8))]
+    pub pipeline: Option<Vec<PipelineStage>>,
     /// Working directory relative to the workspace root, e.g. "src". Defaults to the root.
+    /// In a pipeline, every stage runs here.
     #[serde(default)]
     pub cwd: Option<String>,
-    /// Text given to the command on standard input. Defaults to empty input.
+    /// Text given to the command (in a pipeline: the first stage) on standard input. Defaults
+    /// to empty input.
     #[serde(default)]
     pub stdin: Option<String>,
-    /// Wall-clock limit in milliseconds, at most the policy's maximum. Defaults to the policy's timeout.
+    /// Wall-clock limit in milliseconds, at most the policy's maximum; a pipeline shares one
+    /// deadline. Defaults to the policy's timeout.
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub timeout_ms: Option<u64>,
+}
+
+impl RunArgs {
+    /// A request for one command (how `runbox exec` and tests build one).
+    pub fn command(name: impl Into<String>, args: Vec<String>) -> Self {
+        Self {
+            command: Some(name.into()),
+            args,
+            pipeline: None,
+            cwd: None,
+            stdin: None,
+            timeout_ms: None,
+        }
+    }
+}
+
+/// One command of a pipeline.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineStage {
+    /// Exact name of an allowed command, as for `command`.
+    pub command: String,
+    /// Its arguments, passed as they are.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// How one stage of a pipeline ended.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StageResult {
+    /// The stage's command.
+    pub command: String,
+    /// Its exit code; absent when it was stopped or did not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Why it was stopped or did not run (a stable error code); absent when it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorCode>,
+    /// Bytes it wrote to stdout (what the next stage read).
+    pub stdout_bytes: u64,
+    /// Bytes it wrote to stderr.
+    pub stderr_bytes: u64,
+    /// Wall-clock milliseconds it ran.
+    pub duration_ms: u64,
+    /// Which runner ran it.
+    pub runner: RunnerKind,
+}
+
+impl StageResult {
+    /// The result of a stage that ran.
+    pub fn of(command: &str, outcome: &Outcome) -> Self {
+        Self {
+            command: command.to_owned(),
+            exit_code: outcome.exit_code(),
+            error: outcome.error_code(),
+            stdout_bytes: outcome.stdout.total_bytes,
+            stderr_bytes: outcome.stderr.total_bytes,
+            duration_ms: duration_ms(outcome),
+            runner: outcome.runner,
+        }
+    }
+
+    /// A stage that never ran because an earlier one ended the pipeline.
+    pub fn not_run(command: &str, runner: RunnerKind, why: ErrorCode) -> Self {
+        Self {
+            command: command.to_owned(),
+            exit_code: None,
+            error: Some(why),
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            duration_ms: 0,
+            runner,
+        }
+    }
 }
 
 /// Result of a `run` call that ran to its own exit (any exit code).
@@ -47,8 +133,11 @@ pub struct RunOutput {
     pub stderr_truncated: bool,
     /// Wall-clock milliseconds the command ran.
     pub duration_ms: u64,
-    /// Which runner ran it: "wasi" or "native".
+    /// Which runner ran it: "wasi" or "native" (a pipeline: its last stage's).
     pub runner: RunnerKind,
+    /// Pipelines only: how each stage ended, in order. `exitCode` above is the last stage's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<StageResult>>,
 }
 
 impl RunOutput {
@@ -63,6 +152,7 @@ impl RunOutput {
             stderr_truncated: outcome.stderr.truncated,
             duration_ms: duration_ms(outcome),
             runner: outcome.runner,
+            stages: None,
         }
     }
 }
@@ -90,6 +180,10 @@ pub struct PartialOutput {
     /// Native commands: how many processes were killed with it (its whole tree).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes_killed: Option<u32>,
+    /// Pipelines only: how each stage ended, in order (the stage that stopped the pipeline,
+    /// and those after it that did not run, carry an `error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<StageResult>>,
 }
 
 impl PartialOutput {
@@ -103,6 +197,7 @@ impl PartialOutput {
             duration_ms: duration_ms(outcome),
             runner: outcome.runner,
             processes_killed: outcome.processes_killed,
+            stages: None,
         }
     }
 }

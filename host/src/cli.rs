@@ -240,8 +240,8 @@ async fn serve(p: PolicyArgs) -> ExitCode {
     });
     let served = crate::mcp::serve(
         Arc::clone(&service),
-        tokio::io::stdin(),
-        tokio::io::stdout(),
+        crate::mcp::stdio::input(),
+        crate::mcp::stdio::output(),
         shutdown,
     )
     .await;
@@ -287,11 +287,10 @@ async fn exec(a: ExecArgs) -> ExitCode {
         None
     };
     let args = crate::api::RunArgs {
-        command: a.name,
-        args: a.args,
         cwd: a.cwd,
         stdin,
         timeout_ms: a.timeout_ms,
+        ..crate::api::RunArgs::command(a.name, a.args)
     };
     let ctx = CallContext::new(None, CancellationToken::new());
     service.announce("exec").await;

@@ -14,13 +14,14 @@
 //! - [`workspace`]: the one place the workspace is opened; paths resolve beneath it.
 //! - [`limits`]: what a command may consume, shared by both runners.
 //! - [`outcome`]: bounded output capture and how a command ended, shared by both runners.
-//! - [`wasi`]: engine, module cache, epoch ticker and one guest run.
+//! - [`wasi`]: engine and instance pool, module cache, epoch ticker, scratch directories and one
+//!   guest run.
 //! - [`native`]: real binaries from the policy, each in a kernel-confined process tree.
 //! - [`audit`]: the audit log: staged, hash-chained JSON lines, rotation, retention, and the
 //!   `runbox audit` commands that read it.
 //! - [`api`]: tool inputs and results as clients see them (schemas derive from these types).
 //! - [`service`]: the call pipeline, independent of MCP.
-//! - [`mcp`]: stdio framing and the rmcp handler.
+//! - [`mcp`]: stdin/stdout, line framing and the rmcp handler.
 //! - [`cli`]: the `runbox` command line.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -42,5 +43,21 @@ pub mod workspace;
 /// The built-in multicall module (`tools-wasm`), built for wasm32-wasip1 by `build.rs`.
 pub static BUILTIN_MODULE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/runbox-tools.wasm"));
 
+/// The sha256 of [`BUILTIN_MODULE`], computed by `build.rs`, so that finding the module's
+/// compiled form in the cache at start-up does not read (and keep resident) its 9.7 MB.
+pub static BUILTIN_MODULE_SHA256: &[u8; 32] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/runbox-tools.wasm.sha256"));
+
 /// The built-in command list (`tools-wasm/commands.toml`).
 pub const BUILTIN_MANIFEST: &str = include_str!("../../tools-wasm/commands.toml");
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn build_time_digest_matches_the_embedded_module() {
+        assert_eq!(
+            *super::BUILTIN_MODULE_SHA256,
+            crate::wasi::cache::sha256(super::BUILTIN_MODULE)
+        );
+    }
+}

@@ -97,10 +97,20 @@ impl Workspace {
     /// `PATH_NOT_FOUND` when it does not exist or is not a directory.
     pub fn resolve_dir(&self, relative: &str) -> Result<WorkspaceDir, RunError> {
         check_relative(relative)?;
-        let target = if relative.is_empty() { "." } else { relative };
+        if relative.is_empty() || relative == "." {
+            // The root itself (most calls): a duplicate of the held handle, no lookup.
+            let dir = self
+                .root
+                .try_clone()
+                .map_err(|e| classify_open_error(relative, &e))?;
+            return Ok(WorkspaceDir {
+                dir,
+                relative: String::new(),
+            });
+        }
         let dir = self
             .root
-            .open_dir(target)
+            .open_dir(relative)
             .map_err(|e| classify_open_error(relative, &e))?;
         let relative = self.relative_of(&dir).unwrap_or_else(|| lexical(relative));
         Ok(WorkspaceDir { dir, relative })

@@ -17,5 +17,7 @@ mod docs;
 mod limits;
 mod mcp;
 mod native;
+mod perf;
+mod pipeline;
 mod protocol;
 mod python_sdk;

@@ -201,8 +201,12 @@ fn a_native_call_has_the_same_result_shape() {
     assert!(is_uuid_v7(out["requestId"].as_str().unwrap()));
     assert_eq!(text_json(&r), *out);
     let rec = env.audit_records().pop().unwrap();
+    assert_eq!(rec["stage"], "completed");
     assert_eq!(rec["runner"], "native");
-    assert_eq!(rec["exitCode"], 3);
+    assert_eq!(rec["policy"]["rule"], "allowlist:native");
+    assert_eq!(rec["result"]["exitCode"], 3);
+    let mechanism = rec["sandbox"]["confinement"]["mechanism"].as_str().unwrap();
+    assert!(mechanism.starts_with("native: landlock"), "{mechanism}");
 }
 
 #[test]
@@ -252,7 +256,7 @@ fn cancel_kills_the_whole_tree() {
         if let Some(rec) = env
             .audit_records()
             .into_iter()
-            .find(|r| r["command"] == "sh")
+            .find(|r| r["command"] == "sh" && r["stage"] == "failed")
         {
             break rec;
         }
@@ -262,7 +266,11 @@ fn cancel_kills_the_whole_tree() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(rec["code"], "CANCELLED");
+    assert_eq!(rec["error"]["code"], "CANCELLED");
+    assert!(
+        rec["result"]["processesKilled"].as_u64().unwrap_or(0) >= 1,
+        "{rec}"
+    );
     assert!(
         !s.pending_ids().contains(&id),
         "a result was sent for a cancelled request"
@@ -408,7 +416,8 @@ fn output_is_capped_and_counted() {
     assert_eq!(out["stdout"].as_str().unwrap().len(), 1000);
     assert_eq!(out["stdoutTruncated"], true);
     let rec = env.audit_records().pop().unwrap();
-    assert_eq!(rec["stdoutBytes"], 3_000_000);
+    assert_eq!(rec["result"]["stdout"]["bytes"], 3_000_000);
+    assert_eq!(rec["result"]["stdout"]["truncated"], true);
 }
 
 #[test]
@@ -518,7 +527,10 @@ fn a_workspace_the_sandbox_user_cannot_write_is_refused_clearly() {
     let hint = structured(&r)["error"]["hint"].as_str().unwrap();
     assert!(hint.contains("chown -R 65534:65534"), "{hint}");
     assert!(!env.ws.join("f").exists());
-    assert_eq!(env.audit_records().pop().unwrap()["decision"], "deny");
+    let rec = env.audit_records().pop().unwrap();
+    assert_eq!(rec["stage"], "denied");
+    assert_eq!(rec["policy"]["decision"], "deny");
+    assert_eq!(rec["policy"]["rule"], "sandbox");
 }
 
 #[test]
@@ -870,4 +882,30 @@ fn native_echo_latency() {
         server[server.len() / 2]
     );
     assert!(median < Duration::from_millis(50), "median {median:?}");
+}
+
+#[test]
+fn native_stages_take_part_in_pipelines() {
+    require_confinement!("native_stages_take_part_in_pipelines");
+    let env = native_env("");
+    let mut s = env.serve();
+    let r = s.call(
+        "run",
+        serde_json::json!({"pipeline": [
+            {"command": "printf", "args": ["abc\\n"]},
+            {"command": "sh", "args": ["-c", "tr a-z A-Z; exit 4"]},
+            {"command": "wc", "args": ["-c"]},
+        ]}),
+    );
+    let out = structured(&r);
+    assert_eq!(stdout_of(&r), "4\n");
+    let runners: Vec<&str> = out["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|st| st["runner"].as_str().unwrap())
+        .collect();
+    assert_eq!(runners, ["wasi", "native", "wasi"]);
+    assert_eq!(out["stages"][1]["exitCode"], 4);
+    assert_eq!(out["stages"][1]["stdoutBytes"], 4);
 }

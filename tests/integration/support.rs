@@ -86,6 +86,12 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
+/// The compiled-module cache for a `runbox` the test starts as its own user (not as the
+/// server's uid): runbox refuses a cache directory another user owns.
+pub fn own_cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runbox-test-cache")
+}
+
 /// Compiles the built-in module into the shared cache once per test run. A built-in module that
 /// cannot run (a stub while tools-wasm is unfinished) is reported, not fatal: tests that need
 /// the built-ins fail on their own, the others (test guests, refusals, the audit log) still run.

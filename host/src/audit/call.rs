@@ -55,6 +55,14 @@ impl CallTrail {
         self.base.cwd = cwd.map(Text::of);
     }
 
+    /// Marks every record of this trail as stage `stage` (from 1) of a pipeline of `of`.
+    pub fn in_pipeline(&mut self, stage: usize, of: usize) {
+        self.base.pipeline = Some(super::record::PipelinePosition {
+            stage: u32::try_from(stage).unwrap_or(u32::MAX),
+            of: u32::try_from(of).unwrap_or(u32::MAX),
+        });
+    }
+
     /// The `received` record.
     pub fn received(&self) -> AuditRecord {
         self.base.clone()
@@ -234,6 +242,7 @@ mod tests {
             stderr: Capture::new(0).finish(),
             duration: Duration::from_millis(5),
             runner: RunnerKind::Wasi,
+            processes_killed: None,
         }
     }
 

@@ -202,6 +202,15 @@ impl StreamInfo {
     }
 }
 
+/// Which stage of a pipeline a record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelinePosition {
+    /// The stage, from 1.
+    pub stage: u32,
+    /// How many stages the pipeline has.
+    pub of: u32,
+}
+
 /// How a command ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -239,7 +248,7 @@ impl ResultInfo {
             duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
             stdout: StreamInfo::of(&outcome.stdout),
             stderr: StreamInfo::of(&outcome.stderr),
-            processes_killed: None,
+            processes_killed: outcome.processes_killed.map(u64::from),
         }
     }
 }
@@ -363,6 +372,10 @@ pub struct AuditRecord {
     /// Arguments past [`MAX_ARGS_RECORDED`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub argv_omitted: Option<OmittedArgs>,
+    /// The record's place in a pipeline: every stage has its own records, all under the
+    /// call's `requestId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelinePosition>,
     /// Working directory: workspace-relative once resolved, as requested before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<Text>,
@@ -415,6 +428,7 @@ impl AuditRecord {
             argc: None,
             argv: None,
             argv_omitted: None,
+            pipeline: None,
             cwd: None,
             policy: None,
             sandbox: None,
@@ -480,6 +494,7 @@ pub fn denial_rule(code: ErrorCode) -> &'static str {
         ErrorCode::AuditUnavailable => "audit",
         ErrorCode::Cancelled => "cancelled",
         ErrorCode::Busy => "limits.max_concurrent",
+        ErrorCode::SandboxUnavailable => "sandbox",
         _ => "internal",
     }
 }

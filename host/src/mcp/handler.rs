@@ -100,7 +100,7 @@ impl RunboxHandler {
             Err(e) => {
                 watcher.abort();
                 let err = RunError::invalid(format!("bad arguments for run: {e}")).with_hint(
-                    "pass {\"command\": NAME, \"args\": [..]}; see the tool's inputSchema",
+                    "pass {\"command\": NAME, \"args\": [..]} or {\"pipeline\": [{\"command\": NAME, \"args\": [..]}, ..]}; see the tool's inputSchema",
                 );
                 self.service.record_invalid_request(&ctx, &err).await;
                 return error_result(&ErrorEnvelope::new(&request_id, &err, None));
@@ -421,6 +421,7 @@ mod tests {
             stderr_truncated: false,
             duration_ms: 1,
             runner: RunnerKind::Wasi,
+            stages: None,
         };
         assert!(validator.is_valid(&serde_json::to_value(&ok).unwrap()));
         let partial = PartialOutput::from_outcome(&crate::outcome::Outcome {

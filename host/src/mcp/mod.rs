@@ -1,8 +1,10 @@
-//! MCP over stdio: the framing front ([`framing`]), the rmcp handler ([`handler`]) and [`serve`],
-//! which wires them to stdin/stdout and stops every running command when the client goes away.
+//! MCP over stdio: the framing front ([`framing`]), the rmcp handler ([`handler`]), the process's
+//! stdin/stdout as async streams ([`stdio`]) and [`serve`], which wires them together and stops
+//! every running command when the client goes away.
 
 pub mod framing;
 pub mod handler;
+pub mod stdio;
 
 use crate::service::Service;
 use handler::RunboxHandler;

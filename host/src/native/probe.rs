@@ -87,7 +87,12 @@ impl Protections {
     pub fn summary(&self) -> String {
         let mut parts = vec![format!("landlock {}", self.landlock.as_str())];
         parts.push(
-            if self.seccomp.is_ok() { "seccomp" } else { "no seccomp" }.to_owned(),
+            if self.seccomp.is_ok() {
+                "seccomp"
+            } else {
+                "no seccomp"
+            }
+            .to_owned(),
         );
         parts.push(
             if self.namespaces.is_ok() {

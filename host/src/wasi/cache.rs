@@ -57,10 +57,21 @@ impl ModuleCache {
 
     /// Loads `wasm` compiled for `engine`, from the cache when possible.
     pub fn load(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<(Module, CacheOutcome)> {
+        self.load_with_digest(engine, wasm, &sha256(wasm))
+    }
+
+    /// [`load`](Self::load) with the module's sha256 already known (the built-in module's is
+    /// computed at build time, so a cache hit never reads the module's bytes).
+    pub fn load_with_digest(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        sha256: &[u8; 32],
+    ) -> wasmtime::Result<(Module, CacheOutcome)> {
         let Some(dir) = &self.dir else {
             return Ok((Module::new(engine, wasm)?, CacheOutcome::Uncached));
         };
-        let path = dir.join(artifact_name(engine, wasm));
+        let path = dir.join(artifact_name(engine, sha256));
         if path.exists() {
             // SAFETY: the artifact lies in a directory that only this user can write (checked by
             // `prepare_dir`), under a name only runbox produces; wasmtime still checks its header
@@ -86,13 +97,18 @@ impl ModuleCache {
     }
 }
 
+/// The sha256 of a module's bytes.
+pub fn sha256(wasm: &[u8]) -> [u8; 32] {
+    Sha256::digest(wasm).into()
+}
+
 /// `<sha256 of wasm>-<engine compatibility hash>-wasmtime<version>.cwasm`
-fn artifact_name(engine: &Engine, wasm: &[u8]) -> String {
+fn artifact_name(engine: &Engine, sha256: &[u8; 32]) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     format!(
         "{}-{:016x}-wasmtime{}.cwasm",
-        hex::encode(Sha256::digest(wasm)),
+        hex::encode(sha256),
         hasher.finish(),
         wasmtime_version()
     )
@@ -146,7 +162,7 @@ mod tests {
     use super::*;
 
     fn engine() -> Engine {
-        crate::wasi::engine::new_engine().unwrap()
+        crate::wasi::engine::new_engine(None).unwrap().0
     }
 
     /// A tiny module in binary form: `(module (func (export "_start")))`.
@@ -167,6 +183,17 @@ mod tests {
         let e = engine();
         assert_eq!(cache.load(&e, &wasm()).unwrap().1, CacheOutcome::Stored);
         assert_eq!(cache.load(&e, &wasm()).unwrap().1, CacheOutcome::Hit);
+    }
+
+    #[test]
+    fn a_known_digest_finds_the_same_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ModuleCache::new(Some(&dir.path().join("c")));
+        let e = engine();
+        assert_eq!(cache.load(&e, &wasm()).unwrap().1, CacheOutcome::Stored);
+        let digest = sha256(&wasm());
+        let (_, how) = cache.load_with_digest(&e, &wasm(), &digest).unwrap();
+        assert_eq!(how, CacheOutcome::Hit);
     }
 
     #[test]
@@ -209,15 +236,61 @@ mod tests {
     }
 
     #[test]
-    fn read_only_directory_falls_back_to_compiling() {
+    fn artifact_of_another_engine_config_is_rebuilt() {
+        // An artifact that is well-formed but was compiled for a different engine configuration
+        // sits under the name this engine looks for (as if copied from elsewhere).
         let dir = tempfile::tempdir().unwrap();
         let cdir = dir.path().join("c");
-        std::fs::create_dir(&cdir).unwrap();
-        std::fs::set_permissions(&cdir, std::fs::Permissions::from_mode(0o500)).unwrap();
-        // As root the mode bits do not stop writes, so only assert the fallback works either way.
         let cache = ModuleCache::new(Some(&cdir));
-        let (_, how) = cache.load(&engine(), &wasm()).unwrap();
-        assert!(matches!(how, CacheOutcome::Stored | CacheOutcome::Uncached));
-        std::fs::set_permissions(&cdir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let e = engine();
+        let mut cfg = crate::wasi::engine::engine_config();
+        cfg.consume_fuel(false);
+        let other = Engine::new(&cfg).unwrap();
+        let foreign = other.precompile_module(&wasm()).unwrap();
+        std::fs::write(cdir.join(artifact_name(&e, &sha256(&wasm()))), foreign).unwrap();
+        assert_eq!(cache.load(&e, &wasm()).unwrap().1, CacheOutcome::Stored);
+        assert_eq!(cache.load(&e, &wasm()).unwrap().1, CacheOutcome::Hit);
+    }
+
+    // Tests run as root, where mode bits do not stop writes; a path that runs through a regular
+    // file fails for every user (ENOTDIR), so it stands in for a directory that cannot be
+    // written.
+
+    #[test]
+    fn unusable_cache_path_falls_back_to_compiling() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"not a directory").unwrap();
+        for path in [file.clone(), file.join("c")] {
+            let cache = ModuleCache::new(Some(&path));
+            assert!(cache.dir().is_none(), "{}", path.display());
+            let (module, how) = cache.load(&engine(), &wasm()).unwrap();
+            assert_eq!(how, CacheOutcome::Uncached);
+            assert!(module.get_export("_start").is_some());
+        }
+    }
+
+    #[test]
+    fn directory_unwritable_after_start_falls_back_to_compiling() {
+        let dir = tempfile::tempdir().unwrap();
+        let cdir = dir.path().join("c");
+        let cache = ModuleCache::new(Some(&cdir));
+        assert!(cache.dir().is_some());
+        // The directory is replaced by a file after start: storing must fail, loading must not.
+        std::fs::remove_dir(&cdir).unwrap();
+        std::fs::write(&cdir, b"in the way").unwrap();
+        let (module, how) = cache.load(&engine(), &wasm()).unwrap();
+        assert_eq!(how, CacheOutcome::Uncached);
+        assert!(module.get_export("_start").is_some());
+    }
+
+    #[test]
+    fn version_tag_follows_the_wasmtime_pin() {
+        let manifest = include_str!("../../../Cargo.toml");
+        let pin = format!("wasmtime = {{ version = \"={}\"", wasmtime_version());
+        assert!(
+            manifest.contains(&pin),
+            "wasmtime_version() must match the pin in Cargo.toml"
+        );
     }
 }

@@ -1,15 +1,18 @@
 //! The WASI runner: allowlisted commands as `wasm32-wasip1` modules inside wasmtime.
 //!
-//! One [`WasiRuntime`] per process holds the engine, one linker and one `InstancePre` per module
-//! (compiled once, through the [`cache::ModuleCache`]). Each call gets a fresh store with its own
-//! fuel, memory/table limiter and epoch deadline, a WASI context whose only preopen is the
-//! workspace (as the guest's `/`, read-only unless the command may write), an empty environment
-//! apart from what the policy names plus `PWD`, the request's stdin, and bounded stdout/stderr.
+//! One [`WasiRuntime`] per process holds the engine (with its instance pool, see [`engine`]), one
+//! linker and one `InstancePre` per module (compiled once, through the [`cache::ModuleCache`]).
+//! Each call gets a fresh store with its own fuel, memory/table limiter and epoch deadline; a
+//! WASI context with two preopens, the workspace (as the guest's `/`, read-only unless the
+//! command may write) and an empty private scratch directory ([`scratch`]); an empty environment
+//! apart from what the policy names plus `PWD` and `TMPDIR`; the request's stdin; and bounded
+//! stdout/stderr.
 
 pub mod cache;
 pub mod engine;
 pub mod inspect;
 pub mod limiter;
+pub mod scratch;
 pub mod streams;
 
 use crate::error::{ErrorCode, RunError};
@@ -47,10 +50,23 @@ pub struct WasiRuntime {
     engine: Engine,
     linker: Arc<Linker<GuestState>>,
     cache: ModuleCache,
-    builtin: &'static [u8],
+    builtin: BuiltinModule,
     prepared: Mutex<HashMap<ProgramKey, Prepared>>,
     provided: std::collections::HashSet<(String, String)>,
+    allocator: engine::Allocator,
+    scratch: scratch::ScratchPool,
     _ticker: engine::EpochTicker,
+}
+
+/// The built-in multicall module: its bytes and their sha256, which keys its compiled form in
+/// the cache. Knowing the digest up front (it is computed at build time) means a cache hit never
+/// reads the module's bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct BuiltinModule {
+    /// The module.
+    pub wasm: &'static [u8],
+    /// sha256 of `wasm`.
+    pub sha256: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -81,10 +97,14 @@ pub struct GuestRun<'a> {
 }
 
 impl WasiRuntime {
-    /// Builds the engine and linker and starts the epoch ticker. `builtin` is the multicall
-    /// module's bytes.
-    pub fn new(cache: ModuleCache, builtin: &'static [u8]) -> Result<Self, RunError> {
-        let engine = engine::new_engine()
+    /// Builds the engine (its instance pool sized by `pool`, see [`engine::new_engine`]) and
+    /// linker and starts the epoch ticker.
+    pub fn new(
+        cache: ModuleCache,
+        builtin: BuiltinModule,
+        pool: Option<engine::PoolSize>,
+    ) -> Result<Self, RunError> {
+        let (engine, allocator) = engine::new_engine(pool)
             .map_err(|e| RunError::internal(format!("cannot create the wasm engine: {e}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut GuestState| &mut s.wasi)
@@ -99,6 +119,8 @@ impl WasiRuntime {
             builtin,
             prepared: Mutex::new(HashMap::new()),
             provided,
+            allocator,
+            scratch: scratch::ScratchPool::new(pool.map_or(1, |p| p.instances as usize)),
             _ticker: ticker,
         })
     }
@@ -108,6 +130,11 @@ impl WasiRuntime {
     pub fn provides(&self, module: &str, name: &str) -> bool {
         self.provided
             .contains(&(module.to_owned(), name.to_owned()))
+    }
+
+    /// How guest instances get their memory (pooling unless the pool could not be reserved).
+    pub fn allocator(&self) -> engine::Allocator {
+        self.allocator
     }
 
     /// Compiles (or loads from the cache) and links a program once; later calls reuse it.
@@ -135,12 +162,16 @@ impl WasiRuntime {
                 async move {
                     let joined = tokio::task::spawn_blocking(move || {
                         let started = Instant::now();
-                        let wasm = match &key {
-                            ProgramKey::Builtin => std::borrow::Cow::Borrowed(builtin),
-                            ProgramKey::Module(path) => std::borrow::Cow::Owned(read_module_file(path)?),
+                        let (wasm, sha256) = match &key {
+                            ProgramKey::Builtin => (std::borrow::Cow::Borrowed(builtin.wasm), builtin.sha256),
+                            ProgramKey::Module(path) => {
+                                let bytes = read_module_file(path)?;
+                                let digest = cache::sha256(&bytes);
+                                (std::borrow::Cow::Owned(bytes), digest)
+                            }
                         };
                         let (module, how) = cache
-                            .load(&engine, &wasm)
+                            .load_with_digest(&engine, &wasm, &sha256)
                             .map_err(|e| RunError::new(ErrorCode::CommandFailed, format!("cannot compile the module: {e}")))?;
                         let pre = linker.instantiate_pre(&module).map_err(|e| {
                             RunError::new(ErrorCode::CommandFailed, format!("the module needs imports runbox does not provide: {e}"))
@@ -190,8 +221,9 @@ impl WasiRuntime {
         stderr: &Capture,
         cancel: &CancellationToken,
     ) -> Termination {
-        // A private scratch directory (the guest's TMPDIR), removed when this call ends.
-        let scratch = match tempfile::Builder::new().prefix("runbox-call-").tempdir() {
+        // A private, empty scratch directory (the guest's TMPDIR); what the call leaves in it
+        // is deleted when the call ends.
+        let scratch = match self.scratch.take() {
             Ok(d) => d,
             Err(e) => {
                 return Termination::Stopped(RunError::internal(format!(
@@ -314,10 +346,13 @@ fn classify(ended: Ended, limiter: &GuestLimiter, limits: &Limits) -> Terminatio
                     ErrorCode::CommandFailed,
                     format!("the command crashed: {trap}; see its stderr"),
                 )),
-                None => Termination::Stopped(RunError::new(
-                    ErrorCode::CommandFailed,
-                    format!("the command could not run: {}", first_line(&e.to_string())),
-                )),
+                None => {
+                    tracing::debug!(error = ?e, "guest stopped by a host error");
+                    Termination::Stopped(RunError::new(
+                        ErrorCode::CommandFailed,
+                        format!("the command could not run: {}", first_line(&e.to_string())),
+                    ))
+                }
             }
         }
     }

@@ -19,6 +19,7 @@ fn main() {
         "recurse" => recurse(0) as i32,
         "whereami" => whereami(),
         "writer" => writer(rest),
+        "residue" => residue(),
         other => {
             eprintln!("test-guests: unknown guest {other:?}");
             2
@@ -62,7 +63,11 @@ fn flood(rest: &[String]) -> i32 {
         {
             return 0;
         }
-        if out.write_all(&line).and_then(|_| out.write_all(b"\n")).is_err() {
+        if out
+            .write_all(&line)
+            .and_then(|_| out.write_all(b"\n"))
+            .is_err()
+        {
             return 3;
         }
         written += 1024;
@@ -127,4 +132,27 @@ fn writer(rest: &[String]) -> i32 {
             1
         }
     }
+}
+
+/// Reports what an earlier call may have left behind, then leaves something for the next one:
+/// a counter in static data (1 when the instance is fresh) and the non-zero bytes in 16 MiB of
+/// newly grown memory (0, as wasm guarantees), which it then fills.
+fn residue() -> i32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+    let runs = RUNS.fetch_add(1, Ordering::Relaxed) + 1;
+    const PAGES: usize = 256;
+    let old = core::arch::wasm32::memory_grow(0, PAGES);
+    if old == usize::MAX {
+        println!("runs={runs} grow-failed");
+        return 1;
+    }
+    // SAFETY: the pages were just added to linear memory by this call and belong to no
+    // allocation; wasm defines their contents (zero).
+    let fresh = unsafe { std::slice::from_raw_parts_mut((old * 65536) as *mut u8, PAGES * 65536) };
+    let dirty = fresh.iter().filter(|b| **b != 0).count();
+    fresh.fill(0xa5);
+    std::hint::black_box(&fresh);
+    println!("runs={runs} dirty={dirty}");
+    0
 }

@@ -4,7 +4,7 @@
 
 use super::spec::{Case, Spec};
 use super::tree::{self, Snapshot};
-use crate::support::{cache_dir, runbox_bin};
+use crate::support::{own_cache_dir, runbox_bin};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -65,7 +65,8 @@ fn run_runbox(case: &Case, ws: &Path, audit: &Path, policy: &Path) -> Outcome {
         .arg("--audit-dir")
         .arg(audit)
         .arg("--cache-dir")
-        .arg(cache_dir())
+        // runbox runs as the test's user here, whatever RUNBOX_TEST_UID says.
+        .arg(own_cache_dir())
         // runbox's own informational log lines would otherwise mix into the command's stderr.
         .env("RUST_LOG", "warn");
     if let Some(cwd) = &case.cwd {

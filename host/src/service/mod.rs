@@ -24,6 +24,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+mod pipeline;
+
 /// Per-call facts that do not come from the tool arguments.
 #[derive(Debug, Clone)]
 pub struct CallContext {
@@ -142,7 +144,21 @@ impl Service {
             })?;
         }
         let cache = ModuleCache::new(policy.cache_dir.as_deref());
-        let wasi = WasiRuntime::new(cache, builtin_wasm).map_err(StartError::Runtime)?;
+        let pool = crate::wasi::engine::PoolSize {
+            instances: u32::try_from(policy.max_concurrent).unwrap_or(u32::MAX),
+            memory_bytes: policy.limits.memory_bytes,
+            table_elements: policy.limits.table_elements,
+        };
+        // The built-in module's digest was computed at build time; other bytes are hashed here.
+        let builtin = crate::wasi::BuiltinModule {
+            wasm: builtin_wasm,
+            sha256: if std::ptr::eq(builtin_wasm, crate::BUILTIN_MODULE) {
+                *crate::BUILTIN_MODULE_SHA256
+            } else {
+                crate::wasi::cache::sha256(builtin_wasm)
+            },
+        };
+        let wasi = WasiRuntime::new(cache, builtin, Some(pool)).map_err(StartError::Runtime)?;
         if let Some(dir) = &policy.tools_dir {
             if workspace.contains_host_path(dir) {
                 return Err(StartError::Config(format!(
@@ -303,17 +319,45 @@ impl Service {
     }
 
     /// Runs one `run` request through the whole pipeline. Every path writes a `received` record
-    /// and then exactly one `denied`, `completed` or `failed` record, and ends in one reply
-    /// carrying `ctx.request_id`.
+    /// and then exactly one `denied`, `completed` or `failed` record (per stage, for a
+    /// pipeline), and ends in one reply carrying `ctx.request_id`.
     pub async fn run(&self, args: RunArgs, ctx: &CallContext) -> CallReply {
         let _in_flight = InFlight::enter(self);
+        match (&args.command, &args.pipeline) {
+            (Some(command), None) => self.run_one(command, &args, ctx).await,
+            (None, Some(stages)) => self.run_pipeline(stages, &args, ctx).await,
+            (Some(_), Some(_)) => {
+                let e = RunError::invalid("give either `command` or `pipeline`, not both")
+                    .with_hint("for one command use {\"command\", \"args\"}; for several, list them all in `pipeline`");
+                self.record_invalid_request(ctx, &e).await;
+                CallReply::Failed(ErrorEnvelope::new(&ctx.request_id, &e, None))
+            }
+            (None, None) => {
+                let e = RunError::invalid("the request names no command").with_hint(
+                    "pass {\"command\": NAME, \"args\": [..]}, or `pipeline` with 2 to 8 stages",
+                );
+                self.record_invalid_request(ctx, &e).await;
+                CallReply::Failed(ErrorEnvelope::new(&ctx.request_id, &e, None))
+            }
+        }
+    }
+
+    /// One command: the whole pipeline of checks, one run, its records.
+    async fn run_one(&self, command: &str, args: &RunArgs, ctx: &CallContext) -> CallReply {
         let mut trail = CallTrail::new(&ctx.caller(), "run", &self.policy_hash);
-        trail.request(&args.command, &args.args, args.cwd.as_deref());
+        trail.request(command, &args.args, args.cwd.as_deref());
         if let Err(e) = self.record(trail.received()).await {
             return self.unavailable(&ctx.request_id, &e);
         }
 
-        let checked = match self.check(&args) {
+        let request = Request {
+            command,
+            args: &args.args,
+            cwd: args.cwd.as_deref(),
+            stdin: args.stdin.as_deref(),
+            timeout_ms: args.timeout_ms,
+        };
+        let checked = match self.check(&request) {
             Ok(c) => c,
             Err(e) => return self.refuse(&trail, &ctx.request_id, &e).await,
         };
@@ -324,16 +368,9 @@ impl Service {
             self.sandbox_for(&checked),
         );
 
-        let permit = tokio::select! {
-            p = Arc::clone(&self.slots).acquire_owned() => p,
-            _ = ctx.cancel.cancelled() => {
-                let e = RunError::new(ErrorCode::Cancelled, "the call was cancelled while waiting for a free slot");
-                return self.fail(&trail, &ctx.request_id, &e).await;
-            }
-        };
-        let Ok(_permit) = permit else {
-            let e = RunError::internal("the call slots are closed");
-            return self.fail(&trail, &ctx.request_id, &e).await;
+        let _permit = match self.acquire_slot(ctx).await {
+            Ok(p) => p,
+            Err(e) => return self.fail(&trail, &ctx.request_id, &e).await,
         };
 
         let outcome = self.execute(&checked, ctx).await;
@@ -341,6 +378,22 @@ impl Service {
             return self.unavailable(&ctx.request_id, &e);
         }
         reply_for(&ctx.request_id, &outcome)
+    }
+
+    /// Waits for one of the `limits.max_concurrent` call slots, or for the call's cancellation.
+    async fn acquire_slot(
+        &self,
+        ctx: &CallContext,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, RunError> {
+        tokio::select! {
+            p = Arc::clone(&self.slots).acquire_owned() => {
+                p.map_err(|_| RunError::internal("the call slots are closed"))
+            }
+            _ = ctx.cancel.cancelled() => Err(RunError::new(
+                ErrorCode::Cancelled,
+                "the call was cancelled while waiting for a free slot",
+            )),
+        }
     }
 
     /// The sandbox a checked call runs in, for the audit log.
@@ -366,8 +419,8 @@ impl Service {
     }
 
     /// Validates a request against the policy; nothing runs before this passes.
-    fn check(&self, args: &RunArgs) -> Result<Checked<'_>, RunError> {
-        let spec = self.catalog.lookup(&args.command)?;
+    fn check(&self, args: &Request<'_>) -> Result<Checked<'_>, RunError> {
+        let spec = self.catalog.lookup(args.command)?;
         let bounds = &self.policy.request;
         if args.args.len() > bounds.max_args {
             return Err(RunError::invalid(format!(
@@ -389,7 +442,7 @@ impl Service {
                 "argument {i} contains a NUL byte"
             )));
         }
-        let stdin_len = args.stdin.as_ref().map_or(0, String::len);
+        let stdin_len = args.stdin.map_or(0, str::len);
         if stdin_len > bounds.max_stdin_bytes {
             return Err(RunError::invalid(format!(
                 "stdin is {stdin_len} bytes; the limit is {}",
@@ -404,9 +457,7 @@ impl Service {
             )
             .with_hint("use a command that only reads, or ask the operator to set workspace_writable = true"));
         }
-        let cwd = self
-            .workspace
-            .resolve_dir(args.cwd.as_deref().unwrap_or(""))?;
+        let cwd = self.workspace.resolve_dir(args.cwd.unwrap_or(""))?;
         let base = match &spec.program {
             Program::Native(n) => {
                 let writable = spec.access == Access::Write && self.policy.workspace_writable;
@@ -426,7 +477,7 @@ impl Service {
             spec,
             argv,
             cwd,
-            stdin: bytes::Bytes::from(args.stdin.clone().unwrap_or_default()),
+            stdin: bytes::Bytes::from(args.stdin.unwrap_or_default().to_owned()),
             limits,
         })
     }
@@ -546,6 +597,15 @@ fn log_protections(runner: &NativeRunner, required: bool) {
             tracing::warn!("native commands run less confined: {missing}");
         }
     }
+}
+
+/// What [`Service::check`] judges: one command of a call.
+struct Request<'a> {
+    command: &'a str,
+    args: &'a [String],
+    cwd: Option<&'a str>,
+    stdin: Option<&'a str>,
+    timeout_ms: Option<u64>,
 }
 
 /// A request that passed every check.
