@@ -3,6 +3,7 @@
 
 mod support;
 
+mod attacks;
 mod audit;
 mod audit_cli;
 mod audit_failures;
