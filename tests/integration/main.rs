@@ -16,6 +16,7 @@ mod container;
 mod differential;
 mod docs;
 mod limits;
+mod load;
 mod mcp;
 mod native;
 mod perf;

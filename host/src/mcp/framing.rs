@@ -154,16 +154,19 @@ pub async fn pump_rmcp_output<R: AsyncRead + Unpin>(
     Ok(())
 }
 
-/// Writes queued lines to `out`, each followed by a newline and a flush. Returns when every
-/// sender is gone or the client closed its end.
+/// Writes queued lines to `out`, each followed by a newline and a flush, and tells `written`
+/// about each line once it is out (the reply window frees a call's slot then). Returns when
+/// every sender is gone or the client closed its end.
 pub async fn write_lines<W: AsyncWrite + Unpin>(
     mut out: W,
     mut lines: mpsc::Receiver<String>,
+    mut written: impl FnMut(&str),
 ) -> std::io::Result<()> {
     while let Some(mut line) = lines.recv().await {
         line.push('\n');
         out.write_all(line.as_bytes()).await?;
         out.flush().await?;
+        written(&line);
     }
     Ok(())
 }
@@ -230,7 +233,9 @@ mod tests {
         tx.send("{\"y\":2}".into()).await.unwrap();
         drop(tx);
         let mut out = Vec::new();
-        write_lines(&mut out, rx).await.unwrap();
+        let mut seen = 0;
+        write_lines(&mut out, rx, |_| seen += 1).await.unwrap();
+        assert_eq!(seen, 2);
         assert_eq!(out, b"{\"x\":1}\n{\"y\":2}\n");
     }
 }

@@ -1,10 +1,12 @@
-//! MCP over stdio: the framing front ([`framing`]), the rmcp handler ([`handler`]), the process's
-//! stdin/stdout as async streams ([`stdio`]) and [`serve`], which wires them together and stops
-//! every running command when the client goes away.
+//! MCP over stdio: the framing front ([`framing`]), the bound on unanswered calls ([`window`]),
+//! the rmcp handler ([`handler`]), the process's stdin/stdout as async streams ([`stdio`]) and
+//! [`serve`], which wires them together and stops every running command when the client goes
+//! away.
 
 pub mod framing;
 pub mod handler;
 pub mod stdio;
+pub mod window;
 
 use crate::service::Service;
 use handler::RunboxHandler;
@@ -29,18 +31,25 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    let (to_gate, gate_in) = tokio::io::duplex(PIPE_BYTES);
     let (to_rmcp, rmcp_in) = tokio::io::duplex(PIPE_BYTES);
     let (rmcp_out, from_rmcp) = tokio::io::duplex(PIPE_BYTES);
     let (lines_tx, lines_rx) = framing::output_queue();
+    // Twice the call slots: every slot stays busy while finished replies wait for stdout.
+    let window = window::ReplyWindow::new(2 * service.policy().max_concurrent);
 
-    let writer = tokio::spawn(framing::write_lines(output, lines_rx));
+    let replied = Arc::clone(&window);
+    let writer = tokio::spawn(framing::write_lines(output, lines_rx, move |line| {
+        replied.written(line)
+    }));
+    let gate = tokio::spawn(window::gate(gate_in, to_rmcp, window));
     let relay = tokio::spawn(framing::pump_rmcp_output(from_rmcp, lines_tx.clone()));
     // When the client closes stdin, every running command is stopped at once; rmcp then sees
     // the end of its input, answers what it can and ends the session.
     let calls = shutdown.child_token();
     let stop_calls = calls.clone();
     let reader = tokio::spawn(async move {
-        let result = framing::pump_input(input, to_rmcp, lines_tx).await;
+        let result = framing::pump_input(input, to_gate, lines_tx).await;
         stop_calls.cancel();
         result
     });
@@ -59,6 +68,7 @@ where
     tracing::info!(reason = ?quit, "MCP session ended");
     calls.cancel();
     reader.abort();
+    gate.abort();
     let _ = relay.await;
     let _ = writer.await;
     Ok(())
