@@ -622,7 +622,7 @@ fn the_workspace_cannot_hold_or_change_the_policy() {
 
 /// 10,000 files from one pipeline (`seq | split -l 1`): all made, and the server stays healthy.
 #[test]
-fn ten_thousand_files_are_created_and_listed() {
+fn ten_thousand_files_are_created_listed_and_removed() {
     let env = Env::new();
     std::fs::create_dir(env.ws.join("many")).unwrap();
     hand_over(&env.ws);
@@ -637,7 +637,18 @@ fn ten_thousand_files_are_created_and_listed() {
         std::fs::read_dir(env.ws.join("many")).unwrap().count(),
         10_000
     );
-    // (Listing them through WASI is slow: see docs/benchmarks.md on fd_readdir.)
     let r = s.run("cat", &["many/x0000", "many/x9999"]);
     assert_eq!(structured(&r)["stdout"], "1\n10000\n", "{r}");
+    // Listed in full, and removed in full (rm reads the directory while deleting from it).
+    let r = s.call(
+        "run",
+        json!({"pipeline": [cmd("find", &["many", "-type", "f"]), cmd("wc", &["-l"])], "timeout_ms": 300_000}),
+    );
+    assert_eq!(structured(&r)["stdout"], "10000\n", "{r}");
+    let r = s.call(
+        "run",
+        json!({"command": "rm", "args": ["-r", "many"], "timeout_ms": 300_000}),
+    );
+    assert_eq!(structured(&r)["exitCode"], 0, "{r}");
+    assert!(!env.ws.join("many").exists());
 }

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod engine;
 pub mod inspect;
 pub mod limiter;
+pub mod readdir;
 pub mod scratch;
 pub mod streams;
 
@@ -41,6 +42,7 @@ const MAX_MODULE_FILE_BYTES: u64 = 256 * 1024 * 1024;
 pub struct GuestState {
     wasi: WasiP1Ctx,
     limiter: GuestLimiter,
+    listings: readdir::Listings,
 }
 
 type Prepared = Arc<OnceCell<Result<InstancePre<GuestState>, RunError>>>;
@@ -109,6 +111,8 @@ impl WasiRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut GuestState| &mut s.wasi)
             .map_err(|e| RunError::internal(format!("cannot link WASI: {e}")))?;
+        readdir::link(&mut linker)
+            .map_err(|e| RunError::internal(format!("cannot link fd_readdir: {e}")))?;
         let provided = provided_imports(&engine, &linker);
         let ticker = engine::EpochTicker::start(&engine)
             .map_err(|e| RunError::internal(format!("cannot start the epoch thread: {e}")))?;
@@ -238,6 +242,7 @@ impl WasiRuntime {
         let state = GuestState {
             wasi,
             limiter: GuestLimiter::new(run.limits.memory_bytes, run.limits.table_elements),
+            listings: readdir::Listings::default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -273,6 +278,7 @@ fn provided_imports(
     let state = GuestState {
         wasi: WasiCtxBuilder::new().build_p1(),
         limiter: GuestLimiter::new(0, 0),
+        listings: readdir::Listings::default(),
     };
     let mut store = Store::new(engine, state);
     linker
