@@ -2,7 +2,6 @@
 
 use crate::support::*;
 use serde_json::json;
-use std::time::{Duration, Instant};
 
 #[test]
 fn cancelled_call_stops_and_gets_no_result() {
@@ -45,14 +44,9 @@ fn closing_stdin_stops_running_commands_and_exits() {
         json!({"name": "run", "arguments": {"command": "sleeper", "args": ["60000"]}}),
     );
     s.run("echo", &["running"]);
-    let started = Instant::now();
+    // `close` gives the server 30 s to exit; the sleeper alone would take 60 s.
     let status = s.close();
     assert!(status.success(), "{status:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "exit took {:?}",
-        started.elapsed()
-    );
     let record = env.wait_for_record("the end of the sleeper call", |r| {
         r["command"] == "sleeper" && r["stage"] != "received"
     });

@@ -303,17 +303,12 @@ fn a_grandchild_holding_stdout_does_not_hold_the_reply() {
     let env = native_env("");
     let mut s = env.serve();
     let marker = "1004.25";
-    let started = Instant::now();
+    // Were the reply held until the detached sleep ends, the call would end in TIMEOUT instead.
     let r = s.call(
         "run",
         json!({"command": "sh", "args": ["-c", format!("(setsid sleep {marker} &); echo done")], "timeout_ms": 60000}),
     );
     assert_eq!(stdout_of(&r), "done\n");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
     assert!(pids_with(marker).is_empty(), "the detached sleep survived");
 }
 
@@ -364,7 +359,7 @@ fn memory_hog_is_stopped() {
     );
     make_usable_by_sandbox(&env);
     let mut s = env.serve();
-    let started = Instant::now();
+    // Not stopped by the memory limit, it would end in TIMEOUT (an error result) instead.
     let r = s.call(
         "run",
         json!({"command": "sh", "args": ["-c", "x=$(yes); echo survived"], "timeout_ms": 60000}),
@@ -373,7 +368,6 @@ fn memory_hog_is_stopped() {
     let out = structured(&r);
     assert_ne!(out["exitCode"], 0, "{r}");
     assert!(!out["stdout"].as_str().unwrap().contains("survived"));
-    assert!(started.elapsed() < Duration::from_secs(30));
 }
 
 #[test]
@@ -851,37 +845,19 @@ fn doctor_reports_each_protection() {
     }
 }
 
-/// Median round trip of a native `echo` over MCP (the budget is 1.5 ms). The bound
-/// asserted here is loose, so a loaded CI machine does not fail; the printed number is the
-/// measurement.
+/// Many native calls in a row each get their own process tree and a correct reply (timings are
+/// the benchmark's job: `cargo bench --bench runbox-bench`, case "echo via the native runner").
 #[test]
-fn native_echo_latency() {
-    require_confinement!("native_echo_latency");
+fn many_native_calls_in_a_row_all_answer() {
+    require_confinement!("many_native_calls_in_a_row_all_answer");
     let env = Env::new().with_config("commands = [\"ls\"]\n[native.echo]\npath = \"/bin/echo\"\n");
     make_usable_by_sandbox(&env);
     let mut s = env.serve();
-    for _ in 0..20 {
-        s.run("echo", &["warm"]);
-    }
-    let mut rtt = Vec::new();
-    let mut server = Vec::new();
     for i in 0..200 {
-        let t = Instant::now();
-        let r = s.run("echo", &["hello"]);
-        rtt.push(t.elapsed());
-        assert_eq!(structured(&r)["stdout"], "hello\n", "call {i}: {r}");
-        server.push(structured(&r)["durationMs"].as_u64().unwrap());
+        let r = s.run("echo", &[&i.to_string()]);
+        assert_eq!(structured(&r)["stdout"], format!("{i}\n"), "call {i}: {r}");
+        assert_eq!(structured(&r)["runner"], "native");
     }
-    rtt.sort();
-    server.sort();
-    let median = rtt[rtt.len() / 2];
-    eprintln!(
-        "native echo: median round trip {median:?} (p10 {:?}, p90 {:?}); server-side median {} ms",
-        rtt[rtt.len() / 10],
-        rtt[rtt.len() * 9 / 10],
-        server[server.len() / 2]
-    );
-    assert!(median < Duration::from_millis(50), "median {median:?}");
 }
 
 #[test]
