@@ -104,3 +104,35 @@ fn claude_mcp_add_line_starts_a_working_server() {
     let args: Vec<String> = words.collect();
     exercise(&command, &args, &Env::new());
 }
+
+/// Every test docs/security.md cites as proof exists: `module::name` must be a `fn name` in
+/// tests/integration/module.rs (`module::*` only needs the file), so the threat map cannot
+/// silently point at tests that were renamed or removed.
+#[test]
+fn security_md_cites_only_tests_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("docs/security.md")).unwrap();
+    let mut cited = 0;
+    let mut missing = Vec::new();
+    for span in text.split('`').skip(1).step_by(2) {
+        let Some((module, name)) = span.split_once("::") else {
+            continue;
+        };
+        if !module.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            || !name.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '*')
+        {
+            continue;
+        }
+        let file = root.join(format!("tests/integration/{module}.rs"));
+        let Ok(source) = std::fs::read_to_string(&file) else {
+            missing.push(format!("{span} (no {})", file.display()));
+            continue;
+        };
+        cited += 1;
+        if name != "*" && !source.contains(&format!("fn {name}()")) {
+            missing.push(span.to_owned());
+        }
+    }
+    assert!(cited > 40, "only {cited} tests cited; did the format change?");
+    assert!(missing.is_empty(), "docs/security.md cites missing tests: {missing:?}");
+}
