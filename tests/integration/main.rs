@@ -14,6 +14,7 @@ mod confinement;
 mod container;
 mod differential;
 mod docs;
+mod doctor;
 mod limits;
 mod mcp;
 mod native;
