@@ -4,7 +4,7 @@
 use crate::error::{ErrorCode, RunError};
 use crate::limits::Limits;
 use crate::outcome::{Outcome, RunnerKind};
-use crate::policy::Access;
+use crate::policy::{Access, Annotations};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -264,6 +264,9 @@ pub struct CommandInfo {
     pub access: Access,
     /// Default limits of a call.
     pub limits: Limits,
+    /// MCP tool annotations: hints for deciding whether to ask a human before calling. Derived
+    /// from `access`, or from the manifest of an operator-supplied command.
+    pub annotations: Annotations,
 }
 
 /// Result of `list_commands`.

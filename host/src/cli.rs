@@ -38,19 +38,11 @@ enum Command {
     CheckConfig(PolicyArgs),
     /// Read the audit log: tail, show, query, verify.
     Audit(crate::audit::cli::AuditArgs),
-    /// Print which protections native commands get on this machine, and how to fix what is
-    /// missing. Exits 0 when every protection is in force, 1 otherwise.
-    Doctor(DoctorArgs),
-}
-
-#[derive(Debug, Args)]
-struct DoctorArgs {
-    /// Policy file (TOML) whose [sandbox] and [native] tables to check.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Also check that the sandbox user can use this workspace.
-    #[arg(long, value_name = "DIR")]
-    workspace: Option<PathBuf>,
+    /// Check the effective policy (same flags as serve) on this machine, as this user: native
+    /// protections, the workspace, audit, cache and tools directories, running as root. Prints
+    /// what is in force and the fix for what is missing; changes nothing. Exits 0 when everything
+    /// is in force, 1 otherwise.
+    Doctor(PolicyArgs),
 }
 
 /// Flags that locate and override the policy.
@@ -148,32 +140,36 @@ where
     code
 }
 
-/// `runbox doctor`: the policy's sandbox settings, probed on this machine.
-fn doctor(d: &DoctorArgs) -> ExitCode {
-    let file = match &d.config {
+/// `runbox doctor`: the effective policy, checked on this machine ([`crate::doctor`]).
+fn doctor(p: &PolicyArgs) -> ExitCode {
+    let file = match &p.config {
         Some(path) => match read_policy_file(path) {
             Ok(f) => f,
             Err(e) => return fail(&e.to_string()),
         },
         None => PolicyFile::default(),
     };
-    let workspace = d.workspace.clone().or_else(|| file.workspace.clone());
-    // The workspace and audit directory only complete the policy here; nothing is opened.
-    let overrides = Overrides {
-        workspace: Some(workspace.clone().unwrap_or_else(std::env::temp_dir)),
-        audit_dir: Some(std::env::temp_dir()),
-        ..Overrides::default()
-    };
-    let policy = match Policy::build(file, &overrides) {
-        Ok(p) => p,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let (text, complete) = crate::native::doctor::report(&policy, workspace.as_deref());
-    print!("{text}");
-    if complete {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    match crate::doctor::report(file, &overrides(p), p.config.as_deref()) {
+        Ok((text, complete)) => {
+            print!("{text}");
+            if complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// The flags that override the policy file.
+fn overrides(p: &PolicyArgs) -> Overrides {
+    Overrides {
+        workspace: p.workspace.clone(),
+        audit_dir: p.audit_dir.clone(),
+        cache_dir: p.cache_dir.clone(),
+        tools_dir: p.tools_dir.clone(),
+        allow_root: p.allow_root,
     }
 }
 
@@ -183,14 +179,7 @@ fn load_policy(p: &PolicyArgs) -> Result<Policy, String> {
         Some(path) => read_policy_file(path).map_err(|e| e.to_string())?,
         None => PolicyFile::default(),
     };
-    let overrides = Overrides {
-        workspace: p.workspace.clone(),
-        audit_dir: p.audit_dir.clone(),
-        cache_dir: p.cache_dir.clone(),
-        tools_dir: p.tools_dir.clone(),
-        allow_root: p.allow_root,
-    };
-    Policy::build(file, &overrides).map_err(|e| e.to_string())
+    Policy::build(file, &overrides(p)).map_err(|e| e.to_string())
 }
 
 /// Loads the policy, refuses root without consent, refuses a policy file inside the workspace,

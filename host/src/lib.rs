@@ -22,6 +22,8 @@
 //! - [`api`]: tool inputs and results as clients see them (schemas derive from these types).
 //! - [`service`]: the call pipeline, independent of MCP.
 //! - [`mcp`]: stdin/stdout, line framing and the rmcp handler.
+//! - [`doctor`]: `runbox doctor`, what is in force for a policy on this machine and the fix for
+//!   what is missing.
 //! - [`cli`]: the `runbox` command line.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -29,6 +31,7 @@ pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod limits;
 pub mod mcp;

@@ -8,7 +8,6 @@ use crate::error::{ErrorCode, RunError};
 use crate::outcome::RunnerKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 /// Longest command name considered at all; longer ones are refused before lookup.
 pub const MAX_COMMAND_NAME_BYTES: usize = 255;
@@ -28,10 +27,42 @@ pub enum Access {
 pub enum Program {
     /// The built-in multicall module, entered under the command's name as `argv[0]`.
     Builtin,
-    /// An operator-supplied WASI module file.
-    Module(PathBuf),
+    /// An operator-supplied WASI module, with what its manifest chose.
+    Module(std::sync::Arc<crate::tools_dir::ModuleCommand>),
     /// A real binary run by the native runner.
     Native(std::sync::Arc<crate::native::policy::NativeCommand>),
+}
+
+/// MCP tool annotations of one command, shown by `list_commands`. Hints for clients deciding
+/// whether to ask a human first; runbox never relies on them (the policy and the sandbox do the
+/// enforcing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Annotations {
+    /// The command does not change the workspace.
+    pub read_only_hint: bool,
+    /// A change it makes may delete or overwrite (not only add).
+    pub destructive_hint: bool,
+    /// Repeating a call with the same arguments has no further effect.
+    pub idempotent_hint: bool,
+    /// It reaches beyond the workspace (runbox's commands have no network, so false unless a
+    /// tool author says otherwise).
+    pub open_world_hint: bool,
+}
+
+impl Annotations {
+    /// What follows from a command's access alone: a reader is read-only and idempotent; a
+    /// writer is assumed destructive and not idempotent (the cautious reading MCP gives absent
+    /// hints). Neither reaches beyond the workspace.
+    pub fn for_access(access: Access) -> Self {
+        let read = access == Access::Read;
+        Self {
+            read_only_hint: read,
+            destructive_hint: !read,
+            idempotent_hint: read,
+            open_world_hint: false,
+        }
+    }
 }
 
 /// One allowlisted command.
@@ -82,6 +113,34 @@ impl CommandSpec {
             runner: RunnerKind::Native,
             access: command.access,
             program: Program::Native(std::sync::Arc::new(command.clone())),
+        }
+    }
+}
+
+impl CommandSpec {
+    /// The command's default limits: its own (a native command's, or a module's from its
+    /// manifest), else the policy's `policy`.
+    pub fn limits(&self, policy: &crate::limits::Limits) -> crate::limits::Limits {
+        match &self.program {
+            Program::Native(n) => n.limits,
+            Program::Module(m) => m.limits,
+            Program::Builtin => *policy,
+        }
+    }
+
+    /// The environment a WASI command gets: a module's own selection, else the policy's `policy`.
+    pub fn guest_env<'a>(&'a self, policy: &'a [(String, String)]) -> &'a [(String, String)] {
+        match &self.program {
+            Program::Module(m) => &m.env,
+            _ => policy,
+        }
+    }
+
+    /// Its MCP annotations: a module's from its manifest, else derived from its access.
+    pub fn annotations(&self) -> Annotations {
+        match &self.program {
+            Program::Module(m) => m.annotations,
+            _ => Annotations::for_access(self.access),
         }
     }
 }
@@ -255,7 +314,12 @@ mod tests {
             description: "evil".into(),
             runner: RunnerKind::Wasi,
             access: Access::Write,
-            program: Program::Module("/x.wasm".into()),
+            program: Program::Module(std::sync::Arc::new(crate::tools_dir::ModuleCommand {
+                path: "/x.wasm".into(),
+                limits: crate::limits::Limits::default(),
+                env: Vec::new(),
+                annotations: Annotations::for_access(Access::Write),
+            })),
         };
         assert!(c.add(spec).is_err());
         assert_eq!(c.lookup("ls").unwrap().description, "list");

@@ -185,3 +185,159 @@ fn strict_policy_stops_on_a_bad_module() {
         "{err}"
     );
 }
+
+/// The `list_commands` entry of one command.
+fn listed(s: &mut Server, name: &str) -> serde_json::Value {
+    let list = s.call("list_commands", json!({}));
+    structured(&list)["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} is not listed: {list}"))
+}
+
+#[test]
+fn a_manifest_lowers_limits_and_calls_hit_them() {
+    let env = Env::new()
+        .with_guests(&["spin", "sleeper", "flood", "memhog", "exiter"])
+        .with_manifest("spin", "[limits]\nfuel = 50000000\n")
+        .with_manifest("sleeper", "[limits]\ntimeout_ms = 300\n")
+        .with_manifest("flood", "[limits]\nstdout_bytes = 100\n")
+        .with_manifest("memhog", "[limits]\nmemory_bytes = 16777216\n");
+    let mut s = env.serve();
+    let r = s.run("spin", &[]);
+    assert_eq!(error_code(&r), "CPU_LIMIT", "{r}");
+    let r = s.run("sleeper", &["60000"]);
+    assert_eq!(error_code(&r), "TIMEOUT", "{r}");
+    let r = s.run("flood", &["1"]);
+    assert_eq!(structured(&r)["stdoutTruncated"], true, "{r}");
+    assert_eq!(structured(&r)["stdout"].as_str().unwrap().len(), 100);
+    let r = s.run("memhog", &[]);
+    assert_eq!(error_code(&r), "MEMORY_LIMIT", "{r}");
+    // list_commands shows each command's own limits; one without a manifest has the policy's.
+    assert_eq!(listed(&mut s, "spin")["limits"]["fuel"], 50_000_000);
+    assert_eq!(listed(&mut s, "sleeper")["limits"]["timeoutMs"], 300);
+    assert_eq!(listed(&mut s, "flood")["limits"]["stdoutBytes"], 100);
+    assert_eq!(
+        listed(&mut s, "memhog")["limits"]["memoryBytes"],
+        16_777_216
+    );
+    assert_eq!(listed(&mut s, "exiter")["limits"]["timeoutMs"], 30_000);
+    assert_eq!(listed(&mut s, "spin")["limits"]["timeoutMs"], 30_000);
+}
+
+#[test]
+fn a_manifest_chooses_which_policy_variables_the_guest_sees() {
+    let env = Env::new()
+        .with_guests(&["whereami"])
+        .with_manifest("whereami", "env = [\"TZ\", \"COLUMNS\"]\n")
+        .with_config("[wasi.env]\nLANG = \"C.UTF-8\"\nTZ = \"Europe/Paris\"\nCOLUMNS = \"120\"\n");
+    let mut s = env.serve();
+    let r = s.run("whereami", &[]);
+    let out = structured(&r)["stdout"].as_str().unwrap().to_owned();
+    assert!(out.contains("env TZ=Europe/Paris\n"), "{out}");
+    assert!(out.contains("env COLUMNS=120\n"), "{out}");
+    assert!(!out.contains("LANG"), "LANG was not chosen:\n{out}");
+    // The audit record names exactly the variables the guest got.
+    let id = request_id(&r);
+    let done = env
+        .records_of(&id)
+        .into_iter()
+        .find(|r| r["stage"] == "completed")
+        .unwrap_or_else(|| panic!("no completed record for {id}"));
+    assert_eq!(
+        done["sandbox"]["confinement"]["envNames"],
+        json!(["COLUMNS", "TZ", "PWD", "TMPDIR"])
+    );
+}
+
+#[test]
+fn every_command_lists_annotations() {
+    let env = Env::new()
+        .with_guests(&["exiter", "writer", "whereami"])
+        .with_manifest(
+            "writer",
+            "filesystem = \"read-write\"\n[annotations]\ndestructive_hint = false\n",
+        )
+        .with_manifest("whereami", "[annotations]\nopen_world_hint = true\n");
+    let mut s = env.serve();
+    let hints = |c: &serde_json::Value| {
+        let a = &c["annotations"];
+        [
+            a["readOnlyHint"].as_bool().unwrap(),
+            a["destructiveHint"].as_bool().unwrap(),
+            a["idempotentHint"].as_bool().unwrap(),
+            a["openWorldHint"].as_bool().unwrap(),
+        ]
+    };
+    // Built-ins and modules without a manifest: derived from access.
+    assert_eq!(hints(&listed(&mut s, "cat")), [true, false, true, false]);
+    assert_eq!(hints(&listed(&mut s, "rm")), [false, true, false, false]);
+    assert_eq!(hints(&listed(&mut s, "exiter")), [true, false, true, false]);
+    // From the manifests, over the derived defaults.
+    assert_eq!(
+        hints(&listed(&mut s, "writer")),
+        [false, false, false, false]
+    );
+    assert_eq!(
+        hints(&listed(&mut s, "whereami")),
+        [true, false, true, true]
+    );
+    let list = s.call("list_commands", json!({}));
+    for c in structured(&list)["commands"].as_array().unwrap() {
+        assert!(c["annotations"].is_object(), "no annotations: {c}");
+    }
+}
+
+#[test]
+fn manifests_that_ask_too_much_are_refused_with_the_file_named() {
+    let env = Env::new()
+        .with_guests(&["raiser", "inventor", "liar", "typo", "exiter"])
+        .with_manifest("raiser", "[limits]\ntimeout_ms = 600000\n")
+        .with_manifest("inventor", "env = [\"HOME\"]\n")
+        .with_manifest(
+            "liar",
+            "filesystem = \"read-write\"\n[annotations]\nread_only_hint = true\n",
+        )
+        .with_manifest("typo", "[limits]\ncpu_seconds = 1\n");
+    let mut s = env.serve();
+    let list = s.call("list_commands", json!({}));
+    let names: Vec<&str> = structured(&list)["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"exiter"));
+    for bad in ["raiser", "inventor", "liar", "typo"] {
+        assert!(!names.contains(&bad), "{bad} was offered");
+    }
+    let log = s.stderr();
+    for (file, why) in [
+        ("raiser.toml", "limits.timeout_ms"),
+        ("inventor.toml", "HOME"),
+        ("liar.toml", "read_only_hint"),
+        ("typo.toml", "cpu_seconds"),
+    ] {
+        assert!(
+            log.lines().any(|l| l.contains(file) && l.contains(why)),
+            "no warning naming {file} ({why}):\n{log}"
+        );
+    }
+    // Under strict_tools the same files stop the server.
+    let strict = Env {
+        tools: env.tools.clone(),
+        ..Env::new()
+    }
+    .with_config("strict_tools = true\n");
+    let out = as_server_user(runbox_bin())
+        .arg("serve")
+        .args(strict.policy_args())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("raiser.toml"), "{err}");
+}

@@ -15,6 +15,7 @@ mod confinement;
 mod container;
 mod differential;
 mod docs;
+mod doctor;
 mod limits;
 mod load;
 mod mcp;

@@ -168,7 +168,8 @@ impl Service {
             }
             let check =
                 |bytes: &[u8]| inspect::check_module(bytes, |m, n| wasi.provides(m, n)).map(|_| ());
-            let (specs, mut rejected) = tools_dir::scan(dir, check).map_err(StartError::Config)?;
+            let (specs, mut rejected) =
+                tools_dir::scan(dir, &policy, check).map_err(StartError::Config)?;
             for spec in specs {
                 let file = format!("{}/{}.wasm", dir.display(), spec.name);
                 if let Err(e) = catalog.add(spec) {
@@ -307,10 +308,8 @@ impl Service {
                     description: c.description.clone(),
                     runner: c.runner,
                     access: c.access,
-                    limits: match &c.program {
-                        Program::Native(n) => n.limits,
-                        _ => self.policy.limits,
-                    },
+                    limits: c.limits(&self.policy.limits),
+                    annotations: c.annotations(),
                 })
                 .collect(),
             max_timeout_ms: self.policy.max_timeout_ms,
@@ -414,7 +413,11 @@ impl Service {
                 command.env.keys().map(String::as_str),
             );
         }
-        let env_names = self.guest_env.iter().map(|(k, _)| k.as_str());
+        let env_names = c
+            .spec
+            .guest_env(&self.guest_env)
+            .iter()
+            .map(|(k, _)| k.as_str());
         crate::audit::call::wasi_sandbox(c.limits, writable, env_names)
     }
 
@@ -467,7 +470,7 @@ impl Service {
                     .ready(writable)?;
                 n.limits
             }
-            _ => self.policy.limits,
+            _ => spec.limits(&self.policy.limits),
         };
         let limits = base.with_timeout(args.timeout_ms, self.policy.max_timeout_ms)?;
         let mut argv = Vec::with_capacity(args.args.len() + 1);
@@ -499,7 +502,7 @@ impl Service {
         }
         let run = GuestRun {
             argv: &c.argv,
-            env: &self.guest_env,
+            env: c.spec.guest_env(&self.guest_env),
             stdin: c.stdin.clone(),
             workspace: &self.workspace,
             cwd: &c.cwd,

@@ -146,7 +146,7 @@ impl WasiRuntime {
     pub async fn prepare(&self, program: &Program) -> Result<InstancePre<GuestState>, RunError> {
         let key = match program {
             Program::Builtin => ProgramKey::Builtin,
-            Program::Module(p) => ProgramKey::Module(p.clone()),
+            Program::Module(m) => ProgramKey::Module(m.path.clone()),
             Program::Native(_) => {
                 return Err(RunError::internal(
                     "a native command reached the WASI runner",

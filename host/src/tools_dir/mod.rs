@@ -1,37 +1,22 @@
-//! Operator-supplied WASI commands: `NAME.wasm` files, each with an optional `NAME.toml` manifest,
-//! in the policy's `tools_dir`.
+//! Operator-supplied WASI commands: `NAME.wasm` files, each with an optional `NAME.toml` manifest
+//! ([`manifest`]), in the policy's `tools_dir`.
 //!
 //! The directory is read once at start. A file whose name is not a plain command name, or whose
-//! manifest is malformed, is skipped with a warning naming the file; nothing here can replace a
-//! built-in command (the catalog refuses duplicate names).
+//! manifest is malformed or asks for more than the policy allows, is skipped with a warning
+//! naming the file; nothing here can replace a built-in command (the catalog refuses duplicate
+//! names). Reads only: nothing in the directory is created or changed.
 
+pub mod manifest;
+
+use crate::config::Policy;
 use crate::outcome::RunnerKind;
-use crate::policy::{Access, CommandSpec, Program};
-use serde::Deserialize;
+use crate::policy::{Catalog, CommandSpec, Program};
+pub use manifest::{FsAccess, Manifest, ModuleCommand};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Longest manifest read.
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
-
-/// `NAME.toml` next to `NAME.wasm`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Manifest {
-    /// One line shown to clients.
-    pub description: Option<String>,
-    /// `read-only` (default) or `read-write`.
-    pub filesystem: Option<FsAccess>,
-}
-
-/// Filesystem access a manifest may declare.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum FsAccess {
-    /// Read-only view of the workspace.
-    ReadOnly,
-    /// May change files.
-    ReadWrite,
-}
 
 /// Whether `name` may be a command name: letters, digits, `.`, `_`, `-`, not starting with `.`.
 pub fn valid_command_name(name: &str) -> bool {
@@ -47,11 +32,13 @@ pub fn valid_command_name(name: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected(pub String);
 
-/// Lists the commands in `dir`, each module checked by `check` (which gets the file's bytes).
-/// A missing directory is an error (the operator named it); a bad entry is returned in the
-/// second list, with the file named, so the caller can warn or, under a strict policy, stop.
+/// Lists the commands in `dir`, each manifest resolved against `policy` and each module checked
+/// by `check` (which gets the file's bytes). A missing directory is an error (the operator named
+/// it); a bad entry is returned in the second list, with the file named, so the caller can warn
+/// or, under a strict policy, stop.
 pub fn scan(
     dir: &Path,
+    policy: &Policy,
     check: impl Fn(&[u8]) -> Result<(), String>,
 ) -> Result<(Vec<CommandSpec>, Vec<Rejected>), String> {
     let entries =
@@ -76,7 +63,11 @@ pub fn scan(
             );
             continue;
         }
-        let manifest = match read_manifest(&path.with_extension("toml")) {
+        let toml_path = path.with_extension("toml");
+        let manifest = match read_manifest(&toml_path).and_then(|m| {
+            m.resolve(policy)
+                .map_err(|e| format!("{}: {e}", toml_path.display()))
+        }) {
             Ok(m) => m,
             Err(e) => {
                 reject(&path, format!("bad manifest: {e}"));
@@ -99,18 +90,35 @@ pub fn scan(
             description: manifest
                 .description
                 .unwrap_or_else(|| format!("operator-supplied WASI command {name}")),
-            access: match manifest.filesystem {
-                Some(FsAccess::ReadWrite) => Access::Write,
-                _ => Access::Read,
-            },
+            access: manifest.access,
             runner: RunnerKind::Wasi,
-            program: Program::Module(path.clone()),
+            program: Program::Module(Arc::new(ModuleCommand {
+                path: path.clone(),
+                limits: manifest.limits,
+                env: manifest.env,
+                annotations: manifest.annotations,
+            })),
             name,
         });
     }
     specs.sort_by(|a, b| a.name.cmp(&b.name));
     rejected.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((specs, rejected))
+}
+
+/// Adds scanned commands to `catalog`; one whose name is taken (a built-in or native command)
+/// is returned as rejected, naming its file, since nothing may replace a command.
+pub fn offer(catalog: &mut Catalog, dir: &Path, specs: Vec<CommandSpec>) -> Vec<Rejected> {
+    let mut rejected = Vec::new();
+    for spec in specs {
+        let file = format!("{}/{}.wasm", dir.display(), spec.name);
+        if let Err(e) = catalog.add(spec) {
+            rejected.push(Rejected(format!(
+                "{file}: {e}; built-in commands cannot be replaced"
+            )));
+        }
+    }
+    rejected
 }
 
 /// Largest module file read at start.
@@ -151,6 +159,16 @@ fn read_manifest(path: &Path) -> Result<Manifest, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Access;
+
+    fn policy() -> Policy {
+        let flags = crate::config::Overrides {
+            workspace: Some("/ws".into()),
+            audit_dir: Some("/audit".into()),
+            ..Default::default()
+        };
+        Policy::build(crate::config::PolicyFile::default(), &flags).unwrap()
+    }
 
     #[test]
     fn names_are_plain() {
@@ -182,7 +200,7 @@ mod tests {
                 Err("not a module".to_owned())
             }
         };
-        let (specs, rejected) = scan(dir.path(), check).unwrap();
+        let (specs, rejected) = scan(dir.path(), &policy(), check).unwrap();
         let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["one", "two"]);
         let why: Vec<&str> = rejected.iter().map(|r| r.0.as_str()).collect();
@@ -205,7 +223,75 @@ mod tests {
     }
 
     #[test]
+    fn manifests_choose_limits_env_and_annotations_within_the_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, manifest: &str| {
+            std::fs::write(dir.path().join(format!("{name}.wasm")), b"x").unwrap();
+            std::fs::write(dir.path().join(format!("{name}.toml")), manifest).unwrap();
+        };
+        write(
+            "fast",
+            "env = [\"TZ\"]\n[limits]\ntimeout_ms = 100\nfuel = 5000\n[annotations]\nidempotent_hint = false\n",
+        );
+        write("greedy", "[limits]\nfuel = 999999999999999\n");
+        write("inventor", "env = [\"SECRET\"]\n");
+        write(
+            "liar",
+            "filesystem = \"read-write\"\n[annotations]\nread_only_hint = true\n",
+        );
+        write("nativeish", "[limits]\nprocesses = 2\n");
+        let (specs, rejected) = scan(dir.path(), &policy(), |_| Ok(())).unwrap();
+        let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["fast"]);
+        let fast = &specs[0];
+        let p = policy();
+        assert_eq!(fast.limits(&p.limits).timeout_ms, 100);
+        assert_eq!(fast.limits(&p.limits).fuel, 5000);
+        assert_eq!(fast.limits(&p.limits).memory_bytes, p.limits.memory_bytes);
+        assert_eq!(fast.guest_env(&[]), [("TZ".to_owned(), "UTC".to_owned())]);
+        let a = fast.annotations();
+        assert!(a.read_only_hint && !a.idempotent_hint && !a.open_world_hint);
+        let why: Vec<&str> = rejected.iter().map(|r| r.0.as_str()).collect();
+        for (file, reason) in [
+            ("greedy.toml", "limits.fuel"),
+            ("inventor.toml", "SECRET"),
+            ("liar.toml", "read_only_hint"),
+            ("nativeish.toml", "processes"),
+        ] {
+            assert!(
+                why.iter().any(|w| w.contains(file) && w.contains(reason)),
+                "{file}: {why:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_taken_name_is_rejected_naming_the_file() {
+        let b = crate::policy::parse_builtin_manifest(
+            "[[command]]\nname = \"ls\"\ndescription = \"d\"\naccess = \"read\"\n",
+        )
+        .unwrap();
+        let mut catalog = Catalog::from_builtins(&b, None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ls.wasm"), b"x").unwrap();
+        std::fs::write(dir.path().join("new.wasm"), b"x").unwrap();
+        let (specs, _) = scan(dir.path(), &policy(), |_| Ok(())).unwrap();
+        let rejected = offer(&mut catalog, dir.path(), specs);
+        assert_eq!(rejected.len(), 1);
+        assert!(rejected[0].0.contains("ls.wasm"), "{rejected:?}");
+        assert!(catalog.lookup("new").is_ok());
+        assert_eq!(catalog.lookup("ls").unwrap().program, Program::Builtin);
+    }
+
+    #[test]
     fn missing_dir_is_an_error() {
-        assert!(scan(Path::new("/nonexistent/runbox-tools"), |_| Ok(())).is_err());
+        assert!(
+            scan(
+                Path::new("/nonexistent/runbox-tools"),
+                &policy(),
+                |_| Ok(())
+            )
+            .is_err()
+        );
     }
 }

@@ -1,0 +1,180 @@
+//! `runbox doctor`'s view of `tools_dir`: readable, outside the workspace, and each module as
+//! `runbox serve` would judge it at start (manifest, imports, name collisions). Modules are read
+//! and inspected, never compiled or run.
+
+use super::Finding;
+use super::probe::{self, DirProbe, User};
+use crate::config::Policy;
+use crate::policy::Catalog;
+use std::path::Path;
+
+/// The tools directory: readable, outside the workspace, and each module as start would judge
+/// it (manifest, imports, name collisions).
+pub(super) fn tools_findings(
+    policy: &Policy,
+    user: User,
+    inside: &dyn Fn(&Path) -> bool,
+) -> Vec<Finding> {
+    let Some(dir) = &policy.tools_dir else {
+        return vec![Finding::info(
+            "tools",
+            "no tools_dir: only built-in and native commands",
+        )];
+    };
+    if inside(dir) {
+        return vec![Finding::missing(
+            "tools",
+            format!(
+                "{} is inside the workspace, where commands could replace modules; serve refuses to start",
+                dir.display()
+            ),
+            "set tools_dir to a directory outside the workspace",
+        )];
+    }
+    let readable = match probe::probe_dir(dir, probe::READ, user) {
+        DirProbe::Usable => Ok(()),
+        DirProbe::Creatable { .. } | DirProbe::Uncreatable(_) => {
+            Err(format!("{} does not exist", dir.display()))
+        }
+        DirProbe::Denied(why) => Err(why),
+    };
+    let scanned = readable.and_then(|()| scan_tools(policy, dir));
+    let (offered, rejected) = match scanned {
+        Ok(r) => r,
+        Err(why) => {
+            return vec![Finding::missing(
+                "tools",
+                format!("{why}; serve refuses to start"),
+                format!(
+                    "make {} readable by uid {} (chmod a+rx, or chown), or correct tools_dir",
+                    dir.display(),
+                    user.uid
+                ),
+            )];
+        }
+    };
+    let mut out = vec![Finding::ok(
+        "tools",
+        format!(
+            "{}: {}",
+            dir.display(),
+            if offered.is_empty() {
+                "no module offered".to_owned()
+            } else {
+                format!("offers {}", offered.join(", "))
+            }
+        ),
+    )];
+    let consequence = if policy.strict_tools {
+        "strict_tools is set, so serve refuses to start"
+    } else {
+        "it is skipped"
+    };
+    for r in rejected {
+        out.push(Finding::missing(
+            "tools",
+            format!("{}; {consequence}", r.0),
+            "correct the module or its manifest (see docs/writing-commands.md), or remove it",
+        ));
+    }
+    out
+}
+
+/// The names start would offer from `dir`, and the files it would reject.
+fn scan_tools(
+    policy: &Policy,
+    dir: &Path,
+) -> Result<(Vec<String>, Vec<crate::tools_dir::Rejected>), String> {
+    let builtin = crate::wasi::BuiltinModule {
+        wasm: crate::BUILTIN_MODULE,
+        sha256: *crate::BUILTIN_MODULE_SHA256,
+    };
+    // No pool, no cache: only the linker is needed, to know which imports are provided.
+    let wasi =
+        crate::wasi::WasiRuntime::new(crate::wasi::cache::ModuleCache::disabled(), builtin, None)
+            .map_err(|e| e.to_string())?;
+    let check = |bytes: &[u8]| {
+        crate::wasi::inspect::check_module(bytes, |m, n| wasi.provides(m, n)).map(|_| ())
+    };
+    let (specs, mut rejected) = crate::tools_dir::scan(dir, policy, check)?;
+    let builtins = crate::policy::parse_builtin_manifest(crate::BUILTIN_MANIFEST)?;
+    let mut catalog = Catalog::from_builtins(&builtins, policy.commands.as_deref())?;
+    for command in policy.native.values() {
+        let _ = catalog.add(crate::policy::CommandSpec::native(command));
+    }
+    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+    rejected.extend(crate::tools_dir::offer(&mut catalog, dir, specs));
+    let offered = names
+        .into_iter()
+        .filter(|n| {
+            !rejected
+                .iter()
+                .any(|r| r.0.contains(&format!("/{n}.wasm:")))
+        })
+        .collect();
+    Ok((offered, rejected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+
+    fn missing(findings: &[Finding]) -> Vec<String> {
+        findings
+            .iter()
+            .filter(|f| f.status == super::super::Status::Missing)
+            .map(|f| format!("{} / {}", f.text, f.fix.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    fn policy(dir: &Path, extra: &str) -> Policy {
+        let flags = Overrides {
+            workspace: Some(dir.join("ws")),
+            audit_dir: Some(dir.join("audit")),
+            ..Overrides::default()
+        };
+        Policy::build(crate::config::parse_policy(extra).unwrap(), &flags).unwrap()
+    }
+
+    #[test]
+    fn bad_modules_are_listed_one_per_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("ws")).unwrap();
+        let tools = dir.path().join("tools");
+        std::fs::create_dir(&tools).unwrap();
+        std::fs::write(tools.join("garbage.wasm"), b"nope").unwrap();
+        std::fs::write(tools.join("cat.wasm"), b"nope").unwrap();
+        let mut p = policy(dir.path(), "strict_tools = true\n");
+        p.tools_dir = Some(tools);
+        let f = tools_findings(&p, User::current(), &|_| false);
+        let m = missing(&f);
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(m.iter().all(|l| l.contains("strict_tools")), "{m:?}");
+        assert!(m.iter().any(|l| l.contains("garbage.wasm")), "{m:?}");
+    }
+
+    #[test]
+    fn a_module_that_would_shadow_a_command_is_not_offered() {
+        let dir = tempfile::tempdir().unwrap();
+        let tools = dir.path().join("tools");
+        std::fs::create_dir(&tools).unwrap();
+        let wasm =
+            wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#)
+                .unwrap();
+        std::fs::write(tools.join("cat.wasm"), &wasm).unwrap();
+        std::fs::write(tools.join("mine.wasm"), &wasm).unwrap();
+        let mut p = policy(dir.path(), "");
+        p.tools_dir = Some(tools);
+        let f = tools_findings(&p, User::current(), &|_| false);
+        assert!(f[0].text.ends_with("offers mine"), "{f:?}");
+        let m = missing(&f);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(
+            m[0].contains("cat.wasm")
+                && m[0].contains("cannot be replaced")
+                && m[0].contains("it is skipped"),
+            "{m:?}"
+        );
+    }
+}
