@@ -119,7 +119,9 @@ fn security_md_cites_only_tests_that_exist() {
             continue;
         };
         if !module.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-            || !name.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '*')
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c == '*')
         {
             continue;
         }
@@ -133,6 +135,12 @@ fn security_md_cites_only_tests_that_exist() {
             missing.push(span.to_owned());
         }
     }
-    assert!(cited > 40, "only {cited} tests cited; did the format change?");
-    assert!(missing.is_empty(), "docs/security.md cites missing tests: {missing:?}");
+    assert!(
+        cited > 40,
+        "only {cited} tests cited; did the format change?"
+    );
+    assert!(
+        missing.is_empty(),
+        "docs/security.md cites missing tests: {missing:?}"
+    );
 }

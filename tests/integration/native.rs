@@ -846,6 +846,12 @@ fn doctor_reports_each_protection() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(!out.status.success());
         assert!(text.contains("chown -R 65534:65534"), "{text}");
+        // The verdict lists what to fix, never an empty list.
+        let verdict = text.split("verdict:").nth(1).unwrap_or_default();
+        assert!(
+            verdict.contains("  - "),
+            "the verdict names nothing to fix:\n{text}"
+        );
     }
 }
 

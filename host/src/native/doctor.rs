@@ -2,7 +2,7 @@
 //! missing one. It probes exactly as the server does at start, and never runs a command.
 
 use crate::config::Policy;
-use crate::native::probe::{self, Enforcement, Protections};
+use crate::native::probe::{self, Enforcement};
 use crate::native::spawn::Identity;
 use std::fmt::Write;
 use std::path::Path;
@@ -64,9 +64,16 @@ pub fn report(policy: &Policy, workspace: Option<&Path>) -> (String, bool) {
         p.cgroups
     );
     let mut complete = p.complete();
+    let mut unusable_workspace = None;
     if let Some(ws) = workspace {
         let access = probe::workspace_access(ws, p.identity, policy.workspace_writable);
         complete &= access.is_ok();
+        if access.is_err() {
+            unusable_workspace = Some(format!(
+                "the sandbox user cannot use the workspace {} (see the workspace line above)",
+                ws.display()
+            ));
+        }
         let _ = writeln!(
             out,
             "[{}] workspace:   {}",
@@ -103,11 +110,18 @@ pub fn report(policy: &Policy, workspace: Option<&Path>) -> (String, bool) {
         }
     );
     let _ = writeln!(out);
-    write_verdict(&mut out, &p, complete, policy.sandbox.require_confinement);
+    let mut missing = p.missing();
+    missing.extend(unusable_workspace);
+    write_verdict(
+        &mut out,
+        &missing,
+        complete,
+        policy.sandbox.require_confinement,
+    );
     (out, complete)
 }
 
-fn write_verdict(out: &mut String, p: &Protections, complete: bool, required: bool) {
+fn write_verdict(out: &mut String, missing: &[String], complete: bool, required: bool) {
     if complete {
         let _ = writeln!(out, "verdict: native commands are fully confined");
         return;
@@ -121,7 +135,7 @@ fn write_verdict(out: &mut String, p: &Protections, complete: bool, required: bo
             "native calls run LESS CONFINED (sandbox.require_confinement = false); to fix:"
         }
     );
-    for m in p.missing() {
+    for m in missing {
         let _ = writeln!(out, "  - {m}");
     }
 }
