@@ -10,6 +10,9 @@
 //! - `contains_host_path(p)` for a host path `p` under `base/` is true whenever `p`, or the
 //!   deepest existing ancestor of a path that does not exist yet, really lies inside the
 //!   workspace (what an audit directory there would be writable through).
+//!
+//! Besides the fuzzed queries and host paths, every entry is checked as named (and a path
+//! below it that does not exist yet), so each symlink the layout makes is looked through.
 #![no_main]
 
 use cap_std::ambient_authority;
@@ -111,9 +114,26 @@ fuzz_target!(|input: Input| {
     let inside = directories_beneath(&ws_path);
     let workspace = Workspace::open(&ws_path).expect("open the workspace");
 
-    for q in &input.queries {
-        let relative = query_text(q);
-        check_resolve(&workspace, &ws_path, &inside, &relative);
+    // The fuzzed queries, and every entry of the layout as it was named.
+    let mut queries: Vec<String> = input.queries.iter().map(query_text).collect();
+    let mut host_paths = Vec::new();
+    for e in &input.entries {
+        let path = entry_path(e);
+        let root = match e.root {
+            Root::Workspace => {
+                queries.push(path.display().to_string());
+                &ws_path
+            }
+            Root::Outside => &outside_path,
+        };
+        host_paths.push(root.join(&path));
+        host_paths.push(root.join(&path).join("not-yet"));
+    }
+    for relative in &queries {
+        check_resolve(&workspace, &ws_path, &inside, relative);
+    }
+    for path in &host_paths {
+        check_contains(&workspace, &ws_path, path);
     }
     for (root, parts) in &input.host_paths {
         let start = match root % 3 {
@@ -207,11 +227,10 @@ fn build(base: &Path, ws: &Dir, outside: &Dir, e: &Entry) {
         Root::Workspace => ws,
         Root::Outside => outside,
     };
-    let names: Vec<&str> = e.path.iter().take(3).map(|&i| name(i)).collect();
-    if names.is_empty() {
+    let path = entry_path(e);
+    if path.as_os_str().is_empty() {
         return;
     }
-    let path: PathBuf = names.iter().collect();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         let _ = dir.create_dir_all(parent);
     }
@@ -220,6 +239,11 @@ fn build(base: &Path, ws: &Dir, outside: &Dir, e: &Entry) {
         Kind::File => dir.write(&path, b"file"),
         Kind::Symlink(target) => dir.symlink_contents(target_path(base, target), &path),
     };
+}
+
+/// An entry's path below its root: names only, at most 3 deep.
+fn entry_path(e: &Entry) -> PathBuf {
+    e.path.iter().take(3).map(|&i| name(i)).collect()
 }
 
 fn target_path(base: &Path, t: &Target) -> PathBuf {
