@@ -15,7 +15,6 @@ use libfuzzer_sys::fuzz_target;
 use runbox::config::{Overrides, Policy, parse_policy};
 use runbox::policy::{Access, parse_builtin_manifest};
 use runbox::tools_dir::{FsAccess, Manifest, scan};
-use std::sync::OnceLock;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, text)) = data.split_first() else {
@@ -59,18 +58,13 @@ fn policy_round_trips(mode: u8, text: &str) {
     assert_eq!(rendered, b.to_toml(), "round trip changed the rendering");
 }
 
-/// One `tools_dir` for the whole run, holding `t.wasm` and the manifest under test.
-fn tools_dir() -> &'static tempfile::TempDir {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        std::fs::write(dir.path().join("t.wasm"), b"module").expect("write t.wasm");
-        dir
-    })
-}
-
 fn manifest_matches_scan(text: &str) {
-    let dir = tools_dir();
+    // A fresh `tools_dir` per input (a static one would outlive the process: statics are never
+    // dropped), on a tmpfs when there is one.
+    let dir = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .expect("a temp dir");
+    std::fs::write(dir.path().join("t.wasm"), b"module").expect("write t.wasm");
     std::fs::write(dir.path().join("t.toml"), text).expect("write t.toml");
     let (specs, rejected) = scan(dir.path(), |_| Ok(())).expect("the directory exists");
     let expected: Result<Manifest, _> = toml::from_str(text);
