@@ -4,7 +4,7 @@
 //! The suite is a separate cargo workspace built with its own target directory
 //! (`<target>/tools-wasm`), shared by every profile of the host, so it is compiled once and only
 //! rebuilt when its sources change. Set `RUNBOX_TOOLS_WASM=/path/to/runbox-tools.wasm` to use a
-//! prebuilt module instead.
+//! prebuilt module instead. Without the `runtime` feature nothing is built.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -37,6 +37,10 @@ fn run() -> Result<(), String> {
         println!("cargo::rerun-if-changed={}", tools.join(watched).display());
     }
     println!("cargo::rerun-if-env-changed=RUNBOX_TOOLS_WASM");
+    // Without the `runtime` feature (the fuzz targets' build) nothing embeds the module.
+    if env::var_os("CARGO_FEATURE_RUNTIME").is_none() {
+        return Ok(());
+    }
     let dest = out_dir.join(ARTIFACT);
 
     if let Some(prebuilt) = env::var_os("RUNBOX_TOOLS_WASM") {

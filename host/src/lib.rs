@@ -25,36 +25,59 @@
 //! - [`doctor`]: `runbox doctor`, what is in force for a policy on this machine and the fix for
 //!   what is missing.
 //! - [`cli`]: the `runbox` command line.
+//!
+//! # Features
+//! `runtime` (on by default) brings everything that runs commands or serves MCP: [`wasi`],
+//! [`native`]'s runner, [`service`], the rmcp half of [`mcp`], [`cli`] and the built-in module.
+//! Without it (`default-features = false`, as the fuzz targets in `fuzz/` build) the crate is
+//! the pure core — [`config`], [`policy`], [`api`], [`workspace`], [`tools_dir`], [`audit`] —
+//! and, with the `framing` feature, the stdio line framing; wasmtime, rmcp and tokio are not
+//! built.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod api;
 pub mod audit;
+#[cfg(feature = "runtime")]
 pub mod cli;
 pub mod config;
+#[cfg(feature = "runtime")]
 pub mod doctor;
 pub mod error;
 pub mod limits;
+#[cfg(feature = "framing")]
 pub mod mcp;
+#[cfg(feature = "runtime")]
 pub mod native;
 pub mod outcome;
 pub mod policy;
+#[cfg(feature = "runtime")]
 pub mod service;
 pub mod tools_dir;
+#[cfg(feature = "runtime")]
 pub mod wasi;
 pub mod workspace;
 
+/// Without the `runtime` feature only the validated policy types of the native runner, which
+/// [`config`] builds.
+#[cfg(not(feature = "runtime"))]
+pub mod native {
+    pub mod policy;
+}
+
 /// The built-in multicall module (`tools-wasm`), built for wasm32-wasip1 by `build.rs`.
+#[cfg(feature = "runtime")]
 pub static BUILTIN_MODULE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/runbox-tools.wasm"));
 
 /// The sha256 of [`BUILTIN_MODULE`], computed by `build.rs`, so that finding the module's
 /// compiled form in the cache at start-up does not read (and keep resident) its 9.7 MB.
+#[cfg(feature = "runtime")]
 pub static BUILTIN_MODULE_SHA256: &[u8; 32] =
     include_bytes!(concat!(env!("OUT_DIR"), "/runbox-tools.wasm.sha256"));
 
 /// The built-in command list (`tools-wasm/commands.toml`).
 pub const BUILTIN_MANIFEST: &str = include_str!("../../tools-wasm/commands.toml");
 
-#[cfg(test)]
+#[cfg(all(test, feature = "runtime"))]
 mod tests {
     #[test]
     fn build_time_digest_matches_the_embedded_module() {

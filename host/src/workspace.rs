@@ -119,7 +119,17 @@ impl Workspace {
     /// Whether `path` (which need not exist yet) is the workspace or lies inside it, judged by
     /// device and inode of each existing ancestor — immune to symlinks and differently spelled
     /// paths. Used to refuse an audit directory or policy file placed where commands can edit it.
+    ///
+    /// Both the path as spelled and where it really leads are checked: its deepest existing
+    /// ancestor with every symlink resolved (a link elsewhere to a directory below the root
+    /// leads inside even though no ancestor of the link itself is the root).
     pub fn contains_host_path(&self, path: &Path) -> bool {
+        let resolved = path.ancestors().find_map(|a| std::fs::canonicalize(a).ok());
+        self.is_ancestor_of(path) || resolved.is_some_and(|r| self.is_ancestor_of(&r))
+    }
+
+    /// Whether the root is `path` or one of its ancestors, each compared by device and inode.
+    fn is_ancestor_of(&self, path: &Path) -> bool {
         let mut current = Some(path);
         while let Some(p) = current {
             if let Ok(meta) = std::fs::metadata(p)
@@ -315,6 +325,21 @@ mod tests {
         // A symlink elsewhere that points into the workspace is still inside.
         symlink(&ws, base.path().join("alias")).unwrap();
         assert!(w.contains_host_path(&base.path().join("alias/audit")));
+    }
+
+    /// Found by the `workspace` fuzz target: a symlink elsewhere pointing at a directory *below*
+    /// the root (not the root itself) hid that its target lies inside the workspace, so an audit
+    /// directory named through it was accepted although commands can write there.
+    #[test]
+    fn containment_follows_symlinks_to_directories_below_the_root() {
+        let (base, w, ws) = setup();
+        symlink(ws.join("sub"), base.path().join("alias-sub")).unwrap();
+        symlink("ws/sub/deep", base.path().join("rel-alias")).unwrap();
+        assert!(w.contains_host_path(&base.path().join("alias-sub")));
+        assert!(w.contains_host_path(&base.path().join("alias-sub/audit")));
+        assert!(w.contains_host_path(&base.path().join("alias-sub/not-yet/audit")));
+        assert!(w.contains_host_path(&base.path().join("rel-alias")));
+        assert!(!w.contains_host_path(&base.path().join("ws-evil/audit")));
     }
 
     #[test]

@@ -23,6 +23,7 @@
 
 pub mod call;
 pub mod chain;
+#[cfg(feature = "runtime")]
 pub mod cli;
 pub mod clock;
 pub mod durability;

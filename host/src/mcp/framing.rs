@@ -63,8 +63,23 @@ pub fn error_reply(id: Value, code: i64, message: &str) -> String {
 /// EOF or when rmcp stops reading; dropping `to_rmcp` then tells rmcp the client is gone.
 pub async fn pump_input<R, W>(
     input: R,
+    to_rmcp: W,
+    replies: mpsc::Sender<String>,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    pump_input_bounded(input, to_rmcp, replies, MAX_LINE_BYTES).await
+}
+
+/// [`pump_input`] with lines bounded by `max_line_bytes` (newline excluded) instead of
+/// [`MAX_LINE_BYTES`], so tests and the fuzz target can reach the bound with small inputs.
+pub async fn pump_input_bounded<R, W>(
+    input: R,
     mut to_rmcp: W,
     replies: mpsc::Sender<String>,
+    max_line_bytes: usize,
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -76,7 +91,7 @@ where
         line.clear();
         // Read at most one byte past the bound so an over-long line is noticed without
         // buffering it.
-        let limit = u64::try_from(MAX_LINE_BYTES + 1).unwrap_or(u64::MAX);
+        let limit = u64::try_from(max_line_bytes.saturating_add(1)).unwrap_or(u64::MAX);
         let n = (&mut reader)
             .take(limit)
             .read_until(b'\n', &mut line)
@@ -85,14 +100,14 @@ where
             return Ok(());
         }
         let complete = line.last() == Some(&b'\n');
-        if !complete && line.len() > MAX_LINE_BYTES {
+        if !complete && line.len() > max_line_bytes {
             skip_rest_of_line(&mut reader).await?;
             let reply = error_reply(
                 Value::Null,
                 -32600,
-                &format!("Invalid Request: message longer than {MAX_LINE_BYTES} bytes"),
+                &format!("Invalid Request: message longer than {max_line_bytes} bytes"),
             );
-            tracing::warn!(bytes_over = MAX_LINE_BYTES, "rejected an over-long message");
+            tracing::warn!(bytes_over = max_line_bytes, "rejected an over-long message");
             if replies.send(reply).await.is_err() {
                 return Ok(());
             }
