@@ -166,6 +166,16 @@ async fn entries(
         return Ok(listing.entries_at(cookie, len).to_vec());
     }
     // Too large to keep: the original call, into a host buffer of the guest's size.
+    original(state, fd, len, cookie).await
+}
+
+/// wasmtime-wasi's own `fd_readdir` into a host buffer of `len` bytes: what it wrote.
+async fn original(
+    state: &mut GuestState,
+    fd: u32,
+    len: usize,
+    cookie: u64,
+) -> Result<Vec<u8>, types::Error> {
     let mut host = vec![0u8; len];
     let n = state
         .wasi
@@ -189,19 +199,8 @@ async fn list(
 ) -> Result<Option<Listing>, types::Error> {
     let mut size = FIRST_BUFFER;
     loop {
-        let mut host = vec![0u8; size];
-        let n = state
-            .wasi
-            .fd_readdir(
-                &mut GuestMemory::Unshared(&mut host),
-                types::Fd::from(fd),
-                GuestPtr::new(0),
-                u32::try_from(size).unwrap_or(u32::MAX),
-                0,
-            )
-            .await? as usize;
-        if n < size {
-            host.truncate(n);
+        let host = original(state, fd, size, 0).await?;
+        if host.len() < size {
             return Ok(Listing::parse(identity, host));
         }
         if size >= MAX_LISTING_BYTES {
