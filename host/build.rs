@@ -33,6 +33,7 @@ fn run() -> Result<(), String> {
         "Cargo.toml",
         "Cargo.lock",
         "commands.toml",
+        "same-file-wasi",
     ] {
         println!("cargo::rerun-if-changed={}", tools.join(watched).display());
     }

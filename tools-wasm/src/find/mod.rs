@@ -3,7 +3,9 @@
 //!
 //! [`parse`] builds the expression, [`expr`] evaluates it, [`printf`] handles `-printf`; this
 //! file walks the starting points. Entries are visited in name order (GNU find uses directory
-//! order), so output is stable. Exit status: 0, or 1 if any file could not be read.
+//! order), so output is stable. With `-L`, walkdir does not enter a link back to a directory being
+//! walked (or above the starting point): GNU's "File system loop detected" message. Exit status:
+//! 0, or 1 if any file could not be read or a loop was met.
 
 mod expr;
 mod parse;
@@ -76,16 +78,18 @@ fn run(cmd: &Command, out: &mut Out) -> bool {
                 Err(e) => {
                     ok = false;
                     let path = e.path().unwrap_or(root).to_path_buf();
-                    match e.io_error() {
-                        Some(io) => cli::error(
+                    match (e.io_error(), e.loop_ancestor()) {
+                        (Some(io), _) => cli::error(
                             "find",
                             format!("'{}': {}", path.display(), cli::io_message(io)),
                         ),
-                        None => cli::error(
+                        // A link back to a directory being walked: GNU's wording, not entered.
+                        (None, ancestor) => cli::error(
                             "find",
                             format!(
-                                "File system loop detected; '{}' is part of the same file system loop",
-                                path.display()
+                                "File system loop detected; '{}' is part of the same file system loop as '{}'.",
+                                path.display(),
+                                ancestor.unwrap_or(root).display()
                             ),
                         ),
                     }

@@ -3,6 +3,8 @@
 //! - Operands: none means stdin (or `.` with `-r`, shown without the `./`); `-` is stdin.
 //! - `-r/-R` walk with walkdir in name order (GNU uses directory order), skipping symlinks met
 //!   during the walk unless `-R`, and applying `--include/--exclude/--exclude-dir` to base names.
+//!   With `-R`, a link back to a directory being walked is not entered: GNU's "recursive
+//!   directory loop" warning, and the exit status is unchanged.
 //! - A file whose first 32 KiB hold a NUL byte is binary: unless `-a`, its lines are not
 //!   printed and `grep: FILE: binary file matches` goes to stderr, as GNU grep 3.8 does.
 //! - Output goes through [`Out`], so a failed write stops the run with exit 2 instead of
@@ -216,26 +218,26 @@ impl<'a> Grep<'a> {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    let path = e
-                        .path()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| root.to_path_buf());
-                    let io = e
-                        .into_io_error()
-                        .unwrap_or_else(|| io::Error::other("filesystem loop"));
-                    self.report(&path, &io);
+                    let path = shown_path(e.path().unwrap_or(root), implicit);
+                    if e.loop_ancestor().is_some() {
+                        // A link back to a directory being walked: a warning, as GNU's, that
+                        // leaves the exit status alone; the link is not entered.
+                        if !self.cfg.no_messages {
+                            eprintln!(
+                                "grep: {}: warning: recursive directory loop",
+                                path.display()
+                            );
+                        }
+                    } else {
+                        let io = e
+                            .into_io_error()
+                            .unwrap_or_else(|| io::Error::other("cannot walk the directory"));
+                        self.report(&path, &io);
+                    }
                     continue;
                 }
             };
-            let shown = if implicit {
-                entry
-                    .path()
-                    .strip_prefix(".")
-                    .unwrap_or(entry.path())
-                    .to_path_buf()
-            } else {
-                entry.path().to_path_buf()
-            };
+            let shown = shown_path(entry.path(), implicit);
             let ft = entry.file_type();
             if ft.is_dir() {
                 if entry.depth() > 0 {
@@ -378,6 +380,15 @@ impl<'a> Grep<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// How a walked path is shown: without the leading `.` when grep chose `.` itself (`implicit`).
+fn shown_path(path: &Path, implicit: bool) -> PathBuf {
+    if implicit {
+        path.strip_prefix(".").unwrap_or(path).to_path_buf()
+    } else {
+        path.to_path_buf()
     }
 }
 
