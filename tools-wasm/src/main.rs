@@ -5,7 +5,7 @@
 //!
 //! 1. installs the exit policy ([`exit::install_panic_hook`]): a panic becomes a message and an
 //!    exit code, never a trap;
-//! 2. changes to `$PWD` when it is set (exit 125 if that fails);
+//! 2. changes to `$PWD` when it is set and not `/` (exit 125 if that fails);
 //! 3. looks the basename of `argv[0]` up in [`registry`] and runs the command (unknown name: 125).
 //!
 //! Exit codes are clamped to `0..=125` ([`exit::clamp`]) because wasmtime refuses larger ones.
@@ -47,7 +47,10 @@ fn main() {
     let name = command_name(&args);
     exit::install_panic_hook(name.clone());
     avoid_std_temp_dir(&name);
+    // wasi-libc starts in `/`, so `PWD=/` (most calls) needs no lookup: that saves a host
+    // call which wasmtime-wasi serves on its blocking pool.
     if let Some(pwd) = std::env::var_os("PWD")
+        && pwd != "/"
         && let Err(e) = std::env::set_current_dir(&pwd)
     {
         eprintln!(
