@@ -323,19 +323,35 @@ fn fork_bomb_is_bounded() {
     make_usable_by_sandbox(&env);
     let mut s = env.serve();
     // An inner shell starts sleeps until fork fails (fatal for dash); the outer one outlives
-    // it, keeping the orphaned sleeps in the namespace until the timeout counts them.
+    // it, keeping the orphaned sleeps in the namespace until the timeout counts them. The
+    // kernel counts RLIMIT_NPROC per uid, so when other processes of the sandbox uid run at the
+    // same time (other calls; runbox itself when it is unprivileged), the outer shell may find
+    // no room for its own `sleep` and exit early: bounded either way.
     let r = s.call(
         "run",
         json!({"command": "sh", "args": ["-c", "sh -c 'for i in $(seq 100); do sleep 1005.25 & done'; sleep 30"], "timeout_ms": 3000}),
     );
-    assert_eq!(error_code(&r), "TIMEOUT", "{r}");
-    let partial = &structured(&r)["error"]["partial"];
+    if is_error(&r) {
+        assert_eq!(error_code(&r), "TIMEOUT", "{r}");
+        let partial = &structured(&r)["error"]["partial"];
+        assert!(
+            partial["stderr"].as_str().unwrap().contains("Cannot fork"),
+            "{r}"
+        );
+        let killed = partial["processesKilled"].as_u64().unwrap();
+        assert!((1..=16).contains(&killed), "processesKilled {killed}");
+    } else {
+        let out = structured(&r);
+        assert_ne!(out["exitCode"], 0, "{r}");
+        assert!(
+            out["stderr"].as_str().unwrap().contains("Cannot fork"),
+            "{r}"
+        );
+    }
     assert!(
-        partial["stderr"].as_str().unwrap().contains("Cannot fork"),
-        "{r}"
+        pids_with("1005.25").is_empty(),
+        "a sleep of the bomb survived"
     );
-    let killed = partial["processesKilled"].as_u64().unwrap();
-    assert!((10..=16).contains(&killed), "processesKilled {killed}");
     // The classic bomb, sampled while it runs.
     let marker = "bomb-1005";
     let id = s.send_request(
@@ -350,7 +366,12 @@ fn fork_bomb_is_bounded() {
     let r = s.wait_for(id)["result"].clone();
     assert!(peak <= 16, "peak {peak} processes");
     assert!(peak >= 1, "the bomb never ran");
-    assert_eq!(error_code(&r), "TIMEOUT", "{r}");
+    // Stopped at the deadline, or the shell itself could not fork its `sleep` and gave up.
+    assert!(
+        (is_error(&r) && error_code(&r) == "TIMEOUT")
+            || (!is_error(&r) && structured(&r)["exitCode"] != 0),
+        "{r}"
+    );
     assert!(pids_with(marker).is_empty());
 }
 
