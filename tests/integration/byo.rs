@@ -4,31 +4,10 @@
 use crate::support::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Builds tests/sample-command (the guide's example) for wasm32-wasip1 and returns the module.
 fn build_sample() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sample-command/Cargo.toml");
-    let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sample-command");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip1",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    target_dir.join("wasm32-wasip1/release/linecount.wasm")
+    build_wasm_crate("tests/sample-command", "linecount")
 }
 
 /// `hello` in the WebAssembly text format: writes its greeting with fd_write and exits 0.

@@ -132,29 +132,36 @@ pub fn warm_cache() {
 /// The test-guest module (tests/guests), built once per test run for wasm32-wasip1.
 pub fn guest_module() -> &'static Path {
     static MODULE: OnceLock<PathBuf> = OnceLock::new();
-    MODULE.get_or_init(|| {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/guests/Cargo.toml");
-        let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-guests");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip1",
-                "--manifest-path",
-            ])
-            .arg(&manifest)
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .status()
-            .expect("run cargo for the test guests");
-        assert!(status.success(), "building tests/guests failed");
-        target_dir.join("wasm32-wasip1/release/test-guests.wasm")
-    })
+    MODULE.get_or_init(|| build_wasm_crate("tests/guests", "test-guests"))
+}
+
+/// Builds the crate in `dir` (relative to the repository root) for wasm32-wasip1 in its own
+/// target directory, without the outer build's flags, and returns the path of `ARTIFACT.wasm`.
+pub fn build_wasm_crate(dir: &str, artifact: &str) -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(dir)
+        .join("Cargo.toml");
+    let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir.replace('/', "-"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .unwrap_or_else(|e| panic!("run cargo for {dir}: {e}"));
+    assert!(status.success(), "building {dir} failed");
+    target_dir.join(format!("wasm32-wasip1/release/{artifact}.wasm"))
 }
 
 /// A fresh directory tree for one test: a workspace, an audit directory, optional tools.
