@@ -52,7 +52,7 @@ fn run() -> Result<(), String> {
         return write_digest(&dest);
     }
 
-    check_target_installed()?;
+    ensure_target_installed()?;
     let target_dir = shared_target_dir(&out_dir);
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -112,8 +112,36 @@ fn write_digest(module: &Path) -> Result<(), String> {
     std::fs::write(&path, digest).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Stops with the one-line fix when the wasm32-wasip1 standard library is not installed.
-fn check_target_installed() -> Result<(), String> {
+/// Makes sure the wasm32-wasip1 standard library is installed: when it is missing and the build
+/// runs under rustup, asks rustup to add it to the active toolchain (so a machine with only
+/// rustup needs no extra step); otherwise stops with the one-line fix.
+fn ensure_target_installed() -> Result<(), String> {
+    if target_std_installed()? {
+        return Ok(());
+    }
+    // rustup's proxies set RUSTUP_TOOLCHAIN to the toolchain that runs this build.
+    if let Some(toolchain) = env::var_os("RUSTUP_TOOLCHAIN") {
+        println!(
+            "cargo::warning=the {TARGET} target is missing; running: rustup target add {TARGET}"
+        );
+        let rustup = env::var_os("RUSTUP").unwrap_or_else(|| "rustup".into());
+        let added = Command::new(rustup)
+            .args(["target", "add", TARGET, "--toolchain"])
+            .arg(&toolchain)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status();
+        if matches!(added, Ok(status) if status.success()) && target_std_installed()? {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "the {TARGET} target is not installed and could not be added; run: rustup target add {TARGET}"
+    ))
+}
+
+/// Whether the active rustc has a standard library for wasm32-wasip1.
+fn target_std_installed() -> Result<bool, String> {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let out = Command::new(rustc)
         .args(["--print", "target-libdir", "--target", TARGET])
@@ -128,13 +156,7 @@ fn check_target_installed() -> Result<(), String> {
                     .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
             })
             .unwrap_or(false);
-    if has_std {
-        Ok(())
-    } else {
-        Err(format!(
-            "the {TARGET} target is not installed; run: rustup target add {TARGET}"
-        ))
-    }
+    Ok(has_std)
 }
 
 /// `<target>/tools-wasm`, found from OUT_DIR (`<target>[/<triple>]/<profile>/build/<pkg>/out`),
