@@ -144,6 +144,7 @@ fn fake_outcome() -> runbox::outcome::Outcome {
         duration: Duration::from_millis(1),
         runner: runbox::outcome::RunnerKind::Wasi,
         processes_killed: None,
+        file_writes: None,
     }
 }
 

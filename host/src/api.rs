@@ -135,6 +135,13 @@ pub struct RunOutput {
     pub duration_ms: u64,
     /// Which runner ran it: "wasi" or "native" (a pipeline: its last stage's).
     pub runner: RunnerKind,
+    /// WASI commands: bytes the command wrote to files (in a pipeline: all stages together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_written: Option<u64>,
+    /// Present and true when the disk was full during the call: a write failed with "No
+    /// space left on device" (the command's stderr says how it reacted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disk_full: bool,
     /// Pipelines only: how each stage ended, in order. `exitCode` above is the last stage's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<Vec<StageResult>>,
@@ -152,6 +159,8 @@ impl RunOutput {
             stderr_truncated: outcome.stderr.truncated,
             duration_ms: duration_ms(outcome),
             runner: outcome.runner,
+            bytes_written: outcome.file_writes.map(|w| w.bytes),
+            disk_full: outcome.file_writes.is_some_and(|w| w.disk_full),
             stages: None,
         }
     }
@@ -180,6 +189,12 @@ pub struct PartialOutput {
     /// Native commands: how many processes were killed with it (its whole tree).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes_killed: Option<u32>,
+    /// WASI commands: bytes written to files before it was stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_written: Option<u64>,
+    /// Present and true when the disk was full during the call.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disk_full: bool,
     /// Pipelines only: how each stage ended, in order (the stage that stopped the pipeline,
     /// and those after it that did not run, carry an `error`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,6 +212,8 @@ impl PartialOutput {
             duration_ms: duration_ms(outcome),
             runner: outcome.runner,
             processes_killed: outcome.processes_killed,
+            bytes_written: outcome.file_writes.map(|w| w.bytes),
+            disk_full: outcome.file_writes.is_some_and(|w| w.disk_full),
             stages: None,
         }
     }

@@ -69,6 +69,8 @@ pub struct LimitsFile {
     pub stdout_bytes: Option<u64>,
     /// Stderr bytes kept per command.
     pub stderr_bytes: Option<u64>,
+    /// WASI: bytes written to files per call.
+    pub write_bytes: Option<u64>,
     /// Calls running at once.
     pub max_concurrent: Option<usize>,
     /// Largest stdin a request may carry.
@@ -320,6 +322,7 @@ pub(crate) fn check_limits(
     in_range(&key("table_elements"), l.table_elements, 1, 100_000_000)?;
     in_range(&key("stdout_bytes"), l.stdout_bytes, 0, 256 * 1024 * 1024)?;
     in_range(&key("stderr_bytes"), l.stderr_bytes, 0, 256 * 1024 * 1024)?;
+    in_range(&key("write_bytes"), l.write_bytes, 0, 1024 * GIB)?;
     in_range(&key("cpu_seconds"), l.cpu_seconds, 1, 24 * 3600)?;
     in_range(&key("file_size_bytes"), l.file_size_bytes, 0, 1024 * GIB)?;
     in_range(&key("open_files"), l.open_files, 16, 1 << 20)?;
@@ -394,6 +397,7 @@ impl Policy {
             table_elements: lf.table_elements.unwrap_or(defaults.table_elements),
             stdout_bytes: lf.stdout_bytes.unwrap_or(defaults.stdout_bytes),
             stderr_bytes: lf.stderr_bytes.unwrap_or(defaults.stderr_bytes),
+            write_bytes: lf.write_bytes.unwrap_or(defaults.write_bytes),
             cpu_seconds: lf.cpu_seconds.unwrap_or(defaults.cpu_seconds),
             file_size_bytes: lf.file_size_bytes.unwrap_or(defaults.file_size_bytes),
             open_files: lf.open_files.unwrap_or(defaults.open_files),
@@ -537,6 +541,7 @@ impl Policy {
                 table_elements: Some(l.table_elements),
                 stdout_bytes: Some(l.stdout_bytes),
                 stderr_bytes: Some(l.stderr_bytes),
+                write_bytes: Some(l.write_bytes),
                 cpu_seconds: Some(l.cpu_seconds),
                 file_size_bytes: Some(l.file_size_bytes),
                 open_files: Some(l.open_files),

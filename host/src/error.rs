@@ -29,6 +29,9 @@ pub enum ErrorCode {
     MemoryLimit,
     /// The command produced more output than may be kept or passed on.
     OutputLimit,
+    /// A WASI command wrote more to files than its per-call write budget (`write_bytes`)
+    /// allows; it was refused further writes and failed because of it.
+    WriteLimit,
     /// The command was cancelled by the client or by server shutdown.
     Cancelled,
     /// The command tried to write while the policy makes the workspace read-only.
@@ -57,6 +60,7 @@ impl ErrorCode {
             Self::CpuLimit => "CPU_LIMIT",
             Self::MemoryLimit => "MEMORY_LIMIT",
             Self::OutputLimit => "OUTPUT_LIMIT",
+            Self::WriteLimit => "WRITE_LIMIT",
             Self::Cancelled => "CANCELLED",
             Self::ReadOnly => "READ_ONLY",
             Self::Busy => "BUSY",
@@ -86,6 +90,7 @@ impl ErrorCode {
         Self::CpuLimit,
         Self::MemoryLimit,
         Self::OutputLimit,
+        Self::WriteLimit,
         Self::Cancelled,
         Self::ReadOnly,
         Self::Busy,

@@ -15,7 +15,8 @@
 //! - [`limits`]: what a command may consume, shared by both runners.
 //! - [`outcome`]: bounded output capture and how a command ended, shared by both runners.
 //! - [`wasi`]: engine and instance pool, module cache, epoch ticker, scratch directories and one
-//!   guest run.
+//!   guest run; [`wasi::p1`] is runbox's own preview-1 system interface (files on cap-std, the
+//!   write budget, no call that can block a host thread).
 //! - [`native`]: real binaries from the policy, each in a kernel-confined process tree.
 //! - [`audit`]: the audit log: staged, hash-chained JSON lines, rotation, retention, and the
 //!   `runbox audit` commands that read it.

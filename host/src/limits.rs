@@ -23,6 +23,9 @@ pub const DEFAULT_TABLE_ELEMENTS: u64 = 100_000;
 pub const DEFAULT_STDOUT_BYTES: u64 = 1024 * 1024;
 /// Default bytes of stderr kept per command: 256 KiB.
 pub const DEFAULT_STDERR_BYTES: u64 = 256 * 1024;
+/// Default bytes a WASI command may write to files per call: 1 GiB. Each new directory entry
+/// counts as one 4 KiB block, so empty files cannot exhaust inodes either.
+pub const DEFAULT_WRITE_BYTES: u64 = 1024 * 1024 * 1024;
 /// Default CPU seconds of each native process (`RLIMIT_CPU`): 60. A backstop for processes that
 /// burn several cores at once; the wall-clock timeout normally fires first.
 pub const DEFAULT_CPU_SECONDS: u64 = 60;
@@ -34,7 +37,7 @@ pub const DEFAULT_OPEN_FILES: u64 = 1024;
 pub const DEFAULT_PROCESSES: u64 = 64;
 
 /// What one command may consume. Shared by the WASI and native runners so both enforce and
-/// report the same things. `fuel` and `table_elements` apply to WASI guests only; `cpu_seconds`,
+/// report the same things. `fuel`, `table_elements` and `write_bytes` apply to WASI guests only; `cpu_seconds`,
 /// `file_size_bytes`, `open_files` and `processes` to native commands only; `memory_bytes` is a
 /// guest's linear memory for WASI and the address space (`RLIMIT_AS`) of each native process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -52,6 +55,9 @@ pub struct Limits {
     pub stdout_bytes: u64,
     /// Bytes of stderr kept; the rest is counted and dropped (`stderrTruncated`).
     pub stderr_bytes: u64,
+    /// WASI only: bytes the command may write to files in one call (each new directory entry
+    /// counts 4 KiB); past it writes fail with `EDQUOT` and the call ends with WRITE_LIMIT.
+    pub write_bytes: u64,
     /// Native only: CPU seconds per process (`RLIMIT_CPU`); exhausted → CPU_LIMIT.
     pub cpu_seconds: u64,
     /// Native only: largest file a process may write (`RLIMIT_FSIZE`); writes past it fail.
@@ -71,6 +77,7 @@ impl Default for Limits {
             table_elements: DEFAULT_TABLE_ELEMENTS,
             stdout_bytes: DEFAULT_STDOUT_BYTES,
             stderr_bytes: DEFAULT_STDERR_BYTES,
+            write_bytes: DEFAULT_WRITE_BYTES,
             cpu_seconds: DEFAULT_CPU_SECONDS,
             file_size_bytes: DEFAULT_FILE_SIZE_BYTES,
             open_files: DEFAULT_OPEN_FILES,

@@ -139,6 +139,15 @@ impl RunnerKind {
     }
 }
 
+/// What a WASI command wrote to files in its call (native commands are not measured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FileWrites {
+    /// Bytes of data written to files (workspace and scratch).
+    pub bytes: u64,
+    /// The disk refused a write (`ENOSPC`) during the call.
+    pub disk_full: bool,
+}
+
 /// Everything a runner reports about one finished command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -156,6 +165,8 @@ pub struct Outcome {
     /// shutdown): the whole tree, counted just before the kill. `None` when runbox killed nothing
     /// (the command exited by itself, or it is a WASI guest).
     pub processes_killed: Option<u32>,
+    /// What it wrote to files, where the runner measures it (WASI).
+    pub file_writes: Option<FileWrites>,
 }
 
 impl Outcome {

@@ -24,3 +24,4 @@ mod perf;
 mod pipeline;
 mod protocol;
 mod python_sdk;
+mod wasi_fs;

@@ -243,6 +243,7 @@ mod tests {
             duration: Duration::from_millis(5),
             runner: RunnerKind::Wasi,
             processes_killed: None,
+            file_writes: None,
         }
     }
 

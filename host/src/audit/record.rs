@@ -232,6 +232,12 @@ pub struct ResultInfo {
     /// Processes killed when it ended (native runner only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub processes_killed: Option<u64>,
+    /// Bytes it wrote to files (WASI runner only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_written: Option<u64>,
+    /// Present and true when the disk refused one of its writes (full).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disk_full: bool,
 }
 
 impl ResultInfo {
@@ -249,6 +255,8 @@ impl ResultInfo {
             stdout: StreamInfo::of(&outcome.stdout),
             stderr: StreamInfo::of(&outcome.stderr),
             processes_killed: outcome.processes_killed.map(u64::from),
+            bytes_written: outcome.file_writes.map(|w| w.bytes),
+            disk_full: outcome.file_writes.is_some_and(|w| w.disk_full),
         }
     }
 }

@@ -421,6 +421,8 @@ mod tests {
             stderr_truncated: false,
             duration_ms: 1,
             runner: RunnerKind::Wasi,
+            bytes_written: Some(0),
+            disk_full: false,
             stages: None,
         };
         assert!(validator.is_valid(&serde_json::to_value(&ok).unwrap()));
@@ -431,6 +433,7 @@ mod tests {
             duration: std::time::Duration::from_millis(3),
             runner: RunnerKind::Native,
             processes_killed: Some(2),
+            file_writes: None,
         });
         let err = ErrorEnvelope::new("r", &RunError::invalid("x").with_hint("h"), Some(partial));
         assert!(validator.is_valid(&serde_json::to_value(&err).unwrap()));

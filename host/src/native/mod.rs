@@ -176,6 +176,7 @@ impl NativeRunner {
             duration: started.elapsed(),
             runner: RunnerKind::Native,
             processes_killed,
+            file_writes: None,
         }
     }
 

@@ -374,7 +374,7 @@ impl Service {
 
         let outcome = self.execute(&checked, ctx).await;
         if let Err(e) = self.record(trail.finished(&outcome)).await {
-            return self.unavailable(&ctx.request_id, &e);
+            return ran_unrecorded(&ctx.request_id, &e, &outcome);
         }
         reply_for(&ctx.request_id, &outcome)
     }
@@ -621,6 +621,25 @@ struct Checked<'a> {
 }
 
 /// Turns an outcome into the client's reply.
+/// The reply for a command that ran but whose end record could not be written (the disk
+/// filled up, the directory vanished): it says truthfully that it ran and what it did.
+fn ran_unrecorded(request_id: &str, e: &AuditError, outcome: &Outcome) -> CallReply {
+    let how = match &outcome.termination {
+        Termination::Exited(code) => format!("exited with {code}"),
+        Termination::Stopped(stop) => format!("was stopped: {}", stop.code.as_str()),
+    };
+    let err = RunError::new(
+        ErrorCode::AuditUnavailable,
+        format!("the command ran and {how}, but the audit log cannot record its end ({e})"),
+    )
+    .with_hint("the operator must fix the audit directory; check the workspace before retrying");
+    CallReply::Failed(ErrorEnvelope::new(
+        request_id,
+        &err,
+        Some(PartialOutput::from_outcome(outcome)),
+    ))
+}
+
 fn reply_for(request_id: &str, outcome: &Outcome) -> CallReply {
     match &outcome.termination {
         Termination::Exited(code) => {
@@ -634,6 +653,7 @@ fn reply_for(request_id: &str, outcome: &Outcome) -> CallReply {
                     | ErrorCode::MemoryLimit
                     | ErrorCode::Cancelled
                     | ErrorCode::CommandFailed
+                    | ErrorCode::WriteLimit
             )
             .then(|| PartialOutput::from_outcome(outcome));
             CallReply::Failed(ErrorEnvelope::new(request_id, e, partial))

@@ -14,7 +14,7 @@ use super::{CallContext, CallReply, Checked, Request, Service, rule_for};
 use crate::api::{ErrorEnvelope, PartialOutput, PipelineStage, RunArgs, RunOutput, StageResult};
 use crate::audit::call::CallTrail;
 use crate::error::{ErrorCode, RunError};
-use crate::outcome::{Outcome, RunnerKind, Termination};
+use crate::outcome::{FileWrites, Outcome, RunnerKind, Termination};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -103,6 +103,7 @@ impl Service {
         let between_stages = u64::try_from(self.policy.request.max_stdin_bytes).unwrap_or(u64::MAX);
         let mut stderr = StderrJoin::new(self.policy.limits.stderr_bytes);
         let mut results = Vec::with_capacity(n);
+        let mut writes: Option<FileWrites> = None;
         let mut input = None;
         let runners: Vec<RunnerKind> = checked.iter().map(|c| c.spec.runner).collect();
         for (i, c) in checked.iter_mut().enumerate() {
@@ -118,9 +119,14 @@ impl Service {
             }
             let outcome = self.execute(c, ctx).await;
             if let Err(e) = self.record(trails[i].finished(&outcome)).await {
-                return self.unavailable(&ctx.request_id, &e);
+                return super::ran_unrecorded(&ctx.request_id, &e, &outcome);
             }
             stderr.push(&outcome);
+            if let Some(w) = outcome.file_writes {
+                let sum = writes.get_or_insert_with(FileWrites::default);
+                sum.bytes = sum.bytes.saturating_add(w.bytes);
+                sum.disk_full |= w.disk_full;
+            }
             results.push(StageResult::of(&stages[i].command, &outcome));
             let stop = match &outcome.termination {
                 Termination::Stopped(e) => Some(in_stage(i, &stages[i].command, e)),
@@ -150,6 +156,8 @@ impl Service {
                     stderr_truncated: stderr.truncated,
                     duration_ms: millis(started.elapsed()),
                     stages: Some(results),
+                    bytes_written: writes.map(|w| w.bytes),
+                    disk_full: writes.is_some_and(|w| w.disk_full),
                     ..PartialOutput::from_outcome(&outcome)
                 };
                 return CallReply::Failed(ErrorEnvelope::new(&ctx.request_id, &e, Some(partial)));
@@ -160,6 +168,8 @@ impl Service {
                     stderr_truncated: stderr.truncated,
                     duration_ms: millis(started.elapsed()),
                     stages: Some(results),
+                    bytes_written: writes.map(|w| w.bytes),
+                    disk_full: writes.is_some_and(|w| w.disk_full),
                     ..RunOutput::from_outcome(
                         &ctx.request_id,
                         outcome.exit_code().unwrap_or(0),
@@ -303,6 +313,7 @@ mod tests {
             duration: Duration::from_millis(1),
             runner: RunnerKind::Wasi,
             processes_killed: None,
+            file_writes: None,
         }
     }
 

@@ -56,6 +56,8 @@ pub struct ManifestLimits {
     pub stdout_bytes: Option<u64>,
     /// Stderr bytes kept.
     pub stderr_bytes: Option<u64>,
+    /// Bytes written to files per call.
+    pub write_bytes: Option<u64>,
 }
 
 /// `[annotations]` of a manifest: MCP tool annotations; each absent key is derived from
@@ -161,6 +163,12 @@ fn lower_limits(l: ManifestLimits, policy: &Policy) -> Result<Limits, String> {
             l.stderr_bytes,
             base.stderr_bytes,
             &mut out.stderr_bytes,
+        ),
+        (
+            "write_bytes",
+            l.write_bytes,
+            base.write_bytes,
+            &mut out.write_bytes,
         ),
     ] {
         let Some(v) = given else { continue };

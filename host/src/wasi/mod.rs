@@ -12,13 +12,12 @@ pub mod cache;
 pub mod engine;
 pub mod inspect;
 pub mod limiter;
-pub mod readdir;
+pub mod p1;
 pub mod scratch;
-pub mod streams;
 
 use crate::error::{ErrorCode, RunError};
 use crate::limits::Limits;
-use crate::outcome::{Capture, Outcome, RunnerKind, Termination};
+use crate::outcome::{Capture, FileWrites, Outcome, RunnerKind, Termination};
 use crate::policy::Program;
 use crate::workspace::{Workspace, WorkspaceDir};
 use cache::ModuleCache;
@@ -27,22 +26,18 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
-use streams::CaptureStream;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use wasmtime::{Engine, InstancePre, Linker, Store, Trap, UpdateDeadline};
-use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::I32Exit;
 
 /// Largest operator-supplied module file read.
 const MAX_MODULE_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
-/// Per-store data: the WASI context and the limiter.
+/// Per-store data: the guest's preview-1 state and the limiter.
 pub struct GuestState {
-    wasi: WasiP1Ctx,
+    wasi: p1::GuestWasi,
     limiter: GuestLimiter,
-    listings: readdir::Listings,
 }
 
 type Prepared = Arc<OnceCell<Result<InstancePre<GuestState>, RunError>>>;
@@ -109,10 +104,8 @@ impl WasiRuntime {
         let (engine, allocator) = engine::new_engine(pool)
             .map_err(|e| RunError::internal(format!("cannot create the wasm engine: {e}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut GuestState| &mut s.wasi)
+        p1::add_to_linker(&mut linker, |s: &mut GuestState| &mut s.wasi)
             .map_err(|e| RunError::internal(format!("cannot link WASI: {e}")))?;
-        readdir::link(&mut linker)
-            .map_err(|e| RunError::internal(format!("cannot link fd_readdir: {e}")))?;
         let provided = provided_imports(&engine, &linker);
         let ticker = engine::EpochTicker::start(&engine)
             .map_err(|e| RunError::internal(format!("cannot start the epoch thread: {e}")))?;
@@ -203,9 +196,9 @@ impl WasiRuntime {
         let stderr =
             Capture::new(run.limits.stderr_bytes).counting_into(Arc::clone(&run.live_output));
         let started = Instant::now();
-        let termination = match self.prepare(program).await {
+        let (termination, file_writes) = match self.prepare(program).await {
             Ok(pre) => self.execute(&pre, &run, &stdout, &stderr, cancel).await,
-            Err(e) => Termination::Stopped(e),
+            Err(e) => (Termination::Stopped(e), None),
         };
         Outcome {
             termination,
@@ -214,6 +207,7 @@ impl WasiRuntime {
             duration: started.elapsed(),
             runner: RunnerKind::Wasi,
             processes_killed: None,
+            file_writes,
         }
     }
 
@@ -224,30 +218,29 @@ impl WasiRuntime {
         stdout: &Capture,
         stderr: &Capture,
         cancel: &CancellationToken,
-    ) -> Termination {
+    ) -> (Termination, Option<FileWrites>) {
         // A private, empty scratch directory (the guest's TMPDIR); what the call leaves in it
         // is deleted when the call ends.
         let scratch = match self.scratch.take() {
             Ok(d) => d,
             Err(e) => {
-                return Termination::Stopped(RunError::internal(format!(
-                    "cannot create the scratch directory: {e}"
-                )));
+                let e = RunError::internal(format!("cannot create the scratch directory: {e}"));
+                return (Termination::Stopped(e), None);
             }
         };
         let wasi = match build_context(run, scratch.path(), stdout, stderr) {
             Ok(w) => w,
-            Err(e) => return Termination::Stopped(e),
+            Err(e) => return (Termination::Stopped(e), None),
         };
         let state = GuestState {
             wasi,
             limiter: GuestLimiter::new(run.limits.memory_bytes, run.limits.table_elements),
-            listings: readdir::Listings::default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         if let Err(e) = store.set_fuel(run.limits.fuel) {
-            return Termination::Stopped(RunError::internal(format!("cannot set fuel: {e}")));
+            let e = RunError::internal(format!("cannot set fuel: {e}"));
+            return (Termination::Stopped(e), None);
         }
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
@@ -266,7 +259,15 @@ impl WasiRuntime {
             }
         };
         let limiter = store.data().limiter;
-        classify(ended, &limiter, &run.limits)
+        let budget = *store.data().wasi.budget();
+        let writes = FileWrites {
+            bytes: budget.written(),
+            disk_full: budget.disk_full(),
+        };
+        (
+            classify(ended, &limiter, &budget, &run.limits),
+            Some(writes),
+        )
     }
 }
 
@@ -276,9 +277,8 @@ fn provided_imports(
     linker: &Linker<GuestState>,
 ) -> std::collections::HashSet<(String, String)> {
     let state = GuestState {
-        wasi: WasiCtxBuilder::new().build_p1(),
+        wasi: p1::GuestWasi::empty(),
         limiter: GuestLimiter::new(0, 0),
-        listings: readdir::Listings::default(),
     };
     let mut store = Store::new(engine, state);
     linker
@@ -294,7 +294,24 @@ enum Ended {
 }
 
 /// Tells the outcomes apart by type, never by message text.
-fn classify(ended: Ended, limiter: &GuestLimiter, limits: &Limits) -> Termination {
+fn classify(
+    ended: Ended,
+    limiter: &GuestLimiter,
+    budget: &p1::WriteBudget,
+    limits: &Limits,
+) -> Termination {
+    let write_stop = || {
+        Termination::Stopped(
+            RunError::new(
+                ErrorCode::WriteLimit,
+                format!(
+                    "the command wrote more than its budget of {} bytes to files (writes past it failed with \"Disk quota exceeded\")",
+                    limits.write_bytes
+                ),
+            )
+            .with_hint("write less (e.g. narrow the input), or ask the operator to raise limits.write_bytes"),
+        )
+    };
     let memory_stop = || {
         Termination::Stopped(
             RunError::new(
@@ -328,10 +345,16 @@ fn classify(ended: Ended, limiter: &GuestLimiter, limits: &Limits) -> Terminatio
                 if exit.0 != 0 && limiter.memory_refused {
                     return memory_stop();
                 }
+                if exit.0 != 0 && budget.refused() {
+                    return write_stop();
+                }
                 return Termination::Exited(exit.0);
             }
             if limiter.memory_refused {
                 return memory_stop();
+            }
+            if budget.refused() {
+                return write_stop();
             }
             match e.downcast_ref::<Trap>() {
                 Some(Trap::OutOfFuel) => Termination::Stopped(
@@ -372,34 +395,46 @@ fn first_line(s: &str) -> &str {
 /// workspace's own `tmp/` directory stays visible.
 pub const GUEST_TMP: &str = "/.runbox-tmp";
 
-/// The guest's WASI context: argv, env (+`PWD`, `TMPDIR`), stdio, and two preopens: the
+/// The guest's preview-1 state: argv, env (+`PWD`, `TMPDIR`), stdio, and two preopens: the
 /// workspace as `/` and a private scratch directory as [`GUEST_TMP`].
 fn build_context(
     run: &GuestRun<'_>,
     scratch: &std::path::Path,
     stdout: &Capture,
     stderr: &Capture,
-) -> Result<WasiP1Ctx, RunError> {
-    let mut b = WasiCtxBuilder::new();
-    b.args(run.argv);
-    for (k, v) in run.env {
-        b.env(k, v);
-    }
-    b.env("PWD", run.cwd.guest_path());
-    b.env("TMPDIR", GUEST_TMP);
-    b.stdin(MemoryInputPipe::new(run.stdin.clone()));
-    b.stdout(CaptureStream(stdout.clone()));
-    b.stderr(CaptureStream(stderr.clone()));
-    let perms = if run.writable {
-        FsPerms::ReadWrite
-    } else {
-        FsPerms::ReadOnly
-    };
-    b.preopened_dir(run.workspace.handle_path(), "/", perms)
+) -> Result<p1::GuestWasi, RunError> {
+    let mut env: Vec<(String, String)> = run.env.to_vec();
+    env.push(("PWD".into(), run.cwd.guest_path()));
+    env.push(("TMPDIR".into(), GUEST_TMP.into()));
+    let workspace = run
+        .workspace
+        .root()
+        .try_clone()
         .map_err(|e| RunError::internal(format!("cannot preopen the workspace: {e}")))?;
-    b.preopened_dir(scratch, GUEST_TMP, FsPerms::ReadWrite)
+    let scratch = cap_std::fs::Dir::open_ambient_dir(scratch, cap_std::ambient_authority())
         .map_err(|e| RunError::internal(format!("cannot preopen the scratch directory: {e}")))?;
-    Ok(b.build_p1())
+    let preopens = vec![
+        p1::Preopen {
+            dir: workspace,
+            guest_path: "/".into(),
+            writable: run.writable,
+        },
+        p1::Preopen {
+            dir: scratch,
+            guest_path: GUEST_TMP.into(),
+            writable: true,
+        },
+    ];
+    p1::GuestWasi::new(
+        run.argv.to_vec(),
+        env,
+        run.stdin.clone(),
+        stdout.clone(),
+        stderr.clone(),
+        preopens,
+        p1::WriteBudget::new(run.limits.write_bytes),
+    )
+    .map_err(|e| RunError::internal(format!("cannot set up the guest's descriptors: {e}")))
 }
 
 /// Reads an operator-supplied module, bounded in size.

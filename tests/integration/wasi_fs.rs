@@ -1,0 +1,105 @@
+//! The WASI file layer against what a workspace can hold: FIFOs that would block a host thread,
+//! names that are not UTF-8, writes past the call's budget.
+//! Each test reproduces an attack found by review (docs/security.md, "Found by review").
+
+use crate::support::*;
+use serde_json::json;
+use std::os::unix::ffi::OsStrExt;
+
+/// 530 calls reading a FIFO used to leave one blocking host thread each, stuck for good, until
+/// every file-opening command timed out and the server could no longer stop. A FIFO is now
+/// refused at open, so each call ends at once and the server stays whole.
+#[test]
+fn a_fifo_in_the_workspace_never_holds_a_host_thread() {
+    let env = Env::new();
+    env.file("a.txt", "still readable\n");
+    nix::unistd::mkfifo(
+        &env.ws.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+    )
+    .expect("mkfifo");
+    let mut s = env.serve();
+    let first = s.call(
+        "run",
+        json!({"command": "head", "args": ["fifo"], "timeout_ms": 20}),
+    );
+    assert!(!is_error(&first), "{first}");
+    assert_eq!(structured(&first)["exitCode"], 1, "{first}");
+    let stderr = structured(&first)["stderr"].as_str().unwrap().to_owned();
+    assert!(stderr.contains("fifo"), "names the file: {stderr}");
+    for _ in 0..530 {
+        let r = s.call(
+            "run",
+            json!({"command": "head", "args": ["fifo"], "timeout_ms": 20}),
+        );
+        // Refused at open (or, on a loaded machine, out of time): never a reply that hangs.
+        let refused = !is_error(&r) && structured(&r)["exitCode"] == 1;
+        assert!(refused || error_code(&r) == "TIMEOUT", "{r}");
+    }
+    let r = s.call(
+        "run",
+        json!({"command": "cat", "args": ["a.txt"], "timeout_ms": 5000}),
+    );
+    assert_eq!(structured(&r)["stdout"], "still readable\n", "{r}");
+    assert!(s.close().success());
+    let records = env.audit_records();
+    let stop = records.last().unwrap();
+    assert_eq!(stop["stage"], "stop", "{stop}");
+    assert_eq!(stop["server"]["inFlight"], 0);
+}
+
+/// A file name that is not UTF-8 used to make its whole directory unlistable.
+#[test]
+fn directories_with_names_that_are_not_utf8_stay_listable() {
+    let env = Env::new();
+    env.file("d/plain.txt", "needle\n");
+    let odd = env
+        .ws
+        .join("d")
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
+    std::fs::write(&odd, "needle\n").unwrap();
+    let mut s = env.serve();
+    for argv in [
+        &["ls", "d"][..],
+        &["find", "d"],
+        &["du", "-a", "d"],
+        &["tree", "d"],
+        &["grep", "-r", "needle", "d"],
+    ] {
+        let r = s.run(argv[0], &argv[1..]);
+        assert!(!is_error(&r), "{argv:?}: {r}");
+        let out = structured(&r);
+        assert_eq!(out["exitCode"], 0, "{argv:?}: {r}");
+        let stdout = out["stdout"].as_str().unwrap();
+        assert!(stdout.contains("plain.txt"), "{argv:?}: {stdout}");
+        assert!(
+            stdout.contains("caf"),
+            "{argv:?} lists the odd name: {stdout}"
+        );
+    }
+}
+
+/// A 100 GB sparse file costs no disk; copying it used to write until the disk was full.
+#[test]
+fn a_copy_of_a_huge_sparse_file_stops_at_the_write_budget() {
+    const BUDGET: u64 = 8 * 1024 * 1024;
+    let env = Env::new().with_config(&format!("[limits]\nwrite_bytes = {BUDGET}\n"));
+    let big = std::fs::File::create(env.ws.join("big")).unwrap();
+    big.set_len(100 * 1024 * 1024 * 1024).unwrap();
+    drop(big);
+    let mut s = env.serve();
+    let r = s.run("cp", &["big", "copy"]);
+    assert_eq!(error_code(&r), "WRITE_LIMIT", "{r}");
+    let partial = &structured(&r)["error"]["partial"];
+    let written = partial["bytesWritten"].as_u64().unwrap();
+    assert!(written <= BUDGET, "wrote {written} bytes");
+    let on_disk = std::fs::metadata(env.ws.join("copy")).unwrap().len();
+    assert!(on_disk <= BUDGET, "copy has {on_disk} bytes");
+    let end = env.call_ends().pop().unwrap();
+    assert_eq!(end["error"]["code"], "WRITE_LIMIT", "{end}");
+    assert_eq!(end["result"]["bytesWritten"], written);
+    // The budget is per call: the next one writes again.
+    let r = s.run("cp", &["copy", "copy2"]);
+    assert!(!is_error(&r), "{r}");
+    assert_eq!(structured(&r)["bytesWritten"], on_disk);
+}
