@@ -1,10 +1,12 @@
 //! The WASI file layer against what a workspace can hold: FIFOs that would block a host thread,
-//! names that are not UTF-8, writes past the call's budget.
+//! names that are not UTF-8, writes past the call's budget, and a disk that fills up mid-call.
 //! Each test reproduces an attack found by review (docs/security.md, "Found by review").
 
 use crate::support::*;
 use serde_json::json;
 use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// 530 calls reading a FIFO used to leave one blocking host thread each, stuck for good, until
 /// every file-opening command timed out and the server could no longer stop. A FIFO is now
@@ -102,4 +104,99 @@ fn a_copy_of_a_huge_sparse_file_stops_at_the_write_budget() {
     let r = s.run("cp", &["copy", "copy2"]);
     assert!(!is_error(&r), "{r}");
     assert_eq!(structured(&r)["bytesWritten"], on_disk);
+}
+
+/// A small file system mounted for one test and unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `bytes` on `at` (needs root, as the suite's CI has).
+    fn mount(at: &Path, bytes: u64) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={bytes},mode=0755"))
+            .arg("tmpfs")
+            .arg(at)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount a tmpfs (the suite runs as root)");
+        Self(at.to_owned())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// With the disk full mid-call, the reply used to say "nothing was run" although 64 MiB had been
+/// written, and the audit kept only the `received` record. Now the command's own failure comes
+/// back with what it wrote, and the audit (on the same full disk) still records how every stage
+/// of the call ended, from the space it keeps for calls already let in. New calls are refused
+/// while the disk stays full, and resume once space is freed.
+#[test]
+fn a_disk_that_fills_up_mid_call_gives_a_truthful_result_and_every_end_record() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: mounting a small file system needs root");
+        return;
+    }
+    let mut env = Env::new();
+    let disk = SmallDisk::mount(&env.dir.path().join("small"), 16 * 1024 * 1024);
+    env.ws = disk.0.join("ws");
+    env.audit = disk.0.join("audit");
+    std::fs::create_dir(&env.ws).unwrap();
+    let big = std::fs::File::create(env.ws.join("big")).unwrap();
+    big.set_len(64 * 1024 * 1024).unwrap();
+    drop(big);
+    let mut s = env.serve();
+    // The copy fills the disk; seven more stages then need end records on the full disk
+    // (more than the slack of a file's last page could hold).
+    let pad = "x".repeat(1000);
+    let mut stages = vec![json!({"command": "cp", "args": ["big", "copy"]})];
+    stages.extend((0..7).map(|_| json!({"command": "echo", "args": [pad]})));
+    let r = s.call("run", json!({ "pipeline": stages }));
+    assert!(!is_error(&r), "the pipeline ran: {r}");
+    let out = structured(&r);
+    assert_eq!(out["stages"][0]["exitCode"], 1, "{r}");
+    assert_eq!(out["diskFull"], true, "{r}");
+    let written = out["bytesWritten"].as_u64().unwrap();
+    assert!(
+        written > 1024 * 1024,
+        "wrote {written} bytes before the disk filled"
+    );
+    assert!(
+        out["stderr"].as_str().unwrap().contains("No space left"),
+        "{r}"
+    );
+    let ends = env.call_ends();
+    let this_call: Vec<_> = ends
+        .iter()
+        .filter(|e| e["requestId"] == out["requestId"])
+        .collect();
+    assert_eq!(this_call.len(), 8, "one end record per stage: {ends:?}");
+    assert_eq!(
+        this_call[0]["result"]["diskFull"], true,
+        "{:?}",
+        this_call[0]
+    );
+    assert_eq!(this_call[0]["result"]["bytesWritten"], written);
+    // While the disk stays full, new calls are refused before they run...
+    let r = s.run("echo", &["refused"]);
+    assert_eq!(error_code(&r), "AUDIT_UNAVAILABLE", "{r}");
+    assert!(
+        structured(&r)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("No space left"),
+        "{r}"
+    );
+    // ...and served again once the operator frees space.
+    std::fs::remove_file(env.ws.join("copy")).unwrap();
+    assert_eq!(structured(&s.run("echo", &["ok"]))["stdout"], "ok\n");
+    assert!(s.close().success());
+    let stop = env.audit_records().pop().unwrap();
+    assert_eq!(stop["stage"], "stop", "{stop}");
+    drop(disk);
 }

@@ -3,7 +3,7 @@
 //! writer's lock ([`AuditLog::lock`]); nothing here is reachable without it.
 
 use super::record::{self, FileInfo, RecoveredInfo};
-use super::{AuditError, AuditLog, AuditRecord, Current, Stage, State, files};
+use super::{AuditError, AuditLog, AuditRecord, Current, Stage, State, files, reserve};
 use files::LogFile;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -147,6 +147,7 @@ impl AuditLog {
             source,
         };
         if let Some(cur) = st.current.take() {
+            reserve::release(&cur.file, cur.len);
             cur.file.sync_data().map_err(|source| AuditError::Write {
                 file: cur.name.clone(),
                 source,
@@ -287,11 +288,13 @@ pub(super) fn open_file(
         File::open(dir)?.sync_all()?;
     }
     let meta = file.metadata()?;
+    let reserved_to = reserve::top_up(&file, meta.len(), 0);
     Ok(Current {
         file: Arc::new(file),
         name: name.to_owned(),
         day,
         len: meta.len(),
+        reserved_to,
         ino: (meta.dev(), meta.ino()),
     })
 }

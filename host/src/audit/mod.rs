@@ -31,6 +31,7 @@ pub mod files;
 mod maintain;
 pub mod read;
 pub mod record;
+pub mod reserve;
 pub mod verify;
 
 pub use clock::{Clock, FakeClock, SystemClock};
@@ -154,6 +155,8 @@ struct Current {
     name: String,
     day: Date,
     len: u64,
+    /// End of the space allocated ahead for records ([`reserve`]); at most `len` when there is none.
+    reserved_to: u64,
     ino: (u64, u64),
 }
 
@@ -358,6 +361,16 @@ impl AuditLog {
                 });
             }
         }
+        if record.stage == Stage::Received
+            && let Some(cur) = st.current.as_mut()
+        {
+            // A new call needs the whole reserve for its own records (see `reserve`).
+            cur.reserved_to =
+                reserve::renew(&cur.file, cur.len).map_err(|source| AuditError::Write {
+                    file: cur.name.clone(),
+                    source,
+                })?;
+        }
         self.write_record(st, record, now)
     }
 
@@ -412,6 +425,9 @@ impl AuditLog {
                 // fails too, forget the file so the next open sets the torn bytes aside.
                 if cur.file.set_len(cur.len).is_err() {
                     st.current = None;
+                } else {
+                    // Cutting back freed the reserve too: try to take it again.
+                    cur.reserved_to = reserve::top_up(&cur.file, cur.len, cur.len);
                 }
                 let file = st
                     .current
@@ -421,6 +437,7 @@ impl AuditLog {
             }
         }
         cur.len += line.len() as u64;
+        cur.reserved_to = reserve::top_up(&cur.file, cur.len, cur.reserved_to);
         st.total_bytes += line.len() as u64;
         st.seq = seq;
         st.last_hash = record.hash.clone().unwrap_or_default();
