@@ -38,7 +38,8 @@ pub enum ErrorCode {
     ReadOnly,
     /// Too many calls are in flight; retry later.
     Busy,
-    /// The audit log cannot be written, so nothing runs (fail closed).
+    /// The audit log cannot be written, so nothing runs (fail closed); or, rarely, a command
+    /// ran and only its end could not be recorded (the message says which).
     AuditUnavailable,
     /// The sandbox this command needs cannot be set up on this machine (fail closed).
     SandboxUnavailable,

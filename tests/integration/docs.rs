@@ -144,3 +144,32 @@ fn security_md_cites_only_tests_that_exist() {
         "docs/security.md cites missing tests: {missing:?}"
     );
 }
+
+/// The README's error-code table lists exactly the codes runbox has, in the same order, with the
+/// same retryable flag: clients branch on these, so the table is part of the contract.
+#[test]
+fn readme_error_table_matches_the_error_codes() {
+    let text = readme();
+    let rows: Vec<(String, bool)> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("| `")?;
+            let (code, rest) = rest.split_once("` |")?;
+            if code.is_empty() || !code.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                return None;
+            }
+            let retryable = rest.trim_end().trim_end_matches('|').trim_end();
+            let retryable = match retryable.rsplit('|').next()?.trim() {
+                "yes" => true,
+                "no" => false,
+                _ => return None,
+            };
+            Some((code.to_owned(), retryable))
+        })
+        .collect();
+    let codes: Vec<(String, bool)> = runbox::error::ErrorCode::ALL
+        .iter()
+        .map(|c| (c.as_str().to_owned(), c.retryable()))
+        .collect();
+    assert_eq!(rows, codes, "README's error table vs ErrorCode::ALL");
+}

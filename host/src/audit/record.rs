@@ -503,7 +503,15 @@ pub fn denial_rule(code: ErrorCode) -> &'static str {
         ErrorCode::Cancelled => "cancelled",
         ErrorCode::Busy => "limits.max_concurrent",
         ErrorCode::SandboxUnavailable => "sandbox",
-        _ => "internal",
+        // Limits and failures end a call that ran; they are never a refusal. Listed one by one
+        // so that a new code must be placed here on purpose.
+        ErrorCode::Timeout
+        | ErrorCode::CpuLimit
+        | ErrorCode::MemoryLimit
+        | ErrorCode::OutputLimit
+        | ErrorCode::WriteLimit
+        | ErrorCode::CommandFailed
+        | ErrorCode::Internal => "internal",
     }
 }
 
