@@ -309,7 +309,7 @@ fn every_refused_line_is_on_record() {
     let env = Env::new();
     let mut s = env.serve();
     let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
-    let over_long = format!("\"{}\"", "z".repeat(20 * 1024 * 1024));
+    let over_long = format!("\"{}\"", "z".repeat(34 * 1024 * 1024));
     let lines: Vec<(Vec<u8>, &str)> = vec![
         (b"{not json".to_vec(), "Parse error"),
         (b"[1,2]".to_vec(), "batches"),

@@ -75,8 +75,8 @@ fn over_long_line_is_rejected_without_killing_the_session() {
     let env = Env::new();
     let mut s = env.serve();
     let mut line = br#"{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{"name":"run","arguments":{"command":"echo","args":[""#.to_vec();
-    // Past the default bound of 2 × (8 MiB stdin + 1 MiB arguments) + 1 MiB = 19 MiB.
-    line.extend(std::iter::repeat_n(b'z', 20 * 1024 * 1024));
+    // Past the default bound of 2 × (8 MiB stdin + 8 stages × 1 MiB arguments) + 1 MiB = 33 MiB.
+    line.extend(std::iter::repeat_n(b'z', 34 * 1024 * 1024));
     line.extend_from_slice(br#""]}}}"#);
     s.send_raw(&line);
     let r = s.next_response();
@@ -320,7 +320,8 @@ fn a_line_of_millions_of_elements_is_refused_at_small_cost() {
 }
 
 /// The bounds keep the largest call the policy accepts working: 8 MiB of stdin that is all
-/// newlines (16 MiB once JSON-escaped) and 1 MiB of arguments that are all quotes (2 MiB).
+/// newlines (16 MiB once JSON-escaped) and 1 MiB of arguments that are all quotes (2 MiB), per
+/// stage of a pipeline of 8.
 #[test]
 fn the_largest_call_the_policy_accepts_still_fits_on_a_line() {
     let env = Env::new();
@@ -337,5 +338,9 @@ fn the_largest_call_the_policy_accepts_still_fits_on_a_line() {
         "run",
         json!({"command": "true", "args": args, "stdin": stdin}),
     );
+    assert_eq!(structured(&r)["exitCode"], 0, "{}", structured(&r));
+    // A pipeline: every one of its 8 stages may carry 1 MiB of arguments (a 32 MiB line here).
+    let stage = json!({"command": "true", "args": args});
+    let r = s.call("run", json!({"pipeline": vec![stage; 8], "stdin": stdin}));
     assert_eq!(structured(&r)["exitCode"], 0, "{}", structured(&r));
 }

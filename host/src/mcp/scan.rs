@@ -38,20 +38,27 @@ pub const LINE_SLACK: usize = 1024 * 1024;
 impl Bounds {
     /// The bounds that keep every request the policy accepts working:
     ///
-    /// - line: `2 × (max_stdin_bytes + max_arg_bytes) + 1 MiB` — the largest stdin and
-    ///   arguments a call may carry even when every byte is written as a two-byte JSON escape
-    ///   (`\n`, `\"`, `\\`, `\t`) or, for non-ASCII text, as `\uXXXX` of a two- or three-byte
-    ///   character. (19 MiB with the default limits.)
-    /// - elements: `stages × max_args` arguments (a pipeline's stages each get `max_args`)
-    ///   plus [`ELEMENT_SLACK`]. (49,152 with the defaults.)
+    /// - line: `2 × (max_stdin_bytes + stages × max_arg_bytes) + 1 MiB` — the largest stdin
+    ///   and arguments a call may carry (a pipeline's stages each get `max_arg_bytes`), even when
+    ///   every byte is written as a two-byte JSON escape (`\n`, `\"`, `\\`, `\t`). Text sent
+    ///   as raw UTF-8 fits too; text whose every character is escaped as `\uXXXX` (control
+    ///   characters, or all non-ASCII with an `ensure_ascii` encoder) takes three to six bytes
+    ///   per byte and fits only up to a third to a sixth of the limits. (33 MiB with the
+    ///   default limits: 8 MiB of stdin, 8 stages of 1 MiB of arguments.)
+    /// - elements: `stages × max_args` arguments plus [`ELEMENT_SLACK`]. (49,152 with the
+    ///   defaults.)
     /// - depth: [`MAX_DEPTH`].
+    ///
+    /// A line is held whole only while it is read and parsed (and, when it waits for a window
+    /// slot, as raw bytes), so the line bound is a bound on memory per line, not per element:
+    /// the element bound is what keeps a parsed line near its size in bytes.
     pub fn for_requests(
         max_stdin_bytes: usize,
         max_arg_bytes: usize,
         max_args: usize,
         stages: usize,
     ) -> Self {
-        let payload = max_stdin_bytes.saturating_add(max_arg_bytes);
+        let payload = max_stdin_bytes.saturating_add(stages.saturating_mul(max_arg_bytes));
         Self {
             max_line_bytes: payload.saturating_mul(2).saturating_add(LINE_SLACK),
             max_depth: MAX_DEPTH,
@@ -178,7 +185,7 @@ mod tests {
     #[test]
     fn defaults_keep_the_largest_call_and_refuse_the_flat_array() {
         let b = Bounds::for_requests(8 << 20, 1 << 20, 4096, 8);
-        assert_eq!(b.max_line_bytes, 19 << 20);
+        assert_eq!(b.max_line_bytes, 33 << 20);
         assert_eq!(b.max_elements, 49_152);
         // 8 stages of 4096 arguments each fit.
         let args = vec!["\"a\""; 4096].join(",");
