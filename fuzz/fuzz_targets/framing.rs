@@ -1,97 +1,76 @@
-//! The stdio line framing (`mcp::framing`): arbitrary bytes from a client, pumped through the
-//! real async reader with a small line bound so the over-long path is reached.
+//! The stdio line framing (`mcp::framing`): arbitrary bytes from a client, read by the real
+//! async [`LineReader`] under small bounds so every bound (length, depth, elements) is reached.
 //!
-//! Asserts: no panic; every forwarded message is one trimmed JSON object within the bound;
-//! every reply is a JSON-RPC error (`-32700` or `-32600`, id null) of bounded size; and the
-//! pump does exactly what a plain model (split on `\n`, bound each line, classify it) says,
-//! message for message and reply for reply.
+//! Asserts: no panic; the reader yields exactly the `\n`-separated lines of the stream (the
+//! last one even without a newline); a line within its bounds comes back whole, a line over one
+//! comes back only as its digest (length, sha256 and a head of at most `DIGEST_HEAD_BYTES`);
+//! the verdict of each line is what `judge_line` says of the whole line; and every refusal's
+//! JSON-RPC error reply is one line of bounded size with code `-32700` or `-32600`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use runbox::mcp::framing::{Inbound, classify_line, error_reply, pump_input_bounded};
+use runbox::mcp::framing::{DIGEST_HEAD_BYTES, Line, LineDigest, LineReader, error_reply};
+use runbox::mcp::head::{Verdict, judge_line};
+use runbox::mcp::scan::Bounds;
 use serde_json::Value;
 
-/// Replies carry no client bytes, so they stay small whatever the input.
-const MAX_REPLY_BYTES: usize = 512;
+/// A refusal quotes no client bytes but an id of at most 256 bytes (JSON-escaped, up to six
+/// bytes each) and a cut serde message.
+const MAX_REPLY_BYTES: usize = 4096;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&bound, stream)) = data.split_first() else {
+    let Some((&[length, shape], stream)) = data.split_first_chunk::<2>() else {
         return;
     };
-    // 0..=63: small enough that short inputs cross the bound, including 0.
-    let max_line = usize::from(bound % 64);
+    // Small enough that short inputs cross every bound, including 0.
+    let bounds = Bounds {
+        max_line_bytes: usize::from(length % 64),
+        max_depth: u32::from(shape % 8),
+        max_elements: u64::from(shape / 8 % 32),
+    };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a current-thread runtime");
-    // Room for every reply, so the pump never waits on a reader that is not running.
-    let (tx, mut rx) = tokio::sync::mpsc::channel(stream.len() + 1);
-    let mut forwarded = Vec::new();
-    runtime
-        .block_on(pump_input_bounded(stream, &mut forwarded, tx, max_line))
-        .expect("reading from memory cannot fail");
-    let mut replies = Vec::new();
-    while let Ok(r) = rx.try_recv() {
-        replies.push(r);
-    }
-
-    let (want_forwarded, want_replies) = model(stream, max_line);
-    assert_eq!(
-        forwarded, want_forwarded,
-        "forwarded bytes differ from the model"
-    );
-    assert_eq!(replies, want_replies, "replies differ from the model");
-
-    for msg in forwarded.split(|&b| b == b'\n').filter(|m| !m.is_empty()) {
-        assert!(
-            msg.len() <= max_line,
-            "a forwarded message is over the bound"
-        );
-        assert_eq!(msg, msg.trim_ascii(), "a forwarded message is not trimmed");
-        let v: Value = serde_json::from_slice(msg).expect("forwarded messages are JSON");
-        assert!(v.is_object(), "forwarded messages are objects");
-    }
-    for r in &replies {
-        assert!(
-            r.len() <= MAX_REPLY_BYTES,
-            "reply of {} bytes: {r}",
-            r.len()
-        );
-        assert!(!r.contains('\n'), "a reply spans lines");
-        let v: Value = serde_json::from_str(r).expect("replies are JSON");
-        assert_eq!(v["jsonrpc"], "2.0");
-        assert_eq!(v["id"], Value::Null);
-        let code = v["error"]["code"].as_i64();
-        assert!(matches!(code, Some(-32700 | -32600)), "{r}");
-    }
-});
-
-/// What the framing must do, written without any reader: each `\n`-separated line (the last
-/// one even without a newline) is either over the bound, or classified on its own.
-fn model(stream: &[u8], max_line: usize) -> (Vec<u8>, Vec<String>) {
-    let mut forwarded = Vec::new();
-    let mut replies = Vec::new();
-    let mut lines: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
-    if lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop(); // the stream ended with a newline (or was empty)
-    }
-    for line in lines {
-        if line.len() > max_line {
-            replies.push(error_reply(
-                Value::Null,
-                -32600,
-                &format!("Invalid Request: message longer than {max_line} bytes"),
-            ));
-            continue;
+    let got: Vec<Line> = runtime.block_on(async {
+        let mut reader = LineReader::new(stream, bounds);
+        let mut lines = Vec::new();
+        while let Some(line) = reader.next().await.expect("reading from memory cannot fail") {
+            lines.push(line);
         }
-        match classify_line(line) {
-            Inbound::Blank => {}
-            Inbound::Reject(r) => replies.push(r),
-            Inbound::Message(m) => {
-                forwarded.extend_from_slice(&m);
-                forwarded.push(b'\n');
+        lines
+    });
+
+    let mut want: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
+    if want.last().is_some_and(|l| l.is_empty()) {
+        want.pop(); // the stream ended with a newline (or was empty)
+    }
+    assert_eq!(got.len(), want.len(), "line count differs from the model");
+
+    for (line, whole) in got.iter().zip(want) {
+        let verdict = line.verdict(&bounds);
+        assert_eq!(verdict, judge_line(whole, &bounds), "verdict differs from the model");
+        match line {
+            Line::Whole(bytes) => {
+                assert_eq!(bytes.as_slice(), whole, "a line came back altered");
+                assert!(bytes.len() <= bounds.max_line_bytes, "a whole line over the bound");
+            }
+            Line::Overrun { digest, .. } => {
+                assert_eq!(*digest, LineDigest::of(whole), "digest differs");
+                assert!(digest.head.len() <= DIGEST_HEAD_BYTES);
+                assert!(
+                    matches!(verdict, Verdict::Refused(_)),
+                    "a line over a bound was not refused"
+                );
             }
         }
+        if let Verdict::Refused(r) = verdict {
+            let reply = error_reply(r.id.as_ref(), r.code, &r.message());
+            assert!(reply.len() <= MAX_REPLY_BYTES, "reply of {} bytes", reply.len());
+            assert!(!reply.contains('\n'), "a reply spans lines");
+            let v: Value = serde_json::from_str(&reply).expect("replies are JSON");
+            assert_eq!(v["jsonrpc"], "2.0");
+            assert!(matches!(v["error"]["code"].as_i64(), Some(-32700 | -32600)), "{reply}");
+        }
     }
-    (forwarded, replies)
-}
+});

@@ -237,3 +237,155 @@ fn the_always_sync_policy_is_in_force_and_recorded() {
     let out = env.audit_cli(&["verify"]);
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// The audit log's total size in bytes.
+fn audit_bytes(env: &Env) -> u64 {
+    env.audit_files()
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum()
+}
+
+/// The `received`/`denied` pairs the MCP front wrote for refused lines.
+fn protocol_pairs(env: &Env) -> Vec<(Value, Value)> {
+    let records: Vec<Value> = env
+        .audit_records()
+        .into_iter()
+        .filter(|r| r["tool"] == "protocol")
+        .collect();
+    records
+        .chunks(2)
+        .map(|p| {
+            assert_eq!(stages(p), ["received", "denied"], "{p:?}");
+            assert_eq!(p[0]["requestId"], p[1]["requestId"]);
+            (p[0].clone(), p[1].clone())
+        })
+        .collect()
+}
+
+/// Issue 12, item 5: the JSON-RPC id went uncut into every audit record; five pipelines with a
+/// 15 MiB id filled the 1 GiB cap in 11 s. Such an id is refused now, and its line is on record
+/// only as a cut text.
+#[test]
+fn a_fifteen_megabyte_id_is_refused_and_the_audit_log_stays_small() {
+    let env = Env::new();
+    let mut s = env.serve();
+    let id = format!("\"{}\"", "7".repeat(15 * 1024 * 1024));
+    let line = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"run","arguments":{{"pipeline":[{{"command":"echo","args":["x"]}},{{"command":"cat"}}]}}}}}}"#
+    );
+    for _ in 0..3 {
+        s.send_raw(line.as_bytes());
+        let r = s.next_response();
+        assert_eq!(r["error"]["code"], -32600, "{r}");
+        assert_eq!(r["id"], Value::Null);
+        assert!(r.to_string().len() < 1024, "the reply does not echo the id");
+    }
+    let r = s.run("echo", &["still here"]);
+    assert_eq!(structured(&r)["stdout"], "still here\n");
+    s.close();
+    let bytes = audit_bytes(&env);
+    eprintln!("audit log after three 15 MiB ids: {bytes} bytes");
+    assert!(bytes < 64 * 1024, "the audit log holds {bytes} bytes");
+    let pairs = protocol_pairs(&env);
+    assert_eq!(pairs.len(), 3);
+    for (received, denied) in &pairs {
+        assert_eq!(received["line"]["bytes"], line.len() as u64);
+        assert_eq!(received["line"]["head"].as_str().unwrap().len(), 256);
+        assert_eq!(denied["error"]["code"], "INVALID_ARGUMENT");
+        assert_eq!(denied["policy"]["rule"], "request");
+        assert_eq!(denied["client"]["name"], "runbox-tests");
+        let message = denied["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("JSON-RPC -32600:"), "{message}");
+        assert!(message.contains("at most 256"), "{message}");
+    }
+    assert!(env.audit_cli(&["verify"]).status.success());
+}
+
+/// Issue 12, item 8: a line the front refused got an error reply but left no trace. Every kind
+/// of refusal is on record now, with the id when it had a usable one, and the log verifies.
+#[test]
+fn every_refused_line_is_on_record() {
+    let env = Env::new();
+    let mut s = env.serve();
+    let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    let over_long = format!("\"{}\"", "z".repeat(34 * 1024 * 1024));
+    let lines: Vec<(Vec<u8>, &str)> = vec![
+        (b"{not json".to_vec(), "Parse error"),
+        (b"[1,2]".to_vec(), "batches"),
+        (b"42".to_vec(), "not a JSON-RPC object"),
+        (deep.into_bytes(), "nested deeper"),
+        (over_long.into_bytes(), "longer than"),
+        (b"\xff\xfe garbage".to_vec(), "Parse error"),
+        (
+            br#"{"jsonrpc":"2.0","id":true,"method":"ping"}"#.to_vec(),
+            "not true or false",
+        ),
+        (
+            br#"{"jsonrpc":"1.0","id":41,"method":"ping"}"#.to_vec(),
+            "\"jsonrpc\" must be",
+        ),
+    ];
+    for (line, want) in &lines {
+        s.send_raw(line);
+        let r = s.next_response();
+        let message = r["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(want), "{want}: {r}");
+    }
+    s.close();
+    let pairs = protocol_pairs(&env);
+    assert_eq!(pairs.len(), lines.len());
+    for ((received, denied), (line, want)) in pairs.iter().zip(&lines) {
+        let text = &received["line"];
+        if line.len() <= 256 && std::str::from_utf8(line).is_ok() {
+            assert_eq!(text.as_str().unwrap().as_bytes(), line.as_slice());
+        } else {
+            assert_eq!(text["bytes"], line.len() as u64, "{text}");
+            assert_eq!(text["sha256"].as_str().unwrap().len(), 64);
+            assert!(text["head"].as_str().unwrap().len() <= 256);
+        }
+        assert_eq!(denied["line"], *text);
+        let message = denied["error"]["message"].as_str().unwrap();
+        assert!(message.contains(want), "{message}");
+    }
+    let (received, _) = pairs.last().unwrap();
+    assert_eq!(received["mcpRequestId"], "41");
+    assert!(pairs[0].0.get("mcpRequestId").is_none());
+    let verify = env.audit_cli(&["verify"]);
+    assert!(verify.status.success(), "{verify:?}");
+    let query = env.audit_cli(&["query", "--stage", "denied", "--pretty"]);
+    assert!(query.status.success(), "{query:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&query.stdout).lines().count(),
+        lines.len() + 1
+    );
+}
+
+/// Garbage is cheap to send, so its records are rate-limited: every line is answered, at most
+/// the burst is recorded one by one, and the rest is counted in one record.
+#[test]
+fn a_flood_of_garbage_is_answered_but_recorded_within_a_budget() {
+    const LINES: usize = 5_000;
+    let env = Env::new();
+    let mut s = env.serve();
+    for i in 0..LINES {
+        s.send_raw(format!("garbage {i}").as_bytes());
+    }
+    for _ in 0..LINES {
+        assert_eq!(s.next_response()["error"]["code"], -32700);
+    }
+    s.close();
+    let pairs = protocol_pairs(&env);
+    let bytes = audit_bytes(&env);
+    eprintln!(
+        "{LINES} garbage lines: {} pairs recorded, audit log {bytes} bytes",
+        pairs.len()
+    );
+    assert!(pairs.len() >= 100, "the burst is recorded");
+    assert!(pairs.len() < 200, "{} pairs", pairs.len());
+    let (_, last) = pairs.last().unwrap();
+    let message = last["error"]["message"].as_str().unwrap();
+    assert!(message.contains("refused lines"), "{message}");
+    assert!(bytes < 512 * 1024, "{bytes} bytes");
+    assert!(env.audit_cli(&["verify"]).status.success());
+}

@@ -181,3 +181,78 @@ fn a_gigabyte_of_output_is_cut_and_costs_no_gigabyte() {
     eprintln!("server peak RSS with 1 GiB of output: {peak} KiB");
     assert!(peak < 200 * 1024, "peak RSS {peak} KiB");
 }
+
+/// Issue 12, item 7: only `tools/call` waited for a window slot, so 500,000 `tools/list` with
+/// stdout unread were all answered into memory (1.2 GB). Every request needs a slot now.
+#[test]
+fn many_requests_with_stdout_unread_do_not_grow_the_server() {
+    const REQUESTS: usize = 200_000;
+    let env = Env::new();
+    let mut cmd = as_server_user(runbox_bin());
+    cmd.arg("serve")
+        .args(env.policy_args())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout);
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "lister", "version": "0"}}});
+    writeln!(stdin, "{init}").unwrap();
+    let mut first = String::new();
+    lines.read_line(&mut first).unwrap();
+    assert!(first.contains("\"id\":0"), "{first}");
+    writeln!(
+        stdin,
+        "{}",
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    )
+    .unwrap();
+    let baseline = rss_kib(pid);
+    let writer = std::thread::spawn(move || {
+        let mut batch = String::new();
+        for id in 1..=REQUESTS {
+            batch.push_str(&format!(
+                "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/list\"}}\n"
+            ));
+            if batch.len() > 64 * 1024 || id == REQUESTS {
+                if stdin.write_all(batch.as_bytes()).is_err() {
+                    break;
+                }
+                batch.clear();
+            }
+        }
+        stdin
+    });
+    let mut peak = 0;
+    for _ in 0..40 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        peak = peak.max(rss_kib(pid));
+    }
+    eprintln!(
+        "server RSS {baseline} KiB after initialize, peak {peak} KiB while {REQUESTS} tools/list went unread"
+    );
+    assert!(
+        peak < baseline + 48 * 1024,
+        "server RSS grew from {baseline} KiB to {peak} KiB while the client did not read"
+    );
+    // Now read: every request is answered, once.
+    let mut answered = 0;
+    let mut line = Vec::new();
+    while answered < REQUESTS {
+        line.clear();
+        let n = lines.read_until(b'\n', &mut line).unwrap();
+        assert!(n > 0, "the server stopped after {answered} replies");
+        assert!(
+            line.starts_with(b"{\"jsonrpc\":\"2.0\",\"id\":"),
+            "{}",
+            String::from_utf8_lossy(&line[..line.len().min(200)])
+        );
+        answered += 1;
+    }
+    drop(writer.join().unwrap());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

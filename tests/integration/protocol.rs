@@ -1,7 +1,7 @@
 //! Bad protocol input gets a clear answer and the server keeps serving.
 
 use crate::support::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn still_serving(s: &mut Server) {
     let r = s.run("echo", &["alive"]);
@@ -75,7 +75,8 @@ fn over_long_line_is_rejected_without_killing_the_session() {
     let env = Env::new();
     let mut s = env.serve();
     let mut line = br#"{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{"name":"run","arguments":{"command":"echo","args":[""#.to_vec();
-    line.extend(std::iter::repeat_n(b'z', 17 * 1024 * 1024));
+    // Past the default bound of 2 × (8 MiB stdin + 8 stages × 1 MiB arguments) + 1 MiB = 33 MiB.
+    line.extend(std::iter::repeat_n(b'z', 34 * 1024 * 1024));
     line.extend_from_slice(br#""]}}}"#);
     s.send_raw(&line);
     let r = s.next_response();
@@ -163,4 +164,183 @@ fn malformed_tool_call_params_are_invalid_params() {
         "{r}"
     );
     still_serving(&mut s);
+}
+
+/// A `tools/call` line with a raw JSON id.
+fn call_with_id(id: &str, command: &str, args: &[&str]) -> Vec<u8> {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"run","arguments":{}}}}}"#,
+        json!({"command": command, "args": args})
+    )
+    .into_bytes()
+}
+
+/// Issue 12, item 6: ids that are not a string or an integer used to reach rmcp, which dropped
+/// them without a reply while each held a reply-window slot for ever; after 16 of them no call
+/// was answered again.
+#[test]
+fn invalid_ids_are_refused_at_once_and_hold_no_slot() {
+    let env = Env::new();
+    let mut s = env.serve();
+    let long = format!("\"{}\"", "i".repeat(300));
+    let bad = [
+        "1.5",
+        "true",
+        "{}",
+        "null",
+        "[]",
+        "1e3",
+        "9223372036854775808",
+        &long,
+    ];
+    for round in 0..3 {
+        for id in bad {
+            s.send_raw(&call_with_id(id, "echo", &["never"]));
+            let r = s.next_response();
+            assert_eq!(r["error"]["code"], -32600, "round {round}, id {id}: {r}");
+            assert_eq!(r["id"], Value::Null, "{r}");
+            assert!(
+                r["error"]["message"].as_str().unwrap().contains("id"),
+                "{r}"
+            );
+        }
+    }
+    // 24 refused above; the window has 16 call slots. Every call still gets its answer.
+    for i in 0..20 {
+        let r = s.run("echo", &[&i.to_string()]);
+        assert_eq!(structured(&r)["stdout"], format!("{i}\n"));
+    }
+    // The refusals never reached the service: no call record names "never".
+    drop(s);
+    assert!(
+        !env.audit_records()
+            .iter()
+            .any(|r| r["argv"] == json!(["never"])),
+        "a refused request ran"
+    );
+}
+
+/// Issue 12, item 6: two calls in flight with one id both ran, and one of the replies was lost
+/// (rmcp keys its replies by id). The second is refused now; the first runs and is answered.
+#[test]
+fn a_second_request_with_an_id_in_flight_is_refused_and_the_first_answered() {
+    let env = Env::new();
+    let mut s = env.serve();
+    s.send_raw(&call_with_id("7", "sleep", &["1.5"]));
+    s.send_raw(&call_with_id("7", "echo", &["second"]));
+    s.send_raw(br#"{"jsonrpc":"2.0","id":"7","method":"tools/call","params":{"name":"run","arguments":{"command":"echo","args":["a string id is another id"]}}}"#);
+    // Refused for another reason while 7 is in flight: its error must not carry id 7 either,
+    // or the client would take it for the answer to the first call.
+    s.send_raw(br#"{"jsonrpc":"1.0","id":7,"method":"ping"}"#);
+    let replies = [
+        s.next_response(),
+        s.next_response(),
+        s.next_response(),
+        s.next_response(),
+    ];
+    let with_id =
+        |id: Value| -> Vec<Value> { replies.iter().filter(|r| r["id"] == id).cloned().collect() };
+    let (by_int, by_str, refusals) = (with_id(json!(7)), with_id(json!("7")), with_id(Value::Null));
+    assert_eq!(
+        (by_int.len(), by_str.len(), refusals.len()),
+        (1, 1, 2),
+        "{replies:?}"
+    );
+    let (by_int, by_str) = (&by_int[0], &by_str[0]);
+    let messages: Vec<&str> = refusals
+        .iter()
+        .map(|r| {
+            assert_eq!(r["error"]["code"], -32600, "{r}");
+            r["error"]["message"].as_str().unwrap()
+        })
+        .collect();
+    assert!(
+        messages[0].contains("id 7 is already in use"),
+        "{messages:?}"
+    );
+    assert!(messages[1].contains("\"jsonrpc\" must be"), "{messages:?}");
+    assert_eq!(by_str["id"], "7");
+    assert_eq!(
+        by_str["result"]["structuredContent"]["stdout"],
+        "a string id is another id\n"
+    );
+    assert_eq!(by_int["id"], 7);
+    let first = &by_int["result"]["structuredContent"];
+    assert_eq!(first["exitCode"], 0, "{by_int}");
+    assert_eq!(
+        first["stdout"], "",
+        "the reply is the sleep's, not the echo's: {by_int}"
+    );
+    // Nothing else comes for id 7, and the id is free again once answered.
+    let r = s.request("ping", json!({}));
+    assert!(r.get("result").is_some(), "{r}");
+    assert!(s.pending_ids().is_empty(), "{:?}", s.pending_ids());
+    s.send_raw(&call_with_id("7", "echo", &["again"]));
+    let r = s.next_response();
+    assert_eq!(r["result"]["structuredContent"]["stdout"], "again\n", "{r}");
+}
+
+/// Issue 12, item 7: a 16 MiB line of `[0,0,…]` was parsed whole (tens of bytes per element)
+/// and took the server to 1.6 GiB. Its structure is bounded while it is read now.
+#[test]
+fn a_line_of_millions_of_elements_is_refused_at_small_cost() {
+    let env = Env::new();
+    let mut s = env.serve();
+    still_serving(&mut s);
+    let before = s.peak_rss_kib();
+    let zeros = "0,".repeat(15 * 1024 * 1024 / 2);
+    let flat = format!("[{zeros}0]");
+    let inside = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"run","arguments":{{"command":"echo","args":[{zeros}0]}}}}}}"#
+    );
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    for (line, what) in [
+        (flat.as_str(), "elements"),
+        (inside.as_str(), "elements"),
+        (deep.as_str(), "nested deeper"),
+    ] {
+        s.send_raw(line.as_bytes());
+        let r = s.next_response();
+        assert_eq!(r["error"]["code"], -32600, "{what}: {r}");
+        assert!(
+            r["error"]["message"].as_str().unwrap().contains(what),
+            "{r}"
+        );
+    }
+    still_serving(&mut s);
+    let after = s.peak_rss_kib();
+    eprintln!(
+        "peak RSS {before} KiB before, {after} KiB after two {} MiB element floods",
+        flat.len() >> 20
+    );
+    assert!(
+        after < before + 16 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB"
+    );
+}
+
+/// The bounds keep the largest call the policy accepts working: 8 MiB of stdin that is all
+/// newlines (16 MiB once JSON-escaped) and 1 MiB of arguments that are all quotes (2 MiB), per
+/// stage of a pipeline of 8.
+#[test]
+fn the_largest_call_the_policy_accepts_still_fits_on_a_line() {
+    let env = Env::new();
+    let mut s = env.serve();
+    let stdin = "\n".repeat(8 * 1024 * 1024);
+    let r = s.call(
+        "run",
+        json!({"command": "wc", "args": ["-l"], "stdin": stdin}),
+    );
+    assert_eq!(structured(&r)["stdout"], "8388608\n", "{}", structured(&r));
+    let quotes = "\"".repeat(256);
+    let args: Vec<&str> = vec![quotes.as_str(); 4096];
+    let r = s.call(
+        "run",
+        json!({"command": "true", "args": args, "stdin": stdin}),
+    );
+    assert_eq!(structured(&r)["exitCode"], 0, "{}", structured(&r));
+    // A pipeline: every one of its 8 stages may carry 1 MiB of arguments (a 32 MiB line here).
+    let stage = json!({"command": "true", "args": args});
+    let r = s.call("run", json!({"pipeline": vec![stage; 8], "stdin": stdin}));
+    assert_eq!(structured(&r)["exitCode"], 0, "{}", structured(&r));
 }

@@ -39,7 +39,7 @@ impl CallTrail {
     pub fn new(caller: &Caller, tool: &str, policy_hash: &str) -> Self {
         let mut base = AuditRecord::new(Stage::Received);
         base.request_id = Some(caller.request_id.clone());
-        base.mcp_request_id = caller.mcp_request_id.clone();
+        base.mcp_request_id = caller.mcp_request_id.as_deref().map(Text::of);
         base.client = caller.client.clone();
         base.tool = Some(tool.to_owned());
         Self {
@@ -53,6 +53,11 @@ impl CallTrail {
         self.base.command = Some(Text::of(command));
         self.base.set_args(args);
         self.base.cwd = cwd.map(Text::of);
+    }
+
+    /// Records the client line the MCP front refused (for `tool` `protocol`).
+    pub fn refused_line(&mut self, line: Text) {
+        self.base.line = Some(line);
     }
 
     /// Marks every record of this trail as stage `stage` (from 1) of a pipeline of `of`.
@@ -245,6 +250,25 @@ mod tests {
             processes_killed: None,
             file_writes: None,
         }
+    }
+
+    #[test]
+    fn the_client_id_is_cut_like_any_value() {
+        let long = "7".repeat(15 * 1024 * 1024);
+        let caller = Caller {
+            request_id: "rid".into(),
+            mcp_request_id: Some(long.clone()),
+            client: None,
+        };
+        let t = CallTrail::new(&caller, "run", "ph");
+        let line = crate::audit::chain::seal(&mut t.received()).unwrap();
+        assert!(line.len() < 2048, "{} bytes", line.len());
+        let Some(Text::Cut(c)) = t.received().mcp_request_id else {
+            panic!("not cut")
+        };
+        assert_eq!(c.bytes, long.len() as u64);
+        assert_eq!(c.sha256, crate::audit::record::sha256_hex(long.as_bytes()));
+        assert_eq!(trail().received().mcp_request_id, Some(Text::of("7")));
     }
 
     #[test]

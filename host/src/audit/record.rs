@@ -108,6 +108,28 @@ impl Text {
         })
     }
 
+    /// Records raw bytes known by their first bytes `head`, full length `bytes` and `sha256`
+    /// (a client line, which may be huge and need not be UTF-8): whole when `head` is all of it,
+    /// valid UTF-8 and short; otherwise cut, with invalid UTF-8 in the head replaced by U+FFFD.
+    pub fn of_bytes(head: &[u8], bytes: u64, sha256: &[u8; 32]) -> Self {
+        let head = &head[..head.len().min(MAX_VALUE_BYTES)];
+        if head.len() as u64 == bytes
+            && let Ok(s) = std::str::from_utf8(head)
+        {
+            return Self::Full(s.to_owned());
+        }
+        let lossy = String::from_utf8_lossy(head);
+        let mut end = lossy.len().min(MAX_VALUE_BYTES);
+        while !lossy.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self::Cut(CutText {
+            head: lossy[..end].to_owned(),
+            bytes,
+            sha256: hex::encode(sha256),
+        })
+    }
+
     /// The recorded text (the head of a cut value).
     pub fn as_str(&self) -> &str {
         match self {
@@ -356,9 +378,9 @@ pub struct AuditRecord {
     /// runbox's id for the call (UUID v7), the same in every stage and in the reply.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// The JSON-RPC id the client used.
+    /// The JSON-RPC id the client used (a number as its decimal text), cut like any value.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mcp_request_id: Option<String>,
+    pub mcp_request_id: Option<Text>,
     /// The MCP client, from the handshake.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<ClientInfo>,
@@ -371,6 +393,10 @@ pub struct AuditRecord {
     /// The command name as requested.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Text>,
+    /// A client line the MCP front refused (`tool` is `protocol`): never kept whole when long,
+    /// invalid UTF-8 in its head replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<Text>,
     /// How many arguments the request carried.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub argc: Option<u64>,
@@ -433,6 +459,7 @@ impl AuditRecord {
             tool: None,
             runner: None,
             command: None,
+            line: None,
             argc: None,
             argv: None,
             argv_omitted: None,
@@ -538,6 +565,26 @@ mod tests {
         let json = serde_json::to_value(Text::of(&long)).unwrap();
         assert_eq!(json["bytes"], 4000);
         assert_eq!(serde_json::to_value(Text::of("x")).unwrap(), "x");
+    }
+
+    #[test]
+    fn raw_lines_are_whole_only_when_short_and_utf8() {
+        let sha = [7u8; 32];
+        assert_eq!(Text::of_bytes(b"{x", 2, &sha), Text::Full("{x".into()));
+        let Text::Cut(c) = Text::of_bytes(b"{x", 20, &sha) else {
+            panic!("a head of a longer line is cut")
+        };
+        assert_eq!((c.head.as_str(), c.bytes), ("{x", 20));
+        assert_eq!(c.sha256, hex::encode(sha));
+        let Text::Cut(c) = Text::of_bytes(b"a\xffb", 3, &sha) else {
+            panic!("invalid UTF-8 is never whole")
+        };
+        assert_eq!(c.head, "a\u{fffd}b");
+        let bad = vec![0xff; 1000];
+        let Text::Cut(c) = Text::of_bytes(&bad, 1000, &sha) else {
+            panic!()
+        };
+        assert!(c.head.len() <= MAX_VALUE_BYTES && c.head.starts_with('\u{fffd}'));
     }
 
     #[test]

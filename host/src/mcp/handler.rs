@@ -1,6 +1,8 @@
 //! The rmcp [`ServerHandler`]: lists the two tools and translates calls to the [`Service`].
 //! No execution logic lives here.
 
+use super::transport::key_of;
+use super::window::ReplyWindow;
 use crate::api::{ErrorEnvelope, ListCommandsArgs, ListResult, RunArgs, RunResult};
 use crate::error::RunError;
 use crate::service::{CallContext, CallReply, Service};
@@ -51,6 +53,7 @@ pub struct RunboxHandler {
     service: Arc<Service>,
     tools: Arc<Vec<Tool>>,
     shutdown: CancellationToken,
+    window: Option<Arc<ReplyWindow>>,
 }
 
 impl RunboxHandler {
@@ -60,7 +63,15 @@ impl RunboxHandler {
             service,
             tools: Arc::new(tool_definitions()),
             shutdown,
+            window: None,
         }
+    }
+
+    /// Takes client cancellations from `window` (which handles `notifications/cancelled`
+    /// itself; rmcp never sees them) instead of from rmcp's request context.
+    pub fn with_cancellation(mut self, window: Arc<ReplyWindow>) -> Self {
+        self.window = Some(window);
+        self
     }
 
     async fn call_run(
@@ -72,12 +83,21 @@ impl RunboxHandler {
             serde_json::Value::String(s) => s,
             other => other.to_string(),
         });
-        // Cancelled by the client's notifications/cancelled or by server shutdown.
+        // Cancelled by the client's notifications/cancelled, by rmcp ending the session, or by
+        // server shutdown.
         let cancel = self.shutdown.child_token();
-        let client_ct = context.ct.clone();
+        let rmcp_ct = context.ct.clone();
+        let client_ct = self
+            .window
+            .as_ref()
+            .and_then(|w| w.cancel_token(&key_of(&context.id)))
+            .unwrap_or_else(|| rmcp_ct.clone());
         let linked = cancel.clone();
         let watcher = tokio::spawn(async move {
-            client_ct.cancelled().await;
+            tokio::select! {
+                _ = client_ct.cancelled() => {}
+                _ = rmcp_ct.cancelled() => {}
+            }
             linked.cancel();
         });
         let mut ctx = CallContext::new(mcp_id, cancel);

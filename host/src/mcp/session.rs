@@ -1,17 +1,29 @@
-//! One MCP session over a pair of streams: framing in front, rmcp behind, every call stopped
-//! when the client goes away.
+//! One MCP session over a pair of streams: the gate in front, rmcp behind, one writer for
+//! stdout, every call stopped when the client goes away.
 
 use super::handler::RunboxHandler;
+use super::inbound::Gate;
+use super::protocol_audit::ProtocolAudit;
+use super::scan::Bounds;
+use super::transport::{ChannelTransport, INBOUND_QUEUE};
 use super::{framing, window};
 use crate::service::Service;
 use rmcp::ServiceExt;
-use rmcp::transport::async_rw::AsyncRwTransport;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Bytes buffered between the framing layer and rmcp in each direction.
-const PIPE_BYTES: usize = 256 * 1024;
+/// The bounds on a client line under the service's policy.
+pub fn bounds_for(service: &Service) -> Bounds {
+    let r = &service.policy().request;
+    Bounds::for_requests(
+        r.max_stdin_bytes,
+        r.max_arg_bytes,
+        r.max_args,
+        crate::service::MAX_STAGES,
+    )
+}
 
 /// Serves MCP on `input`/`output` until the client closes `input` or `shutdown` fires; then
 /// cancels every running call and returns.
@@ -25,25 +37,30 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (to_gate, gate_in) = tokio::io::duplex(PIPE_BYTES);
-    let (to_rmcp, rmcp_in) = tokio::io::duplex(PIPE_BYTES);
-    let (rmcp_out, from_rmcp) = tokio::io::duplex(PIPE_BYTES);
     let (lines_tx, lines_rx) = framing::output_queue();
+    let (to_rmcp, rmcp_in) = mpsc::channel(INBOUND_QUEUE);
     // Twice the call slots: every slot stays busy while finished replies wait for stdout.
     let window = window::ReplyWindow::new(2 * service.policy().max_concurrent);
 
     let replied = Arc::clone(&window);
     let writer = tokio::spawn(framing::write_lines(output, lines_rx, move |line| {
-        replied.written(line)
+        if let Some(id) = &line.settles {
+            replied.written(id);
+        }
     }));
-    let gate = tokio::spawn(window::gate(gate_in, to_rmcp, window));
-    let relay = tokio::spawn(framing::pump_rmcp_output(from_rmcp, lines_tx.clone()));
     // When the client closes stdin, every running command is stopped at once; rmcp then sees
     // the end of its input, answers what it can and ends the session.
     let calls = shutdown.child_token();
     let stop_calls = calls.clone();
+    let gate = Gate::new(
+        Arc::clone(&window),
+        to_rmcp,
+        lines_tx.clone(),
+        ProtocolAudit::new(Arc::clone(&service)),
+    );
+    let bounds = bounds_for(&service);
     let reader = tokio::spawn(async move {
-        let result = framing::pump_input(input, to_gate, lines_tx).await;
+        let result = gate.run(input, bounds).await;
         stop_calls.cancel();
         result
     });
@@ -51,9 +68,9 @@ where
     let warm = Arc::clone(&service);
     tokio::spawn(async move { warm.warm_up().await });
 
-    let handler = RunboxHandler::new(Arc::clone(&service), calls.clone());
-    let transport = AsyncRwTransport::new_server(rmcp_in, rmcp_out)
-        .with_max_line_length(2 * framing::MAX_LINE_BYTES);
+    let handler = RunboxHandler::new(Arc::clone(&service), calls.clone())
+        .with_cancellation(Arc::clone(&window));
+    let transport = ChannelTransport::new(rmcp_in, lines_tx, window);
     let running = handler
         .serve_with_ct(transport, shutdown.child_token())
         .await
@@ -62,8 +79,6 @@ where
     tracing::info!(reason = ?quit, "MCP session ended");
     calls.cancel();
     reader.abort();
-    gate.abort();
-    let _ = relay.await;
     let _ = writer.await;
     Ok(())
 }

@@ -25,6 +25,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 mod pipeline;
+pub use pipeline::MAX_STAGES;
 
 /// Per-call facts that do not come from the tool arguments.
 #[derive(Debug, Clone)]
