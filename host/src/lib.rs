@@ -17,6 +17,8 @@
 //! - [`wasi`]: engine and instance pool, module cache, epoch ticker, scratch directories and one
 //!   guest run.
 //! - [`native`]: real binaries from the policy, each in a kernel-confined process tree.
+//! - [`scratch_tree`]: the per-server roots of scratch directories and the removal of what
+//!   commands leave there, however deep, without recursion.
 //! - [`audit`]: the audit log: staged, hash-chained JSON lines, rotation, retention, and the
 //!   `runbox audit` commands that read it.
 //! - [`api`]: tool inputs and results as clients see them (schemas derive from these types).
@@ -50,6 +52,8 @@ pub mod mcp;
 pub mod native;
 pub mod outcome;
 pub mod policy;
+#[cfg(feature = "runtime")]
+pub mod scratch_tree;
 #[cfg(feature = "runtime")]
 pub mod service;
 pub mod tools_dir;
