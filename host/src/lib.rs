@@ -18,6 +18,8 @@
 //!   guest run; [`wasi::p1`] is runbox's own preview-1 system interface (files on cap-std, the
 //!   write budget, no call that can block a host thread).
 //! - [`native`]: real binaries from the policy, each in a kernel-confined process tree.
+//! - [`scratch_tree`]: the per-server roots of scratch directories and the removal of what
+//!   commands leave there, however deep, without recursion.
 //! - [`audit`]: the audit log: staged, hash-chained JSON lines, rotation, retention, and the
 //!   `runbox audit` commands that read it.
 //! - [`api`]: tool inputs and results as clients see them (schemas derive from these types).
@@ -51,6 +53,8 @@ pub mod mcp;
 pub mod native;
 pub mod outcome;
 pub mod policy;
+#[cfg(feature = "runtime")]
+pub mod scratch_tree;
 #[cfg(feature = "runtime")]
 pub mod service;
 pub mod tools_dir;

@@ -50,7 +50,7 @@ pub fn report(policy: &Policy, workspace: Option<&Path>) -> (String, bool) {
         "[{}] namespaces:  {}",
         mark(p.namespaces.is_ok()),
         match &p.namespaces {
-            Ok(()) => "a user + PID namespace per call: the whole tree dies with its PID 1; RLIMIT_NPROC counts this call only".to_owned(),
+            Ok(()) => "a user + PID + IPC namespace per call: the whole tree dies with its PID 1; RLIMIT_NPROC counts this call only; SysV IPC and POSIX message queues are private to the call and freed with it".to_owned(),
             Err(e) => e.clone(),
         }
     );

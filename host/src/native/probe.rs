@@ -1,6 +1,6 @@
 //! What confinement this machine gives native commands, found by trying each piece once at start:
-//! Landlock (the kernel's ABI and how much of runbox's ruleset it enforces), seccomp, the user +
-//! PID namespaces, and (for information) cgroups. `runbox doctor` prints the result with a fix
+//! Landlock (the kernel's ABI and how much of runbox's ruleset it enforces), seccomp, the user,
+//! PID and IPC namespaces, and (for information) cgroups. `runbox doctor` prints the result with a fix
 //! for each missing piece; the runner refuses native calls when the policy requires confinement
 //! and a piece is missing.
 //!
@@ -8,7 +8,7 @@
 //! restricted.
 
 use crate::native::confine::{self, SystemPaths};
-use crate::native::spawn::Identity;
+use crate::native::spawn::{Identity, NAMESPACES};
 use landlock::RulesetStatus;
 use seccompiler::BpfProgram;
 use std::path::Path;
@@ -50,7 +50,7 @@ pub struct Protections {
     pub landlock_detail: Option<String>,
     /// Whether the seccomp filters install (`Err` says why not).
     pub seccomp: Result<(), String>,
-    /// Whether a user + PID namespace can be made (`Err` says why not).
+    /// Whether a user + PID + IPC namespace can be made (`Err` says why not).
     pub namespaces: Result<(), String>,
     /// cgroup facilities present (informational: the PID namespace does the killing).
     pub cgroups: String,
@@ -96,7 +96,7 @@ impl Protections {
         );
         parts.push(
             if self.namespaces.is_ok() {
-                "user+pid namespaces"
+                "user+pid+ipc namespaces"
             } else {
                 "no namespaces"
             }
@@ -130,11 +130,12 @@ impl Protections {
         }
         if let Err(e) = &self.namespaces {
             out.push(format!(
-                "user + PID namespaces unavailable ({e}): run runbox as root, or allow \
+                "user + PID + IPC namespaces unavailable ({e}): run runbox as root, or allow \
                  unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, \
                  user.max_user_namespaces > 0, and on Ubuntu \
                  kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for runbox); \
-                 without them a timeout cannot kill detached processes and processes are not bounded"
+                 without them a timeout cannot kill detached processes, processes are not bounded \
+                 and SysV IPC objects outlive calls and are shared between them"
             ));
         }
         out
@@ -205,9 +206,9 @@ fn probe_seccomp(programs: &[BpfProgram]) -> Result<(), String> {
     })
 }
 
-/// Makes a user + PID namespace child, maps its ids, lets it exit.
+/// Makes a child in the namespaces native calls get ([`NAMESPACES`]), maps its ids, lets it
+/// exit.
 fn probe_namespaces(identity: Identity) -> Result<(), String> {
-    use nix::sched::CloneFlags;
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
     let rfd = std::os::fd::AsRawFd::as_raw_fd(&r);
     let wfd = std::os::fd::AsRawFd::as_raw_fd(&w);
@@ -223,15 +224,8 @@ fn probe_namespaces(identity: Identity) -> Result<(), String> {
         }
     });
     // SAFETY: the child only reads a pipe and exits (async-signal-safe).
-    let pid = unsafe {
-        nix::sched::clone(
-            child,
-            &mut stack,
-            CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID,
-            Some(libc::SIGCHLD),
-        )
-    }
-    .map_err(|e| format!("clone(CLONE_NEWUSER|CLONE_NEWPID): {e}"))?;
+    let pid = unsafe { nix::sched::clone(child, &mut stack, NAMESPACES, Some(libc::SIGCHLD)) }
+        .map_err(|e| format!("clone(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWIPC): {e}"))?;
     drop(r);
     let mapped = crate::native::spawn::write_id_maps(pid, identity)
         .map_err(|e| format!("writing uid_map/gid_map: {e}"));

@@ -10,10 +10,16 @@
 //! and removing three directories per call would add filesystem journal work that the audit
 //! log's `fdatasync` then has to wait for (milliseconds on ext4); an empty directory that is
 //! handed out again costs a few `getdents` calls. Nothing a command leaves survives its call.
+//! Emptying and removing go through [`scratch_tree`], which copes with any depth (a command can
+//! leave 30,000 nested directories) in a constant number of descriptors and never follows a
+//! symlink; the root is a [`ServerRoot`], so a root left by a server that died is removed at
+//! the next start.
 
+use crate::scratch_tree::{self, root::ServerRoot};
+use rustix::fs::{Dir, Mode, OFlags};
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -22,35 +28,13 @@ use std::sync::{Mutex, PoisonError};
 const MAX_IDLE: usize = 16;
 /// Name prefix of a root: `runbox-scratch-PID-UNIQUE`.
 const PREFIX: &str = "runbox-scratch-";
-
-/// Removes roots whose server process is gone, owned by this user.
-fn remove_stale_roots(temp: &Path) {
-    let Ok(entries) = std::fs::read_dir(temp) else {
-        return;
-    };
-    let me = nix::unistd::geteuid().as_raw();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(PREFIX))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let ours =
-            std::fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_dir() && m.uid() == me);
-        if ours && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
+/// The two entries of a call directory.
+const SUBDIRS: [&str; 2] = ["home", "tmp"];
 
 /// The directory that holds every call's scratch directory; removed when dropped.
 #[derive(Debug)]
 pub struct ScratchRoot {
-    path: PathBuf,
+    root: ServerRoot,
     next: AtomicU64,
     idle: Mutex<Vec<Slot>>,
 }
@@ -58,6 +42,8 @@ pub struct ScratchRoot {
 /// One call directory with its `home` and `tmp`.
 #[derive(Debug)]
 struct Slot {
+    /// Its name in the root (`call-N`).
+    name: String,
     path: PathBuf,
     dir: OwnedFd,
     owner: Option<(u32, u32)>,
@@ -77,18 +63,12 @@ pub struct CallScratch<'a> {
 impl ScratchRoot {
     /// Makes a fresh root in the system temp directory, after removing roots that servers
     /// which died without cleaning up (SIGKILL) left behind.
+    ///
+    /// # Errors
+    /// When the root cannot be made, opened or locked.
     pub fn create() -> io::Result<Self> {
-        remove_stale_roots(&std::env::temp_dir());
-        let path = std::env::temp_dir().join(format!(
-            "{PREFIX}{}-{}",
-            std::process::id(),
-            uuid::Uuid::now_v7().simple()
-        ));
-        std::fs::DirBuilder::new().mode(0o711).create(&path)?;
-        // The umask may have narrowed the mode.
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
         Ok(Self {
-            path,
+            root: ServerRoot::create(PREFIX, 0o711)?,
             next: AtomicU64::new(0),
             idle: Mutex::new(Vec::new()),
         })
@@ -96,10 +76,13 @@ impl ScratchRoot {
 
     /// Where the root is.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.root.path()
     }
 
     /// An empty call directory, owned by `owner` when given.
+    ///
+    /// # Errors
+    /// When a new call directory cannot be made.
     pub fn call(&self, owner: Option<(u32, u32)>) -> io::Result<CallScratch<'_>> {
         let reused = {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -120,10 +103,11 @@ impl ScratchRoot {
 
     fn new_slot(&self, owner: Option<(u32, u32)>) -> io::Result<Slot> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let path = self.path.join(format!("call-{n}"));
+        let name = format!("call-{n}");
+        let path = self.path().join(&name);
         std::fs::DirBuilder::new().mode(0o700).create(&path)?;
         let made = (|| {
-            for sub in ["home", "tmp"] {
+            for sub in SUBDIRS {
                 std::fs::DirBuilder::new()
                     .mode(0o700)
                     .create(path.join(sub))?;
@@ -136,9 +120,14 @@ impl ScratchRoot {
             std::fs::File::open(&path).map(OwnedFd::from)
         })();
         match made {
-            Ok(dir) => Ok(Slot { path, dir, owner }),
+            Ok(dir) => Ok(Slot {
+                name,
+                path,
+                dir,
+                owner,
+            }),
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&path);
+                self.remove(&name);
                 Err(e)
             }
         }
@@ -149,62 +138,84 @@ impl ScratchRoot {
         let kept = {
             let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             idle.len() < MAX_IDLE
-        } && reset(&slot).unwrap_or(false);
+        } && reset(&slot);
         if kept {
             self.idle
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(slot);
-        } else if let Err(e) = std::fs::remove_dir_all(&slot.path) {
-            // remove_dir_all does not follow symlinks the command may have planted.
-            tracing::warn!(dir = %slot.path.display(), "cannot remove a scratch directory: {e}");
+        } else {
+            let Slot { name, dir, .. } = slot;
+            drop(dir);
+            self.remove(&name);
+        }
+    }
+
+    /// Removes the call directory `name` with everything a command left in it, however deep
+    /// (never following its symlinks); a failure is logged.
+    fn remove(&self, name: &str) {
+        if let Err(e) = self.root.remove(name) {
+            tracing::warn!(dir = %self.path().join(name).display(), "cannot remove a scratch directory: {e}");
         }
     }
 }
 
 /// Empties `home` and `tmp` and checks the slot still has exactly its original shape (two real
-/// directories, mode 0700, the right owner, nothing else). `Ok(false)`: discard it.
-fn reset(slot: &Slot) -> io::Result<bool> {
-    let mut names: Vec<_> = std::fs::read_dir(&slot.path)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()?;
-    names.sort();
-    if names != ["home", "tmp"] {
-        return Ok(false);
+/// directories, mode 0700, the right owner, nothing else), all through the slot's descriptor.
+/// `false`: discard it (also when anything fails).
+fn reset(slot: &Slot) -> bool {
+    if !shaped_as_made(slot.dir.as_fd(), slot.owner) || !only_home_and_tmp(slot.dir.as_fd()) {
+        return false;
     }
-    for sub in ["home", "tmp"] {
-        let p = slot.path.join(sub);
-        let meta = std::fs::symlink_metadata(&p)?;
-        let owner_ok = slot
-            .owner
-            .is_none_or(|(uid, gid)| meta.uid() == uid && meta.gid() == gid);
-        if !meta.is_dir() || meta.mode() & 0o7777 != 0o700 || !owner_ok {
-            return Ok(false);
+    SUBDIRS.iter().all(|sub| {
+        let opened = rustix::fs::openat(
+            &slot.dir,
+            *sub,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        // Not a directory (a symlink: ELOOP), or one the server cannot open: discard.
+        opened.is_ok_and(|fd| {
+            shaped_as_made(fd.as_fd(), slot.owner) && scratch_tree::empty_dir(fd.as_fd()).is_ok()
+        })
+    })
+}
+
+/// A directory of mode 0700 owned by `owner` (when given).
+fn shaped_as_made(dir: BorrowedFd<'_>, owner: Option<(u32, u32)>) -> bool {
+    rustix::fs::fstat(dir).is_ok_and(|st| {
+        st.st_mode & 0o7777 == 0o700
+            && owner.is_none_or(|(uid, gid)| st.st_uid == uid && st.st_gid == gid)
+    })
+}
+
+/// Whether the call directory holds exactly `home` and `tmp` (read through its descriptor;
+/// stops at the first other entry).
+fn only_home_and_tmp(dir: BorrowedFd<'_>) -> bool {
+    let Ok(mut entries) = Dir::read_from(dir) else {
+        return false;
+    };
+    let mut seen = 0;
+    while let Some(entry) = entries.read() {
+        let Ok(entry) = entry else {
+            return false;
+        };
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
         }
-        for entry in std::fs::read_dir(&p)? {
-            let entry = entry?;
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                std::fs::remove_dir_all(&path)?;
-            } else {
-                std::fs::remove_file(&path)?;
-            }
+        if !SUBDIRS.iter().any(|s| s.as_bytes() == name) {
+            return false;
         }
+        seen += 1;
     }
-    let meta = std::fs::symlink_metadata(&slot.path)?;
-    Ok(meta.mode() & 0o7777 == 0o700)
+    seen == SUBDIRS.len()
 }
 
 impl CallScratch<'_> {
     /// The open call directory, for the Landlock rule.
     pub fn dir(&self) -> Option<&OwnedFd> {
         self.slot.as_ref().map(|s| &s.dir)
-    }
-}
-
-impl Drop for ScratchRoot {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
@@ -246,6 +257,46 @@ mod tests {
         assert!(!root_path.exists());
     }
 
+    /// `depth` nested directories below `dir` (by descriptor; deeper than `PATH_MAX` allows by
+    /// path), the deepest made unreadable and unwritable.
+    fn nest(dir: &Path, depth: usize) {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let mut cur = rustix::fs::open(dir, flags, Mode::empty()).unwrap();
+        for _ in 0..depth {
+            rustix::fs::mkdirat(&cur, "d", Mode::RWXU).unwrap();
+            cur = rustix::fs::openat(&cur, "d", flags, Mode::empty()).unwrap();
+        }
+        rustix::fs::mkdirat(&cur, "locked", Mode::empty()).unwrap();
+        rustix::fs::fchmod(&cur, Mode::empty()).unwrap();
+    }
+
+    #[test]
+    fn a_deep_tree_left_in_home_and_tmp_is_emptied_and_the_slot_reused() {
+        let root = ScratchRoot::create().unwrap();
+        let a = root.call(None).unwrap();
+        nest(&a.home, 200);
+        nest(&a.tmp, 200);
+        std::os::unix::fs::symlink("/etc", a.tmp.join("etc")).unwrap();
+        let home = a.home.clone();
+        drop(a);
+        let b = root.call(None).unwrap();
+        assert_eq!(b.home, home, "emptied and reused");
+        assert_eq!(std::fs::read_dir(&b.home).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(&b.tmp).unwrap().count(), 0);
+        assert!(Path::new("/etc/passwd").exists());
+        // A reshaped slot with a deep tree in it is removed whole.
+        nest(&b.tmp, 200);
+        std::fs::write(b.home.parent().unwrap().join("extra"), "x").unwrap();
+        drop(b);
+        assert!(!home.exists());
+        let root_path = root.path().to_owned();
+        let c = root.call(None).unwrap();
+        nest(&c.tmp, 200);
+        std::mem::forget(c); // still in use when the root goes (a leaked call)
+        drop(root);
+        assert!(!root_path.exists(), "the root goes with everything in it");
+    }
+
     #[test]
     fn roots_of_dead_servers_are_removed() {
         let temp = tempfile::tempdir().unwrap();
@@ -257,7 +308,7 @@ mod tests {
         for d in [&dead, &alive, &other] {
             std::fs::create_dir_all(d.join("call-0/home")).unwrap();
         }
-        remove_stale_roots(temp.path());
+        crate::scratch_tree::root::remove_stale(temp.path(), PREFIX);
         assert!(!dead.exists());
         assert!(alive.exists() && other.exists());
     }
