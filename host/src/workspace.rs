@@ -128,7 +128,9 @@ impl Workspace {
         let resolved = path.ancestors().find_map(|a| std::fs::canonicalize(a).ok());
         self.is_ancestor_of(path)
             || resolved.is_some_and(|r| self.is_ancestor_of(&r))
-            || follow_links(path).is_some_and(|r| self.is_ancestor_of(&r))
+            || follow_links(path).is_some_and(|(end, links)| {
+                self.is_ancestor_of(&end) || links.iter().any(|l| self.is_ancestor_of(l))
+            })
     }
 
     /// Whether the workspace is the directory `dir` or lies inside it, judged by device and
@@ -255,9 +257,11 @@ fn lexical(relative: &str) -> String {
 const MAX_LINK_HOPS: usize = 40;
 
 /// `path` made absolute with every symlink along it resolved, also where a link's target does
-/// not exist yet (components that do not exist are kept as spelled); `None` for a link loop or
-/// a relative path when the current directory is unknown. Reads links only: creates nothing.
-fn follow_links(path: &Path) -> Option<PathBuf> {
+/// not exist yet (components that do not exist are kept as spelled), and where each link it
+/// passed through lies (a link inside the workspace can be retargeted by a command, whatever it
+/// points at now); `None` for a link loop or a relative path when the current directory is
+/// unknown. Reads links only: creates nothing.
+fn follow_links(path: &Path) -> Option<(PathBuf, Vec<PathBuf>)> {
     let start = if path.is_absolute() {
         path.to_owned()
     } else {
@@ -266,7 +270,7 @@ fn follow_links(path: &Path) -> Option<PathBuf> {
     let mut out = PathBuf::from("/");
     let mut todo: Vec<std::ffi::OsString> = Vec::new();
     push_components(&mut todo, &start);
-    let mut hops = 0;
+    let mut links = Vec::new();
     while let Some(name) = todo.pop() {
         if name == ".." {
             out.pop();
@@ -274,10 +278,10 @@ fn follow_links(path: &Path) -> Option<PathBuf> {
         }
         out.push(&name);
         if let Ok(target) = std::fs::read_link(&out) {
-            hops += 1;
-            if hops > MAX_LINK_HOPS {
+            if links.len() >= MAX_LINK_HOPS {
                 return None;
             }
+            links.push(out.clone());
             out.pop();
             if target.is_absolute() {
                 out = PathBuf::from("/");
@@ -285,7 +289,7 @@ fn follow_links(path: &Path) -> Option<PathBuf> {
             push_components(&mut todo, &target);
         }
     }
-    Some(out)
+    Some((out, links))
 }
 
 /// Pushes the names of `path` (`..` kept, `.` and the root dropped) so the first pops first.
@@ -421,6 +425,10 @@ mod tests {
         assert!(!w.contains_host_path(&base.path().join("abs/../../elsewhere")));
         symlink(base.path().join("loop"), base.path().join("loop")).unwrap();
         assert!(!w.contains_host_path(&base.path().join("loop/x")));
+        // Leading outside now, but through a link in the workspace a command can retarget.
+        symlink(base.path().join("ws-evil"), base.path().join("ws/relay")).unwrap();
+        symlink(base.path().join("ws/relay"), base.path().join("via")).unwrap();
+        assert!(w.contains_host_path(&base.path().join("via/tmp")));
     }
 
     #[test]
