@@ -251,6 +251,7 @@ async fn service(dir: &Path, ws: &Path, wasm: &'static [u8], sync: SyncPolicy) -
         audit_dir: Some(dir.join(format!("audit-service-{sync:?}"))),
         cache_dir: Some(dir.join("cache")),
         tools_dir: None,
+        config: None,
         allow_root: true,
     };
     let mut policy = Policy::build(PolicyFile::default(), &flags).unwrap();

@@ -149,7 +149,7 @@ fn doctor(p: &PolicyArgs) -> ExitCode {
         },
         None => PolicyFile::default(),
     };
-    match crate::doctor::report(file, &overrides(p), p.config.as_deref()) {
+    match crate::doctor::report(file, &overrides(p)) {
         Ok((text, complete)) => {
             print!("{text}");
             if complete {
@@ -169,6 +169,7 @@ fn overrides(p: &PolicyArgs) -> Overrides {
         audit_dir: p.audit_dir.clone(),
         cache_dir: p.cache_dir.clone(),
         tools_dir: p.tools_dir.clone(),
+        config: p.config.clone(),
         allow_root: p.allow_root,
     }
 }
@@ -182,8 +183,8 @@ fn load_policy(p: &PolicyArgs) -> Result<Policy, String> {
     Policy::build(file, &overrides(p)).map_err(|e| e.to_string())
 }
 
-/// Loads the policy, refuses root without consent, refuses a policy file inside the workspace,
-/// and starts the service.
+/// Loads the policy, refuses root without consent, and starts the service (which refuses a
+/// policy file, or any other path of runbox's own, inside the workspace).
 fn start(p: &PolicyArgs) -> Result<Service, String> {
     let policy = load_policy(p)?;
     if nix::unistd::geteuid().is_root() && !policy.allow_root {
@@ -191,19 +192,8 @@ fn start(p: &PolicyArgs) -> Result<Service, String> {
                     or pass --allow-root (policy: allow_root = true) if you accept the risk"
             .into());
     }
-    let service = Service::start(policy, crate::BUILTIN_MODULE, crate::BUILTIN_MANIFEST)
-        .map_err(|e| e.to_string())?;
-    if let Some(cfg) = &p.config
-        && crate::workspace::Workspace::open(&service.policy().workspace)
-            .map(|w| w.contains_host_path(cfg))
-            .unwrap_or(false)
-    {
-        return Err(format!(
-            "policy file {} is inside the workspace, where commands could edit it; keep it outside",
-            cfg.display()
-        ));
-    }
-    Ok(service)
+    Service::start(policy, crate::BUILTIN_MODULE, crate::BUILTIN_MANIFEST)
+        .map_err(|e| e.to_string())
 }
 
 async fn serve(p: PolicyArgs) -> ExitCode {

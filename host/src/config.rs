@@ -14,6 +14,8 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod own_paths;
+
 /// Longest policy file read, so a mistaken path to a huge file fails fast.
 const MAX_POLICY_FILE_BYTES: u64 = 1024 * 1024;
 /// Environment variables a policy may hand to WASI guests; any other name is refused.
@@ -122,6 +124,9 @@ pub struct Overrides {
     pub cache_dir: Option<PathBuf>,
     /// `--tools-dir`.
     pub tools_dir: Option<PathBuf>,
+    /// `--config`: where the policy file was read from (kept so start can refuse one inside
+    /// the workspace).
+    pub config: Option<PathBuf>,
     /// `--allow-root` (only ever turns it on).
     pub allow_root: bool,
 }
@@ -187,6 +192,11 @@ pub struct Policy {
     pub native: BTreeMap<String, NativeCommand>,
     /// Audit log retention and size limits.
     pub audit: AuditLimits,
+    /// The policy file this policy was read from, if any (`--config`). Not part of the policy's
+    /// hash or of `check-config`'s output; used only to refuse one inside the workspace
+    /// ([`own_paths`]).
+    #[serde(skip)]
+    pub policy_file: Option<PathBuf>,
 }
 
 /// How much audit log is kept.
@@ -450,6 +460,7 @@ impl Policy {
             sandbox,
             native,
             audit,
+            policy_file: flags.config.clone(),
         };
         policy.validate()?;
         Ok(policy)

@@ -120,12 +120,29 @@ impl Workspace {
     /// device and inode of each existing ancestor — immune to symlinks and differently spelled
     /// paths. Used to refuse an audit directory or policy file placed where commands can edit it.
     ///
-    /// Both the path as spelled and where it really leads are checked: its deepest existing
-    /// ancestor with every symlink resolved (a link elsewhere to a directory below the root
-    /// leads inside even though no ancestor of the link itself is the root).
+    /// Both the path as spelled and where it really leads are checked: the path with every
+    /// symlink along it resolved, dangling ones included (a link elsewhere to a directory below
+    /// the root leads inside even though no ancestor of the link itself is the root, and a link
+    /// to a directory a command has yet to create leads inside once it does).
     pub fn contains_host_path(&self, path: &Path) -> bool {
         let resolved = path.ancestors().find_map(|a| std::fs::canonicalize(a).ok());
-        self.is_ancestor_of(path) || resolved.is_some_and(|r| self.is_ancestor_of(&r))
+        self.is_ancestor_of(path)
+            || resolved.is_some_and(|r| self.is_ancestor_of(&r))
+            || follow_links(path).is_some_and(|(end, links)| {
+                self.is_ancestor_of(&end) || links.iter().any(|l| self.is_ancestor_of(l))
+            })
+    }
+
+    /// Whether the workspace is the directory `dir` or lies inside it, judged by device and
+    /// inode of `dir` (following symlinks) against the workspace's real ancestors. A `dir`
+    /// that does not exist holds nothing.
+    pub fn lies_inside(&self, dir: &Path) -> bool {
+        let Ok(target) = std::fs::metadata(dir) else {
+            return false;
+        };
+        self.host_path.ancestors().any(|a| {
+            std::fs::metadata(a).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+        })
     }
 
     /// Whether the root is `path` or one of its ancestors, each compared by device and inode.
@@ -236,6 +253,57 @@ fn lexical(relative: &str) -> String {
     parts.join("/")
 }
 
+/// Most symlinks [`follow_links`] resolves before giving up (the kernel's own limit).
+const MAX_LINK_HOPS: usize = 40;
+
+/// `path` made absolute with every symlink along it resolved, also where a link's target does
+/// not exist yet (components that do not exist are kept as spelled), and where each link it
+/// passed through lies (a link inside the workspace can be retargeted by a command, whatever it
+/// points at now); `None` for a link loop or a relative path when the current directory is
+/// unknown. Reads links only: creates nothing.
+fn follow_links(path: &Path) -> Option<(PathBuf, Vec<PathBuf>)> {
+    let start = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    let mut out = PathBuf::from("/");
+    let mut todo: Vec<std::ffi::OsString> = Vec::new();
+    push_components(&mut todo, &start);
+    let mut links = Vec::new();
+    while let Some(name) = todo.pop() {
+        if name == ".." {
+            out.pop();
+            continue;
+        }
+        out.push(&name);
+        if let Ok(target) = std::fs::read_link(&out) {
+            if links.len() >= MAX_LINK_HOPS {
+                return None;
+            }
+            links.push(out.clone());
+            out.pop();
+            if target.is_absolute() {
+                out = PathBuf::from("/");
+            }
+            push_components(&mut todo, &target);
+        }
+    }
+    Some((out, links))
+}
+
+/// Pushes the names of `path` (`..` kept, `.` and the root dropped) so the first pops first.
+fn push_components(todo: &mut Vec<std::ffi::OsString>, path: &Path) {
+    let names = path.components().filter_map(|c| match c {
+        Component::Normal(n) => Some(n.to_owned()),
+        Component::ParentDir => Some("..".into()),
+        Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+    });
+    let mut names: Vec<_> = names.collect();
+    names.reverse();
+    todo.extend(names);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,6 +408,39 @@ mod tests {
         assert!(w.contains_host_path(&base.path().join("alias-sub/not-yet/audit")));
         assert!(w.contains_host_path(&base.path().join("rel-alias")));
         assert!(!w.contains_host_path(&base.path().join("ws-evil/audit")));
+    }
+
+    #[test]
+    fn a_dangling_link_into_the_workspace_counts_as_inside() {
+        let (base, w, _ws) = setup();
+        // Links outside to what a command has yet to create in the workspace.
+        symlink(base.path().join("ws/later"), base.path().join("abs")).unwrap();
+        symlink("ws/later/deeper", base.path().join("rel")).unwrap();
+        assert!(w.contains_host_path(&base.path().join("abs")));
+        assert!(w.contains_host_path(&base.path().join("abs/runbox/tmp")));
+        assert!(w.contains_host_path(&base.path().join("rel/x")));
+        // Dangling links elsewhere, `..` back out, and loops stay outside.
+        symlink(base.path().join("nowhere"), base.path().join("out")).unwrap();
+        assert!(!w.contains_host_path(&base.path().join("out/x")));
+        assert!(!w.contains_host_path(&base.path().join("abs/../../elsewhere")));
+        symlink(base.path().join("loop"), base.path().join("loop")).unwrap();
+        assert!(!w.contains_host_path(&base.path().join("loop/x")));
+        // Leading outside now, but through a link in the workspace a command can retarget.
+        symlink(base.path().join("ws-evil"), base.path().join("ws/relay")).unwrap();
+        symlink(base.path().join("ws/relay"), base.path().join("via")).unwrap();
+        assert!(w.contains_host_path(&base.path().join("via/tmp")));
+    }
+
+    #[test]
+    fn lying_inside_a_directory_uses_inodes() {
+        let (base, w, ws) = setup();
+        assert!(w.lies_inside(&ws));
+        assert!(w.lies_inside(base.path()));
+        assert!(!w.lies_inside(&ws.join("sub")));
+        assert!(!w.lies_inside(&base.path().join("ws-evil")));
+        assert!(!w.lies_inside(&base.path().join("missing")));
+        symlink(base.path(), base.path().join("ws-evil/up")).unwrap();
+        assert!(w.lies_inside(&base.path().join("ws-evil/up")));
     }
 
     #[test]

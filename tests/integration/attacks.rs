@@ -652,3 +652,78 @@ fn ten_thousand_files_are_created_listed_and_removed() {
     assert_eq!(structured(&r)["exitCode"], 0, "{r}");
     assert!(!env.ws.join("many").exists());
 }
+
+/// `env.policy_args()` without `flag` and its value.
+fn policy_args_without(env: &Env, flag: &str) -> Vec<String> {
+    let mut args = env.policy_args();
+    if let Some(i) = args.iter().position(|a| a == flag) {
+        args.drain(i..i + 2);
+    }
+    args
+}
+
+/// The reported attack: a workspace of `$HOME` holds the default module cache
+/// (`~/.cache/runbox/modules`), whose compiled artifacts run as native code inside the server;
+/// a guest replaced one and the next start executed it. Start now refuses, naming the key and
+/// the fix, before creating anything in the workspace.
+#[test]
+fn a_workspace_holding_the_module_cache_is_refused_at_start() {
+    let env = Env::new();
+    let out = as_server_user(runbox_bin())
+        .arg("serve")
+        .args(policy_args_without(&env, "--cache-dir"))
+        .env("HOME", &env.ws)
+        .env_remove("XDG_CACHE_HOME")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cache_dir")
+            && err.contains("inside the workspace")
+            && err.contains("fix: set cache_dir"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(!env.ws.join(".cache").exists(), "start created the cache");
+
+    // The same through a link outside the workspace to a directory not yet made inside it.
+    let link = env.dir.path().join("cache-link");
+    std::os::unix::fs::symlink(env.ws.join(".later"), &link).unwrap();
+    let mut args = policy_args_without(&env, "--cache-dir");
+    args.extend([
+        "--cache-dir".into(),
+        link.join("modules").display().to_string(),
+    ]);
+    let out = as_server_user(runbox_bin())
+        .arg("serve")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cache_dir"));
+}
+
+/// A `TMPDIR` inside the workspace would put each call's scratch directory where the previous
+/// call can plant files: refused at start, naming TMPDIR and the fix.
+#[test]
+fn a_tmpdir_inside_the_workspace_is_refused_at_start() {
+    let env = Env::new();
+    env.file("tmp/planted", "x");
+    for sub in ["serve", "exec"] {
+        let mut cmd = as_server_user(runbox_bin());
+        cmd.arg(sub)
+            .args(env.policy_args())
+            .env("TMPDIR", env.ws.join("tmp"));
+        if sub == "exec" {
+            cmd.args(["echo", "hi"]);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{sub}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("TMPDIR") && err.contains("fix: start runbox with TMPDIR"),
+            "{sub}: {err}"
+        );
+    }
+}

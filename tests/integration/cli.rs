@@ -115,3 +115,40 @@ fn exec_runs_one_command_like_run() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("COMMAND_NOT_ALLOWED"));
     assert_eq!(env.call_ends().len(), 2);
 }
+
+/// `--cache-dir` inside the workspace, and a workspace inside the cache directory, are refused
+/// by `serve` and `exec` alike, naming the key and the fix.
+#[test]
+fn own_paths_and_the_workspace_may_not_nest() {
+    let env = Env::new();
+    let with_cache = |cache: &std::path::Path| {
+        let mut args = env.policy_args();
+        let i = args.iter().position(|a| a == "--cache-dir").unwrap();
+        args[i + 1] = cache.display().to_string();
+        args
+    };
+    let cases = [
+        (
+            with_cache(&env.ws.join(".cache")),
+            "is inside the workspace",
+        ),
+        (with_cache(env.dir.path()), "is inside cache_dir"),
+    ];
+    for (args, words) in &cases {
+        for sub in ["serve", "exec"] {
+            let mut cmd = as_server_user(runbox_bin());
+            cmd.arg(sub).args(args);
+            if sub == "exec" {
+                cmd.args(["echo", "hi"]);
+            }
+            let out = cmd.output().unwrap();
+            assert_eq!(out.status.code(), Some(2), "{sub}: {out:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains(words) && err.contains("fix: set cache_dir"),
+                "{sub}: {err}"
+            );
+        }
+    }
+    assert!(!env.ws.join(".cache").exists());
+}

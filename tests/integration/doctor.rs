@@ -178,3 +178,34 @@ fn a_missing_workspace_and_root_without_consent_are_reported() {
         assert!(l.contains("--allow-root"), "{text}");
     }
 }
+
+#[test]
+fn own_paths_inside_the_workspace_are_refusals_not_usable() {
+    let env = Env::new();
+    std::fs::create_dir(env.ws.join("tmp")).unwrap();
+    hand_over(env.dir.path());
+    let mut cmd = as_server_user(runbox_bin());
+    cmd.env("TMPDIR", env.ws.join("tmp"));
+    let (text, code) = doctor(
+        cmd,
+        &args(
+            &env.ws,
+            &env.dir.path().join("audit"),
+            &env.ws.join(".cache"),
+        ),
+    );
+    assert_eq!(code, Some(1), "{text}");
+    let cache = line(&text, "MISSING", "cache");
+    assert_eq!(cache.len(), 1, "{text}");
+    assert!(
+        cache[0].contains("inside the workspace")
+            && cache[0].contains("native code")
+            && cache[0].contains("fix: set cache_dir"),
+        "{text}"
+    );
+    assert!(line(&text, "ok     ", "cache").is_empty(), "{text}");
+    let tmp = line(&text, "MISSING", "tmp");
+    assert_eq!(tmp.len(), 1, "{text}");
+    assert!(tmp[0].contains("TMPDIR"), "{text}");
+    assert!(!env.ws.join(".cache").exists(), "doctor created the cache");
+}

@@ -169,3 +169,108 @@ fn scratch_files_do_not_survive_the_call() {
     );
     assert!(!env.ws.join(".runbox-tmp").exists());
 }
+
+/// Recurses until the wasm stack limit traps.
+const RECURSE_WAT: &str = r#"
+(module
+  (memory (export "memory") 1)
+  (func $down (param i64) (result i64)
+    (i64.add (call $down (i64.add (local.get 0) (i64.const 1))) (local.get 0)))
+  (func (export "_start") (drop (call $down (i64.const 0)))))
+"#;
+
+/// Calls the host (path_open through the workspace preopen, then fd_write of nothing) at every
+/// depth on the way down, so some call is made just under the wasm stack limit, whatever the
+/// size of a frame.
+const RECURSE_THEN_CALL_WAT: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "no/such/file/anywhere")
+  (func $down
+    (drop (call $path_open (i32.const 3) (i32.const 1) (i32.const 64) (i32.const 21)
+                           (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 8)))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 8)))
+    (call $down))
+  (func (export "_start") (call $down)))
+"#;
+
+/// A tools_dir module can recurse without bound, or to just under the wasm stack limit and
+/// then call the host: each call ends as a structured error and the server keeps serving. (The
+/// guest fiber used to be exactly as large as the wasm stack limit, so the host call ran off
+/// its guard page and aborted the server.)
+#[test]
+fn deep_wasm_recursion_never_overflows_the_server() {
+    let env = Env::new();
+    let tools = env.dir.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    std::fs::write(
+        tools.join("recurse.wasm"),
+        wat::parse_str(RECURSE_WAT).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        tools.join("recursecall.wasm"),
+        wat::parse_str(RECURSE_THEN_CALL_WAT).unwrap(),
+    )
+    .unwrap();
+    let env = Env {
+        tools: Some(tools),
+        ..env
+    };
+    let mut s = env.serve();
+    for _ in 0..2 {
+        for name in ["recurse", "recursecall"] {
+            let r = s.run(name, &[]);
+            assert_eq!(error_code(&r), "COMMAND_FAILED", "{name}: {r}");
+            let r = s.run("echo", &["alive"]);
+            assert_eq!(structured(&r)["stdout"], "alive\n", "after {name}: {r}");
+        }
+    }
+}
+
+/// The reported attack with built-ins only: `mkdir -p` in steps and `mv` build a 20,000-deep
+/// directory chain, then `rm -rf` walks it. The rm may fail (a stack overflow is a
+/// COMMAND_FAILED) or succeed; the server must survive either way and answer the next call.
+#[test]
+fn removing_a_twenty_thousand_deep_chain_does_not_abort_the_server() {
+    const STEP: usize = 1000;
+    let env = Env::new();
+    let _cleanup = RemoveDeepTree(env.ws.join("chain"));
+    let mut s = env.serve();
+    let step = |top: &str| format!("{top}/{}", vec!["a"; STEP - 1].join("/"));
+    let ok = |s: &mut Server, cmd: &str, args: &[&str]| {
+        let r = s.run(cmd, args);
+        assert_eq!(structured(&r)["exitCode"], 0, "{cmd}: {r}");
+    };
+    ok(&mut s, "mkdir", &["-p", &step("chain")]);
+    for _ in 1..20 {
+        let next = step("next");
+        ok(&mut s, "mkdir", &["-p", &next]);
+        ok(&mut s, "mv", &["chain", &format!("{next}/chain")]);
+        ok(&mut s, "mv", &["next", "chain"]);
+    }
+    let r = s.run("rm", &["-rf", "chain"]);
+    if is_error(&r) {
+        assert_eq!(error_code(&r), "COMMAND_FAILED", "{r}");
+    }
+    let r = s.run("echo", &["alive"]);
+    assert_eq!(structured(&r)["stdout"], "alive\n", "{r}");
+}
+
+/// Removes a deep directory tree when dropped, even when the test fails: std's `remove_dir_all`
+/// (run when the test's directory is dropped) recurses and would overflow the test's own stack;
+/// GNU rm walks any depth.
+struct RemoveDeepTree(std::path::PathBuf);
+
+impl Drop for RemoveDeepTree {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rm")
+            .arg("-rf")
+            .arg(&self.0)
+            .status();
+    }
+}

@@ -11,7 +11,7 @@
 pub mod probe;
 mod tools;
 
-use crate::config::{Overrides, Policy, PolicyFile};
+use crate::config::{Overrides, Policy, PolicyFile, own_paths};
 use crate::workspace::Workspace;
 use probe::{DirProbe, User};
 use std::fmt::Write;
@@ -33,7 +33,7 @@ pub enum Status {
 pub struct Finding {
     /// In force, missing, or information.
     pub status: Status,
-    /// What it is about: `user`, `policy`, `workspace`, `audit`, `cache` or `tools`.
+    /// What it is about: `user`, `policy`, `workspace`, `audit`, `cache`, `tools` or `tmp`.
     pub topic: &'static str,
     /// What holds, or what is wrong.
     pub text: String,
@@ -76,16 +76,12 @@ struct Given {
     audit_dir: bool,
 }
 
-/// The whole report for the policy file `file` (read from `config`, if any) with `flags`, and
-/// whether everything is in force.
+/// The whole report for the policy file `file` with `flags` (whose `config` names where the
+/// file was read from, if anywhere), and whether everything is in force.
 ///
 /// # Errors
 /// The policy's own error when it is invalid for a reason other than a missing location.
-pub fn report(
-    file: PolicyFile,
-    flags: &Overrides,
-    config: Option<&Path>,
-) -> Result<(String, bool), String> {
+pub fn report(file: PolicyFile, flags: &Overrides) -> Result<(String, bool), String> {
     let given = Given {
         workspace: flags.workspace.is_some() || file.workspace.is_some(),
         audit_dir: flags.audit_dir.is_some()
@@ -104,20 +100,27 @@ pub fn report(
     let workspace = given.workspace.then_some(policy.workspace.as_path());
     let (mut text, native_ok) = crate::native::doctor::report(&policy, workspace);
     let user = User::current();
-    let findings = operator_findings(&policy, given, config, user);
+    let findings = operator_findings(&policy, given, user);
     let ok = native_ok && findings.iter().all(|f| f.status != Status::Missing);
     text.push('\n');
     text.push_str(&render(&findings, user));
     Ok((text, ok))
 }
 
-/// Every operator check, in report order.
-fn operator_findings(
-    policy: &Policy,
-    given: Given,
-    config: Option<&Path>,
-    user: User,
-) -> Vec<Finding> {
+/// The report's topic for a key of [`Policy::own_paths`].
+fn own_path_topic(key: &str) -> &'static str {
+    match key {
+        own_paths::POLICY_FILE_KEY => "policy",
+        "audit_dir" => "audit",
+        "cache_dir" => "cache",
+        "tools_dir" => "tools",
+        _ => "tmp",
+    }
+}
+
+/// Every operator check, in report order. A path of runbox's own that start would refuse
+/// ([`own_paths`]) is reported as that refusal, never as usable.
+fn operator_findings(policy: &Policy, given: Given, user: User) -> Vec<Finding> {
     let mut out = vec![user_finding(policy, user)];
     let ws = if given.workspace {
         out.push(workspace_finding(policy, user));
@@ -130,40 +133,49 @@ fn operator_findings(
         ));
         None
     };
-    let inside = |p: &Path| ws.as_ref().is_some_and(|w| w.contains_host_path(p));
-    if let Some(cfg) = config
-        && inside(cfg)
-    {
-        out.push(Finding::missing(
-            "policy",
-            format!(
-                "the policy file {} is inside the workspace, where commands could edit it; serve refuses to start",
-                cfg.display()
-            ),
-            "move the policy file outside the workspace",
-        ));
-    }
-    if given.audit_dir {
-        out.push(audit_finding(&policy.audit_dir, user));
-        if inside(&policy.audit_dir) {
-            out.push(Finding::missing(
-                "audit",
-                format!(
-                    "{} is inside the workspace, where commands could edit the log; serve refuses to start",
-                    policy.audit_dir.display()
-                ),
-                "set audit_dir (or --audit-dir) to a directory outside the workspace",
-            ));
-        }
-    } else {
+    let refused = ws
+        .as_ref()
+        .map(|w| own_paths::problems(w, &policy.own_paths()))
+        .unwrap_or_default();
+    let refusal = |key: &str| {
+        refused.iter().find(|e| e.key() == key).map(|e| {
+            Finding::missing(
+                own_path_topic(key),
+                format!("{e}; serve refuses to start"),
+                e.fix(),
+            )
+        })
+    };
+    out.extend(refusal(own_paths::POLICY_FILE_KEY));
+    if !given.audit_dir {
         out.push(Finding::missing(
             "audit",
             "no audit directory: none given and neither XDG_STATE_HOME nor HOME is set",
             "pass --audit-dir DIR or set `audit_dir` in the policy file",
         ));
+    } else if let Some(f) = refusal("audit_dir") {
+        out.push(f);
+    } else {
+        out.push(audit_finding(&policy.audit_dir, user));
     }
-    out.push(cache_finding(policy.cache_dir.as_deref(), user));
-    out.extend(tools::tools_findings(policy, user, &inside));
+    out.push(
+        refusal("cache_dir").unwrap_or_else(|| cache_finding(policy.cache_dir.as_deref(), user)),
+    );
+    match refusal("tools_dir") {
+        Some(f) => out.push(f),
+        None => out.extend(tools::tools_findings(policy, user)),
+    }
+    match refusal(own_paths::TEMP_DIR_KEY) {
+        Some(f) => out.push(f),
+        None if ws.is_some() => out.push(Finding::ok(
+            "tmp",
+            format!(
+                "scratch directories go to {} (TMPDIR), outside the workspace",
+                std::env::temp_dir().display()
+            ),
+        )),
+        None => {}
+    }
     out
 }
 
@@ -360,7 +372,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("ws")).unwrap();
         let p = policy(dir.path(), "");
-        let f = operator_findings(&p, given(), None, User::current());
+        let f = operator_findings(&p, given(), User::current());
         assert!(missing(&f).is_empty(), "{:?}", missing(&f));
         assert!(!dir.path().join("audit").exists());
         assert!(!dir.path().join("cache").exists());
@@ -377,11 +389,11 @@ mod tests {
             audit_dir: Some(dir.path().join("file/audit")),
             cache_dir: Some(dir.path().join("ws/.cache")),
             tools_dir: Some(dir.path().join("ws/tools")),
+            config: Some(dir.path().join("ws/policy.toml")),
             allow_root: false,
         };
         let p = Policy::build(PolicyFile::default(), &flags).unwrap();
-        let cfg = dir.path().join("ws/policy.toml");
-        let m = missing(&operator_findings(&p, given(), Some(&cfg), user));
+        let m = missing(&operator_findings(&p, given(), user));
         let has = |topic: &str, words: &[&str]| {
             m.iter()
                 .any(|l| l.starts_with(topic) && words.iter().all(|w| l.contains(w)))
@@ -392,6 +404,14 @@ mod tests {
         );
         assert!(has("tools", &["inside the workspace"]), "{m:?}");
         assert!(has("policy", &["inside the workspace"]), "{m:?}");
+        // The cache inside the workspace is a refusal with its fix, never "usable".
+        assert!(
+            has(
+                "cache",
+                &["inside the workspace", "native code", "set cache_dir"]
+            ),
+            "{m:?}"
+        );
         assert_eq!(has("user", &["--allow-root"]), user.uid == 0, "{m:?}");
     }
 
@@ -400,7 +420,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = policy(dir.path(), "");
         let none = Given::default();
-        let m = missing(&operator_findings(&p, none, None, User::current()));
+        let m = missing(&operator_findings(&p, none, User::current()));
         assert!(
             m.iter()
                 .any(|l| l.starts_with("workspace") && l.contains("--workspace")),

@@ -1,6 +1,7 @@
-//! `runbox doctor`'s view of `tools_dir`: readable, outside the workspace, and each module as
-//! `runbox serve` would judge it at start (manifest, imports, name collisions). Modules are read
-//! and inspected, never compiled or run.
+//! `runbox doctor`'s view of `tools_dir`: readable, and each module as `runbox serve` would judge
+//! it at start (manifest, imports, name collisions). Modules are read and inspected, never
+//! compiled or run. Whether it lies inside the workspace is judged with runbox's other own paths
+//! (`config::own_paths`), before this runs.
 
 use super::Finding;
 use super::probe::{self, DirProbe, User};
@@ -8,29 +9,15 @@ use crate::config::Policy;
 use crate::policy::Catalog;
 use std::path::Path;
 
-/// The tools directory: readable, outside the workspace, and each module as start would judge
-/// it (manifest, imports, name collisions).
-pub(super) fn tools_findings(
-    policy: &Policy,
-    user: User,
-    inside: &dyn Fn(&Path) -> bool,
-) -> Vec<Finding> {
+/// The tools directory: readable, and each module as start would judge it (manifest, imports,
+/// name collisions).
+pub(super) fn tools_findings(policy: &Policy, user: User) -> Vec<Finding> {
     let Some(dir) = &policy.tools_dir else {
         return vec![Finding::info(
             "tools",
             "no tools_dir: only built-in and native commands",
         )];
     };
-    if inside(dir) {
-        return vec![Finding::missing(
-            "tools",
-            format!(
-                "{} is inside the workspace, where commands could replace modules; serve refuses to start",
-                dir.display()
-            ),
-            "set tools_dir to a directory outside the workspace",
-        )];
-    }
     let readable = match probe::probe_dir(dir, probe::READ, user) {
         DirProbe::Usable => Ok(()),
         DirProbe::Creatable { .. } | DirProbe::Uncreatable(_) => {
@@ -147,7 +134,7 @@ mod tests {
         std::fs::write(tools.join("cat.wasm"), b"nope").unwrap();
         let mut p = policy(dir.path(), "strict_tools = true\n");
         p.tools_dir = Some(tools);
-        let f = tools_findings(&p, User::current(), &|_| false);
+        let f = tools_findings(&p, User::current());
         let m = missing(&f);
         assert_eq!(m.len(), 2, "{m:?}");
         assert!(m.iter().all(|l| l.contains("strict_tools")), "{m:?}");
@@ -166,7 +153,7 @@ mod tests {
         std::fs::write(tools.join("mine.wasm"), &wasm).unwrap();
         let mut p = policy(dir.path(), "");
         p.tools_dir = Some(tools);
-        let f = tools_findings(&p, User::current(), &|_| false);
+        let f = tools_findings(&p, User::current());
         assert!(f[0].text.ends_with("offers mine"), "{f:?}");
         let m = missing(&f);
         assert_eq!(m.len(), 1, "{m:?}");

@@ -9,7 +9,7 @@ use crate::api::{CommandInfo, CommandList, ErrorEnvelope, PartialOutput, RunArgs
 use crate::audit::call::{CallTrail, Caller};
 use crate::audit::record::{ClientInfo, SandboxInfo, ServerInfo, Text};
 use crate::audit::{AuditError, AuditLog, AuditRecord, Stage, SyncPolicy, SystemClock};
-use crate::config::Policy;
+use crate::config::{Policy, own_paths};
 use crate::error::{ErrorCode, RunError};
 use crate::native::{NativeRun, NativeRunner};
 use crate::outcome::{Outcome, Termination};
@@ -95,6 +95,10 @@ pub enum StartError {
     /// The workspace could not be opened.
     #[error(transparent)]
     Workspace(#[from] crate::workspace::WorkspaceError),
+    /// A path runbox uses for itself (policy file, audit log, module cache, tools, temp
+    /// directory) is one commands could change.
+    #[error(transparent)]
+    OwnPath(#[from] own_paths::OwnPathError),
     /// The configuration is inconsistent with the filesystem or the command set.
     #[error("{0}")]
     Config(String),
@@ -126,13 +130,9 @@ impl Service {
         builtin_manifest: &str,
     ) -> Result<Self, StartError> {
         let workspace = Workspace::open(&policy.workspace)?;
-        if workspace.contains_host_path(&policy.audit_dir) {
-            return Err(StartError::Config(format!(
-                "audit_dir {} is inside the workspace, where commands could edit it; choose a directory outside {}",
-                policy.audit_dir.display(),
-                workspace.host_path().display()
-            )));
-        }
+        // Before anything is created or read: none of runbox's own paths may be one a command
+        // can change.
+        own_paths::check(&workspace, &policy.own_paths())?;
         let builtins = crate::policy::parse_builtin_manifest(builtin_manifest)
             .map_err(|e| StartError::Config(format!("built-in command manifest: {e}")))?;
         let mut catalog = Catalog::from_builtins(&builtins, policy.commands.as_deref())
@@ -161,12 +161,6 @@ impl Service {
         };
         let wasi = WasiRuntime::new(cache, builtin, Some(pool)).map_err(StartError::Runtime)?;
         if let Some(dir) = &policy.tools_dir {
-            if workspace.contains_host_path(dir) {
-                return Err(StartError::Config(format!(
-                    "tools_dir {} is inside the workspace, where commands could replace modules",
-                    dir.display()
-                )));
-            }
             let check =
                 |bytes: &[u8]| inspect::check_module(bytes, |m, n| wasi.provides(m, n)).map(|_| ());
             let (specs, mut rejected) =

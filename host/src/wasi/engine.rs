@@ -23,8 +23,62 @@ use wasmtime::{
 /// timeout or cancellation is noticed by a spinning guest.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
-/// Largest wasm stack of a guest (deep recursion traps with a stack overflow, not a crash).
-const MAX_WASM_STACK: usize = 2 * 1024 * 1024;
+/// Largest wasm stack of a guest: deeper recursion traps with a stack overflow
+/// (`COMMAND_FAILED`).
+pub const MAX_WASM_STACK: usize = 2 << 20;
+
+/// Stack kept free below the guest's deepest wasm frame for the host functions it calls.
+///
+/// Guests run on a fiber of [`ASYNC_STACK_SIZE`] bytes, and wasmtime only checks the wasm part
+/// of it against [`MAX_WASM_STACK`]: a host call made from the deepest frame (the preview-1
+/// implementation, cap-std path walks, the async machinery, the signal handler) runs on what is
+/// left. With no margin (the fiber as large as the wasm limit, as before) a guest that recursed
+/// deep and then called the host ran off the fiber's guard page and aborted the whole server.
+/// Host functions here need tens of KiB; the margin is a hundred times that, and costs
+/// address space only (stack pages are touched lazily).
+pub const HOST_STACK_MARGIN: usize = 6 << 20;
+
+/// Size of each guest fiber stack (and of each stack in the instance pool).
+pub const ASYNC_STACK_SIZE: usize = MAX_WASM_STACK + HOST_STACK_MARGIN;
+
+/// Why the engine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// wasmtime refused the configuration.
+    #[error("{0:#}")]
+    Wasmtime(wasmtime::Error),
+    /// The engine leaves host functions less stack than [`HOST_STACK_MARGIN`].
+    #[error(
+        "the wasm engine leaves host calls {left} bytes of stack (async_stack_size {async_stack} - max_wasm_stack {wasm_stack}); runbox needs at least {HOST_STACK_MARGIN} so a deeply recursing guest cannot overflow the server's stack"
+    )]
+    StackMargin {
+        /// `async_stack_size` of the engine.
+        async_stack: usize,
+        /// `max_wasm_stack` of the engine.
+        wasm_stack: usize,
+        /// What is left for host calls.
+        left: usize,
+    },
+}
+
+/// Checks that `engine` leaves host calls at least [`HOST_STACK_MARGIN`] below the deepest
+/// guest frame.
+///
+/// # Errors
+/// [`EngineError::StackMargin`] when it does not.
+pub fn check_stack_margin(engine: &Engine) -> Result<(), EngineError> {
+    let async_stack = engine.get_async_stack_size();
+    let wasm_stack = engine.get_max_wasm_stack();
+    let left = async_stack.saturating_sub(wasm_stack);
+    if left < HOST_STACK_MARGIN {
+        return Err(EngineError::StackMargin {
+            async_stack,
+            wasm_stack,
+            left,
+        });
+    }
+    Ok(())
+}
 
 /// The engine configuration runbox uses. It is part of the compiled-module cache key, through
 /// `Engine::precompile_compatibility_hash`.
@@ -35,6 +89,7 @@ pub fn engine_config() -> Config {
         .epoch_interruption(true)
         .cranelift_opt_level(OptLevel::Speed)
         .max_wasm_stack(MAX_WASM_STACK)
+        .async_stack_size(ASYNC_STACK_SIZE)
         .wasm_threads(false)
         .parallel_compilation(true);
     config
@@ -98,16 +153,23 @@ pub fn pooling_config(size: PoolSize) -> PoolingAllocationConfig {
 }
 
 /// Builds the engine: with the pooling allocator sized by `pool`, or on demand when `pool` is
-/// `None` or the pool's address space cannot be reserved (logged as a warning).
-pub fn new_engine(pool: Option<PoolSize>) -> wasmtime::Result<(Engine, Allocator)> {
+/// `None` or the pool's address space cannot be reserved (logged as a warning). Either way each
+/// guest stack is [`ASYNC_STACK_SIZE`] (wasmtime sizes the pool's stacks from the same setting),
+/// and the engine is refused unless it leaves host calls [`HOST_STACK_MARGIN`].
+///
+/// # Errors
+/// [`EngineError`] when wasmtime refuses the configuration or the stack margin is short.
+pub fn new_engine(pool: Option<PoolSize>) -> Result<(Engine, Allocator), EngineError> {
     if let Some(size) = pool {
         let mut config = engine_config();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(size)));
         match Engine::new(&config) {
             Ok(engine) => {
+                check_stack_margin(&engine)?;
                 tracing::info!(
                     slots = size.instances,
                     memory_bytes = size.memory_bytes,
+                    stack_bytes = engine.get_async_stack_size(),
                     "wasm instances come from a pooling allocator"
                 );
                 return Ok((engine, Allocator::Pooling));
@@ -120,7 +182,9 @@ pub fn new_engine(pool: Option<PoolSize>) -> wasmtime::Result<(Engine, Allocator
             ),
         }
     }
-    Ok((Engine::new(&engine_config())?, Allocator::OnDemand))
+    let engine = Engine::new(&engine_config()).map_err(EngineError::Wasmtime)?;
+    check_stack_margin(&engine)?;
+    Ok((engine, Allocator::OnDemand))
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped or the engine is gone.
@@ -174,6 +238,21 @@ mod tests {
         assert_eq!(how, Allocator::Pooling);
         let (_, how) = new_engine(None).unwrap();
         assert_eq!(how, Allocator::OnDemand);
+    }
+
+    #[test]
+    fn host_calls_keep_their_stack_margin() {
+        for pool in [Some(size(2)), None] {
+            let (engine, _) = new_engine(pool).unwrap();
+            assert_eq!(engine.get_async_stack_size(), ASYNC_STACK_SIZE);
+            assert_eq!(engine.get_max_wasm_stack(), MAX_WASM_STACK);
+        }
+        // An engine without the margin (wasmtime's defaults leave 2 MiB - 2 MiB = 0) is refused.
+        let mut cfg = engine_config();
+        cfg.async_stack_size(MAX_WASM_STACK);
+        let short = Engine::new(&cfg).unwrap();
+        let e = check_stack_margin(&short).unwrap_err().to_string();
+        assert!(e.contains("leaves host calls 0 bytes"), "{e}");
     }
 
     #[test]
