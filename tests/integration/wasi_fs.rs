@@ -106,6 +106,28 @@ fn a_copy_of_a_huge_sparse_file_stops_at_the_write_budget() {
     assert_eq!(structured(&r)["bytesWritten"], on_disk);
 }
 
+/// The budget is per call, not per stage: eight `tee` stages of 1 MB each under a 1 MiB budget
+/// used to write 8 MB (found by review of the write budget).
+#[test]
+fn a_pipeline_shares_one_write_budget_across_its_stages() {
+    const BUDGET: u64 = 1024 * 1024;
+    let env = Env::new().with_config(&format!("[limits]\nwrite_bytes = {BUDGET}\n"));
+    let mut s = env.serve();
+    let stages: Vec<_> = (0..8)
+        .map(|i| json!({"command": "tee", "args": [format!("p{i}")]}))
+        .collect();
+    let r = s.call(
+        "run",
+        json!({"pipeline": stages, "stdin": "b".repeat(1_000_000)}),
+    );
+    assert_eq!(error_code(&r), "WRITE_LIMIT", "{r}");
+    let on_disk: u64 = (0..8)
+        .filter_map(|i| std::fs::metadata(env.ws.join(format!("p{i}"))).ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(on_disk <= BUDGET, "the stages wrote {on_disk} bytes in all");
+}
+
 /// A small file system mounted for one test and unmounted when dropped.
 struct SmallDisk(PathBuf);
 

@@ -110,6 +110,9 @@ impl Service {
             let left = deadline.saturating_duration_since(Instant::now());
             let left_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
             c.limits.timeout_ms = c.limits.timeout_ms.min(left_ms.max(1));
+            // The write budget is per call: each stage gets what the stages before it left.
+            let spent = writes.map_or(0, |w| w.bytes);
+            c.limits.write_bytes = c.limits.write_bytes.saturating_sub(spent);
             if let Some(bytes) = input.take() {
                 c.stdin = bytes;
             }
