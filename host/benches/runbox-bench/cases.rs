@@ -60,7 +60,8 @@ fn echo_args() -> Value {
     json!({"command": "echo", "args": ["hi"]})
 }
 
-fn timed<T>(f: impl FnOnce() -> Res<T>) -> Res<(Duration, T)> {
+/// Runs `f`, returning how long it took with its value.
+pub fn timed<T>(f: impl FnOnce() -> Res<T>) -> Res<(Duration, T)> {
     let t = Instant::now();
     let v = f()?;
     Ok((t.elapsed(), v))
@@ -291,7 +292,8 @@ fn versus(
     Ok(row)
 }
 
-fn first_bytes(b: &[u8]) -> String {
+/// The first bytes of an output, for a note.
+pub fn first_bytes(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..b.len().min(60)]).into_owned()
 }
 

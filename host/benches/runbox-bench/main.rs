@@ -12,6 +12,7 @@ mod client;
 mod fixture;
 mod report;
 mod stats;
+mod tree;
 
 use cases::{Ctx, Effort, mib};
 use clap::Parser;
@@ -30,7 +31,7 @@ struct Args {
     /// Size of the generated corpus in MB (10^6 bytes).
     #[arg(long, default_value_t = 100)]
     corpus_mb: u64,
-    /// Only these groups (comma-separated): startup, echo, native, ls, corpus, concurrency.
+    /// Only these groups (comma-separated): startup, echo, native, ls, corpus, concurrency, tree.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Base directory for the workspace, caches and logs (kept between runs).
@@ -151,6 +152,17 @@ fn run(args: &Args) -> std::io::Result<()> {
         );
         s.close(Duration::from_secs(5));
     }
+    let mut tree_info = None;
+    if want("tree") {
+        eprintln!("runbox-bench: tree (find, grep -r, ls -R, du, cat | wc)");
+        let info = tree::ensure(&ctx.fx.base, &ctx.fx.ws)?;
+        eprintln!(
+            "runbox-bench: tree: {} packages ({} not in the cargo cache), {} files, {} directories, {} bytes",
+            info.packages, info.skipped, info.files, info.dirs, info.bytes
+        );
+        rows.extend(tree::cases(&ctx, &info)?);
+        tree_info = Some(info);
+    }
 
     let load_after = loadavg();
     let log = std::fs::read_to_string(&ctx.fx.log).unwrap_or_default();
@@ -176,6 +188,12 @@ fn run(args: &Args) -> std::io::Result<()> {
         "machine: {}; load average before {load_before}, after {load_after}",
         machine["summary"].as_str().unwrap_or("")
     );
+    if let Some(t) = &tree_info {
+        println!(
+            "tree: {} crates.io packages of the lock files ({} not in the cargo cache), {} files, {} directories, {} bytes",
+            t.packages, t.skipped, t.files, t.dirs, t.bytes
+        );
+    }
     println!(
         "runbox {} ({revision}), instance allocator: {allocator}",
         ctx.bin.display()
@@ -194,6 +212,7 @@ fn run(args: &Args) -> std::io::Result<()> {
         "runbox": {"binary": ctx.bin.display().to_string(), "revision": revision, "allocator": allocator},
         "load_average": {"before": load_before, "after": load_after},
         "corpus_bytes": ctx.fx.corpus_bytes,
+        "tree": tree_info,
         "effort": ctx.effort,
         "quick": args.quick,
         "rows": rows,

@@ -6,7 +6,8 @@
 use super::printf::Format;
 use crate::pattern::glob::Glob;
 use regex::Regex;
-use std::fs::Metadata;
+use std::cell::OnceCell;
+use std::fs::{FileType, Metadata};
 use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
@@ -92,8 +93,11 @@ pub struct Visit<'a> {
     pub root: &'a Path,
     /// Depth below the starting point.
     pub depth: usize,
-    /// The file's metadata (following symlinks if `-L`), if it could be read.
-    pub metadata: Option<&'a Metadata>,
+    /// The file's type from the walk (following symlinks if `-L`): under WASI the directory
+    /// listing's `d_type`, so tests that only need the type (`-type`, `%y`) cost no `stat`.
+    pub file_type: Option<FileType>,
+    /// The file's metadata (following symlinks if `-L`), read the first time a test asks.
+    pub metadata: LazyMetadata<'a>,
     /// True when the file is a symlink (not followed).
     pub is_symlink: bool,
     /// Reference time for `-mtime` and friends (find's start).
@@ -102,6 +106,39 @@ pub struct Visit<'a> {
     pub prune: bool,
     /// Set by `-quit`.
     pub quit: bool,
+}
+
+/// Metadata read on first use: `find -name` needs none, and a `stat` per entry is most of the
+/// cost of a walk under WASI.
+pub struct LazyMetadata<'a> {
+    entry: Option<&'a walkdir::DirEntry>,
+    cell: OnceCell<Option<Metadata>>,
+}
+
+impl<'a> LazyMetadata<'a> {
+    /// The metadata of a walked entry, read when first asked for.
+    pub fn of(entry: &'a walkdir::DirEntry) -> Self {
+        Self {
+            entry: Some(entry),
+            cell: OnceCell::new(),
+        }
+    }
+
+    /// No metadata (it could not be read).
+    #[cfg(test)]
+    pub fn none() -> Self {
+        Self {
+            entry: None,
+            cell: OnceCell::from(None),
+        }
+    }
+
+    /// The metadata, if it can be read.
+    pub fn get(&self) -> Option<&Metadata> {
+        self.cell
+            .get_or_init(|| self.entry.and_then(|e| e.metadata().ok()))
+            .as_ref()
+    }
 }
 
 /// The base name as find sees it: trailing slashes dropped, `/` for the root.
@@ -118,13 +155,12 @@ pub fn base_name(path: &Path) -> String {
     trimmed.rsplit('/').next().unwrap_or(trimmed).to_owned()
 }
 
-/// The type letter find uses for `md` (`f d l p s b c`, `?` if unknown).
-pub fn type_letter(md: Option<&Metadata>, is_symlink: bool) -> char {
+/// The type letter find uses for a file type (`f d l p s b c`, `?` if unknown).
+pub fn type_letter(ft: Option<FileType>, is_symlink: bool) -> char {
     if is_symlink {
         return 'l';
     }
-    let Some(md) = md else { return '?' };
-    let ft = md.file_type();
+    let Some(ft) = ft else { return '?' };
     if ft.is_dir() {
         'd'
     } else if ft.is_file() {
@@ -190,12 +226,12 @@ impl Expr {
                     && std::fs::read_link(v.path).is_ok_and(|t| g.is_match(&t.to_string_lossy()))
             }
             Expr::Regex(r) => r.is_match(&v.path.to_string_lossy()),
-            Expr::Type(letters) => letters.contains(&type_letter(v.metadata, v.is_symlink)),
-            Expr::Size { cmp, n, unit } => v.metadata.is_some_and(|md| {
+            Expr::Type(letters) => letters.contains(&type_letter(v.file_type, v.is_symlink)),
+            Expr::Size { cmp, n, unit } => v.metadata.get().is_some_and(|md| {
                 let units = md.len().div_ceil(*unit);
                 cmp.test(units as i128, *n as i128)
             }),
-            Expr::Empty => v.metadata.is_some_and(|md| {
+            Expr::Empty => v.metadata.get().is_some_and(|md| {
                 if md.is_dir() {
                     std::fs::read_dir(v.path).is_ok_and(|mut d| d.next().is_none())
                 } else {
@@ -204,6 +240,7 @@ impl Expr {
             }),
             Expr::Newer(t) => v
                 .metadata
+                .get()
                 .and_then(|md| md.modified().ok())
                 .is_some_and(|m| m > *t),
             Expr::Age {
@@ -213,6 +250,7 @@ impl Expr {
                 unit,
             } => v
                 .metadata
+                .get()
                 .and_then(|md| match field {
                     TimeField::Modify => md.modified().ok(),
                     TimeField::Access => md.accessed().ok(),

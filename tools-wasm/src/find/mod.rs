@@ -12,7 +12,7 @@ mod parse;
 mod printf;
 
 use crate::cli::{self, Out};
-use expr::Visit;
+use expr::{LazyMetadata, Visit};
 use parse::{Command, Follow};
 use std::ffi::OsString;
 use std::io::Write;
@@ -96,12 +96,12 @@ fn run(cmd: &Command, out: &mut Out) -> bool {
                     continue;
                 }
             };
-            let metadata = entry.metadata().ok();
             let mut visit = Visit {
                 path: entry.path(),
                 root,
                 depth: entry.depth(),
-                metadata: metadata.as_ref(),
+                file_type: Some(entry.file_type()),
+                metadata: LazyMetadata::of(&entry),
                 is_symlink: entry.file_type().is_symlink(),
                 now,
                 prune: false,

@@ -193,13 +193,14 @@ fn render(v: &Visit<'_>, kind: char, sub: Option<char>) -> String {
         'd' => v.depth.to_string(),
         's' => v
             .metadata
+            .get()
             .map(|m| m.len().to_string())
             .unwrap_or_else(|| "?".into()),
-        'y' => type_letter(v.metadata, v.is_symlink).to_string(),
+        'y' => type_letter(v.file_type, v.is_symlink).to_string(),
         'Y' => {
             let followed = std::fs::metadata(v.path).ok();
             match followed {
-                Some(md) => type_letter(Some(&md), false).to_string(),
+                Some(md) => type_letter(Some(md.file_type()), false).to_string(),
                 None if v.is_symlink => "N".into(),
                 None => "?".into(),
             }
@@ -210,18 +211,18 @@ fn render(v: &Visit<'_>, kind: char, sub: Option<char>) -> String {
         'l' => String::new(),
         'a' | 't' => {
             let t = if kind == 'a' {
-                v.metadata.and_then(|m| m.accessed().ok())
+                v.metadata.get().and_then(|m| m.accessed().ok())
             } else {
-                v.metadata.and_then(|m| m.modified().ok())
+                v.metadata.get().and_then(|m| m.modified().ok())
             };
             t.map(|t| strftime(t, "%a %b %e %H:%M:%S %Y"))
                 .unwrap_or_else(|| "?".into())
         }
         'A' | 'T' => {
             let t = if kind == 'A' {
-                v.metadata.and_then(|m| m.accessed().ok())
+                v.metadata.get().and_then(|m| m.accessed().ok())
             } else {
-                v.metadata.and_then(|m| m.modified().ok())
+                v.metadata.get().and_then(|m| m.modified().ok())
             };
             match (t, sub) {
                 (Some(t), Some(s)) => time_field(t, s),
@@ -272,7 +273,8 @@ mod tests {
             path: Path::new(path),
             root: Path::new("."),
             depth: 2,
-            metadata: None,
+            file_type: None,
+            metadata: crate::find::expr::LazyMetadata::none(),
             is_symlink: false,
             now: SystemTime::now(),
             prune: false,

@@ -31,8 +31,8 @@ pub struct DirCursor {
     /// An entry read from the stream but not yet (completely) given to the guest; it starts at
     /// `position`.
     pending: Option<Entry>,
-    /// The directory's own inode, reported for `..`.
-    own_ino: u64,
+    /// The directory's own inode, reported for `..` (an `fstat` when `..` is first met).
+    own_ino: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -54,8 +54,18 @@ pub fn readdir(
     let handle = std::sync::Arc::clone(&dir.dir);
     let cursor = &mut dir.cursor;
     if cursor.stream.is_none() {
-        let stream = rustix::fs::Dir::read_from(handle.as_fd()).map_err(errno_of)?;
-        cursor.own_ino = rustix::fs::fstat(handle.as_fd()).map_err(errno_of)?.st_ino;
+        // A descriptor of its own (the handle's offset may be shared with a preopen's
+        // original), opened on `.` of the handle itself, so nothing is resolved.
+        use rustix::fs::OFlags;
+        let own = rustix::fs::openat(
+            handle.as_fd(),
+            c".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(errno_of)?;
+        let stream = rustix::fs::Dir::new(own).map_err(errno_of)?;
+        cursor.own_ino = None;
         cursor.stream = Some(stream);
         cursor.position = 0;
         cursor.pending = None;
@@ -112,7 +122,14 @@ fn next_entry(cursor: &mut DirCursor, dir: &cap_std::fs::Dir) -> Result<Option<E
     let name = raw.file_name().to_bytes().to_vec();
     let next = u64::try_from(raw.offset()).map_err(|_| Errno::Overflow)?;
     let ino = if name == b".." {
-        cursor.own_ino
+        match cursor.own_ino {
+            Some(ino) => ino,
+            None => {
+                let ino = rustix::fs::fstat(dir.as_fd()).map_err(errno_of)?.st_ino;
+                cursor.own_ino = Some(ino);
+                ino
+            }
+        }
     } else {
         raw.ino()
     };

@@ -39,10 +39,10 @@ impl GuestWasi {
                 }
                 let rest = self.stdin.get(self.stdin_pos..).unwrap_or_default();
                 let n = rest.len().min(buf.len() as usize);
-                let chunk = rest[..n].to_vec();
                 let n32 = u32::try_from(n)?;
                 if let Some(dest) = buf.get_range(0..n32) {
-                    memory.copy_from_slice(&chunk, dest)?;
+                    // Straight from the request's bytes into guest memory: one copy.
+                    memory.copy_from_slice(&rest[..n], dest)?;
                 }
                 self.stdin_pos += n;
                 Ok(n32)
