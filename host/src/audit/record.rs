@@ -20,6 +20,10 @@ pub const MAX_VALUE_BYTES: usize = 256;
 /// Most arguments recorded one by one; the rest are summarised by count and digest.
 pub const MAX_ARGS_RECORDED: usize = 64;
 
+/// Most bytes the recorded arguments of one record may take as JSON; the arguments past it are
+/// summarised like those past [`MAX_ARGS_RECORDED`], so that no request makes a big record.
+pub const MAX_ARGV_RECORD_BYTES: usize = 4096;
+
 /// The `prevHash` of the very first record of a log.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -94,12 +98,11 @@ pub struct CutText {
 impl Text {
     /// Records `value`, cutting it if it is longer than [`MAX_VALUE_BYTES`].
     pub fn of(value: &str) -> Self {
-        if value.len() <= MAX_VALUE_BYTES {
+        // The bound is on the value as written to the log: a control character costs six
+        // bytes there (`\u0001`), a quote or backslash two.
+        let end = logged_prefix(value);
+        if end == value.len() {
             return Self::Full(value.to_owned());
-        }
-        let mut end = MAX_VALUE_BYTES;
-        while !value.is_char_boundary(end) {
-            end -= 1;
         }
         Self::Cut(CutText {
             head: value[..end].to_owned(),
@@ -113,15 +116,13 @@ impl Text {
     /// valid UTF-8 and short; otherwise cut, with invalid UTF-8 in the head replaced by U+FFFD.
     pub fn of_bytes(head: &[u8], bytes: u64, sha256: &[u8; 32]) -> Self {
         let head = &head[..head.len().min(MAX_VALUE_BYTES)];
+        let lossy = String::from_utf8_lossy(head);
+        let end = logged_prefix(&lossy);
         if head.len() as u64 == bytes
+            && end == lossy.len()
             && let Ok(s) = std::str::from_utf8(head)
         {
             return Self::Full(s.to_owned());
-        }
-        let lossy = String::from_utf8_lossy(head);
-        let mut end = lossy.len().min(MAX_VALUE_BYTES);
-        while !lossy.is_char_boundary(end) {
-            end -= 1;
         }
         Self::Cut(CutText {
             head: lossy[..end].to_owned(),
@@ -481,20 +482,31 @@ impl AuditRecord {
     /// Sets `argc`, `argv` and `argv_omitted` from a request's arguments.
     pub fn set_args(&mut self, args: &[String]) {
         self.argc = Some(args.len() as u64);
-        self.argv = Some(
-            args.iter()
-                .take(MAX_ARGS_RECORDED)
-                .map(|a| Text::of(a))
-                .collect(),
-        );
-        self.argv_omitted = (args.len() > MAX_ARGS_RECORDED).then(|| {
+        let mut recorded = Vec::new();
+        let mut room = MAX_ARGV_RECORD_BYTES;
+        for a in args.iter().take(MAX_ARGS_RECORDED) {
+            let text = Text::of(a);
+            // A cut value also carries its length and digest (~100 bytes more).
+            let cost = match &text {
+                Text::Full(v) => v.chars().map(logged_len).sum::<usize>() + 8,
+                Text::Cut(c) => c.head.chars().map(logged_len).sum::<usize>() + 120,
+            };
+            if cost > room {
+                break;
+            }
+            room -= cost;
+            recorded.push(text);
+        }
+        let listed = recorded.len();
+        self.argv = Some(recorded);
+        self.argv_omitted = (args.len() > listed).then(|| {
             let mut h = Sha256::new();
-            for a in &args[MAX_ARGS_RECORDED..] {
+            for a in &args[listed..] {
                 h.update(a.as_bytes());
                 h.update([0]);
             }
             OmittedArgs {
-                count: (args.len() - MAX_ARGS_RECORDED) as u64,
+                count: (args.len() - listed) as u64,
                 sha256: hex::encode(h.finalize()),
             }
         });
@@ -542,6 +554,31 @@ pub fn denial_rule(code: ErrorCode) -> &'static str {
     }
 }
 
+/// The length of the longest prefix of `value` that takes at most [`MAX_VALUE_BYTES`] in the
+/// log's JSON (on a character boundary).
+fn logged_prefix(value: &str) -> usize {
+    let mut end = 0;
+    let mut cost = 0;
+    for (i, c) in value.char_indices() {
+        cost += logged_len(c);
+        if cost > MAX_VALUE_BYTES {
+            break;
+        }
+        end = i + c.len_utf8();
+    }
+    end
+}
+
+/// Bytes a character takes in the log's JSON: six for a control character (`\u0001`), two for
+/// a quote or backslash, else its UTF-8 length.
+fn logged_len(c: char) -> usize {
+    match c {
+        '"' | '\\' => 2,
+        c if u32::from(c) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
 /// sha256 of `bytes`, hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -585,6 +622,33 @@ mod tests {
             panic!()
         };
         assert!(c.head.len() <= MAX_VALUE_BYTES && c.head.starts_with('\u{fffd}'));
+    }
+
+    #[test]
+    fn escaped_characters_count_at_their_logged_size() {
+        let ctl = "\u{1}".repeat(255);
+        let Text::Cut(c) = Text::of(&ctl) else {
+            panic!("not cut")
+        };
+        let logged = serde_json::to_string(&c.head).unwrap().len();
+        assert!(logged <= MAX_VALUE_BYTES + 2, "{logged} bytes logged");
+    }
+
+    #[test]
+    fn big_arguments_are_summarised_past_the_record_budget() {
+        let args: Vec<String> = (0..64).map(|_| "\u{1}".repeat(255)).collect();
+        let mut r = AuditRecord::new(Stage::Received);
+        r.set_args(&args);
+        let logged = serde_json::to_string(r.argv.as_ref().unwrap())
+            .unwrap()
+            .len();
+        assert!(
+            logged <= MAX_ARGV_RECORD_BYTES + 512,
+            "{logged} bytes of argv"
+        );
+        let listed = r.argv.as_ref().unwrap().len();
+        assert!(listed < 64);
+        assert_eq!(r.argv_omitted.as_ref().unwrap().count as usize, 64 - listed);
     }
 
     #[test]
