@@ -344,3 +344,54 @@ fn the_largest_call_the_policy_accepts_still_fits_on_a_line() {
     let r = s.call("run", json!({"pipeline": vec![stage; 8], "stdin": stdin}));
     assert_eq!(structured(&r)["exitCode"], 0, "{}", structured(&r));
 }
+
+/// A client that died while thousands of replies were backed up (found by review): the server
+/// used to stay up for good, no longer reading stdin (its window full) and never noticing that
+/// stdout was gone, with no `stop` record. A failed write to stdout now ends the session.
+#[test]
+fn a_server_whose_client_stopped_reading_and_closed_stdout_exits_with_a_stop_record() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let env = Env::new();
+    let argv = server_command_line(&env);
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn runbox");
+    let mut stdin = child.stdin.take().unwrap();
+    // The writer blocks once the server stops reading; it ends when the server exits.
+    let writer = std::thread::spawn(move || {
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "runbox-tests", "version": "0"}}});
+        let mut text = format!("{init}\n");
+        text.push_str("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
+        for i in 1..=5000 {
+            text.push_str(&format!(
+                "{{\"jsonrpc\":\"2.0\",\"id\":{i},\"method\":\"ping\"}}\n"
+            ));
+        }
+        let _ = stdin.write_all(text.as_bytes());
+        // Keep stdin open: only stdout is gone.
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    drop(child.stdout.take());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server is still running 30 s after its stdout closed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    drop(writer);
+    let last = env.audit_records().pop().unwrap();
+    assert_eq!(last["stage"], "stop", "{last} (exit {status})");
+}

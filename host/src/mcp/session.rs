@@ -43,11 +43,24 @@ where
     let window = window::ReplyWindow::new(2 * service.policy().max_concurrent);
 
     let replied = Arc::clone(&window);
-    let writer = tokio::spawn(framing::write_lines(output, lines_rx, move |line| {
-        if let Some(id) = &line.settles {
-            replied.written(id);
+    // The session ends when the client closes stdin, on `shutdown`, or when its stdout is gone:
+    // a client that died while replies were backed up never reads again, and stdin may no
+    // longer be read by then (the window is full), so a failed write must end it too.
+    let session = shutdown.child_token();
+    let end_on_broken_output = session.clone();
+    let writer = tokio::spawn(async move {
+        let result = framing::write_lines(output, lines_rx, move |line| {
+            if let Some(id) = &line.settles {
+                replied.written(id);
+            }
+        })
+        .await;
+        if let Err(e) = &result {
+            tracing::info!("the client's stdout is gone ({e}); ending the session");
+            end_on_broken_output.cancel();
         }
-    }));
+        result
+    });
     // When the client closes stdin, every running command is stopped at once; rmcp then sees
     // the end of its input, answers what it can and ends the session.
     let calls = shutdown.child_token();
@@ -72,7 +85,7 @@ where
         .with_cancellation(Arc::clone(&window));
     let transport = ChannelTransport::new(rmcp_in, lines_tx, window);
     let running = handler
-        .serve_with_ct(transport, shutdown.child_token())
+        .serve_with_ct(transport, session)
         .await
         .map_err(|e| std::io::Error::other(format!("MCP session failed to start: {e}")))?;
     let quit = running.waiting().await;
