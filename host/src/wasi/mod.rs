@@ -305,7 +305,7 @@ fn classify(
             RunError::new(
                 ErrorCode::WriteLimit,
                 format!(
-                    "the command wrote more than its budget of {} bytes to files (writes past it failed with \"Disk quota exceeded\")",
+                    "the command wrote more to files than the call's write budget left it ({} bytes; writes past it failed with \"Disk quota exceeded\")",
                     limits.write_bytes
                 ),
             )
