@@ -95,3 +95,44 @@ fn progress_is_reported_while_a_command_runs() {
         .count();
     assert_eq!(before, after);
 }
+
+/// A call still waiting for the first compile of the module when the client closes stdin
+/// (found by review): it used to get no end record, and the server waited 10 s for it.
+#[test]
+fn a_call_waiting_for_the_first_compile_still_ends_on_record_when_stdin_closes() {
+    let env = Env::new();
+    let fresh_cache = env.dir.path().join("empty-cache");
+    std::fs::create_dir(&fresh_cache).unwrap();
+    let mut args = env.policy_args();
+    let at = args.iter().position(|a| a == "--cache-dir").unwrap();
+    args[at + 1] = fresh_cache.display().to_string();
+    let mut s = Server::spawn(&args);
+    s.initialize();
+    s.send_request(
+        "tools/call",
+        serde_json::json!({"name": "run", "arguments": {"command": "echo", "args": ["hi"]}}),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    assert!(s.close().success());
+    let ends = env.call_ends();
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert_eq!(ends[0]["error"]["code"], "CANCELLED", "{:?}", ends[0]);
+    // Ended while still waiting, not after the compile (which can outlast the client's patience
+    // and rmcp's 10 s drain, losing the record).
+    assert!(
+        ends[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("while its module was being compiled"),
+        "{:?}",
+        ends[0]
+    );
+    let stop = env.audit_records().pop().unwrap();
+    assert_eq!(stop["stage"], "stop");
+    assert_eq!(stop["server"]["inFlight"], 0, "{stop}");
+    eprintln!(
+        "exited {} ms after stdin closed",
+        started.elapsed().as_millis()
+    );
+}

@@ -196,7 +196,16 @@ impl WasiRuntime {
         let stderr =
             Capture::new(run.limits.stderr_bytes).counting_into(Arc::clone(&run.live_output));
         let started = Instant::now();
-        let (termination, file_writes) = match self.prepare(program).await {
+        // The first call may wait for the module's compile (seconds): it must still end, with
+        // its end record, when the call is cancelled or the server stops meanwhile.
+        let prepared = tokio::select! {
+            p = self.prepare(program) => p,
+            () = cancel.cancelled() => Err(RunError::new(
+                ErrorCode::Cancelled,
+                "the call was cancelled while its module was being compiled",
+            )),
+        };
+        let (termination, file_writes) = match prepared {
             Ok(pre) => self.execute(&pre, &run, &stdout, &stderr, cancel).await,
             Err(e) => (Termination::Stopped(e), None),
         };
