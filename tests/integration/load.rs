@@ -5,7 +5,6 @@
 use crate::support::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
 
 /// Resident memory of a process now, in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -96,13 +95,7 @@ fn a_client_that_stops_reading_does_not_grow_the_server() {
     const CALLS: usize = 300;
     let env = Env::new();
     // 1.2 MiB of stdout per call (the default cap keeps 1 MiB of it).
-    let mut cmd = as_server_user(runbox_bin());
-    cmd.arg("serve")
-        .args(env.policy_args())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
+    let mut child = raw_server(&env);
     let pid = child.id();
     let mut stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -188,13 +181,7 @@ fn a_gigabyte_of_output_is_cut_and_costs_no_gigabyte() {
 fn many_requests_with_stdout_unread_do_not_grow_the_server() {
     const REQUESTS: usize = 200_000;
     let env = Env::new();
-    let mut cmd = as_server_user(runbox_bin());
-    cmd.arg("serve")
-        .args(env.policy_args())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
+    let mut child = raw_server(&env);
     let pid = child.id();
     let mut stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();

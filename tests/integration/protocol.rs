@@ -351,16 +351,8 @@ fn the_largest_call_the_policy_accepts_still_fits_on_a_line() {
 #[test]
 fn a_server_whose_client_stopped_reading_and_closed_stdout_exits_with_a_stop_record() {
     use std::io::Write;
-    use std::process::{Command, Stdio};
     let env = Env::new();
-    let argv = server_command_line(&env);
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn runbox");
+    let mut child = raw_server(&env);
     let mut stdin = child.stdin.take().unwrap();
     // The writer blocks once the server stops reading; it ends when the server exits.
     let writer = std::thread::spawn(move || {

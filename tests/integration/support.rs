@@ -60,6 +60,18 @@ pub fn server_command_line(env: &Env) -> Vec<String> {
     line
 }
 
+/// Starts `runbox serve` for `env` with piped stdin and stdout and no handshake, for tests that
+/// drive the raw byte stream themselves (a client that stops reading, or goes away).
+pub fn raw_server(env: &Env) -> std::process::Child {
+    let mut cmd = as_server_user(runbox_bin());
+    cmd.arg("serve")
+        .args(env.policy_args())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    cmd.spawn().expect("spawn runbox serve")
+}
+
 /// Gives a directory tree to the server's uid (no-op when servers run as the test's user).
 pub fn hand_over(path: &Path) {
     let Some(uid) = server_uid() else { return };
