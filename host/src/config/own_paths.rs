@@ -50,6 +50,17 @@ pub enum OwnPathError {
         /// How to move it out.
         fix: &'static str,
     },
+    /// The path is relative or empty (an empty `TMPDIR` means the current directory), so where
+    /// it leads depends on where runbox was started.
+    #[error("{key} {path:?} is not an absolute path; fix: {fix}")]
+    NotAbsolute {
+        /// The key that sets the path.
+        key: &'static str,
+        /// The path as configured.
+        path: PathBuf,
+        /// How to set it.
+        fix: &'static str,
+    },
     /// The workspace lies inside a directory that must hold only runbox's own files.
     #[error(
         "the workspace {workspace} is inside {key} {path}, a directory runbox keeps private and deletes files from; fix: {fix}, or choose a workspace outside it"
@@ -70,14 +81,18 @@ impl OwnPathError {
     /// The key at fault.
     pub fn key(&self) -> &'static str {
         match self {
-            Self::InsideWorkspace { key, .. } | Self::HoldsWorkspace { key, .. } => key,
+            Self::InsideWorkspace { key, .. }
+            | Self::NotAbsolute { key, .. }
+            | Self::HoldsWorkspace { key, .. } => key,
         }
     }
 
     /// How to fix it.
     pub fn fix(&self) -> &'static str {
         match self {
-            Self::InsideWorkspace { fix, .. } | Self::HoldsWorkspace { fix, .. } => fix,
+            Self::InsideWorkspace { fix, .. }
+            | Self::NotAbsolute { fix, .. }
+            | Self::HoldsWorkspace { fix, .. } => fix,
         }
     }
 }
@@ -155,6 +170,13 @@ pub fn check(workspace: &Workspace, paths: &[OwnPath]) -> Result<(), OwnPathErro
 
 fn problem(workspace: &Workspace, p: &OwnPath) -> Option<OwnPathError> {
     let root = || workspace.host_path().to_owned();
+    if !p.path.is_absolute() {
+        return Some(OwnPathError::NotAbsolute {
+            key: p.key,
+            path: p.path.clone(),
+            fix: p.fix,
+        });
+    }
     if workspace.contains_host_path(&p.path) {
         return Some(OwnPathError::InsideWorkspace {
             key: p.key,
@@ -203,6 +225,32 @@ mod tests {
         );
         let tmp = p.own_paths().into_iter().find(|o| o.key == TEMP_DIR_KEY);
         assert_eq!(tmp.map(|o| o.path), Some(std::env::temp_dir()));
+    }
+
+    #[test]
+    fn an_empty_or_relative_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("ws")).unwrap();
+        let ws = Workspace::open(&dir.path().join("ws")).unwrap();
+        for path in ["", "tmp"] {
+            let own = OwnPath {
+                key: TEMP_DIR_KEY,
+                path: PathBuf::from(path),
+                harm: "plant files",
+                fix: "set TMPDIR to an absolute directory",
+                must_not_hold_workspace: false,
+            };
+            assert!(
+                matches!(
+                    check(&ws, &[own]),
+                    Err(OwnPathError::NotAbsolute {
+                        key: TEMP_DIR_KEY,
+                        ..
+                    })
+                ),
+                "{path:?}"
+            );
+        }
     }
 
     #[test]
