@@ -1057,7 +1057,8 @@ fn scratch_roots_of_a_killed_server_are_removed_at_the_next_start() {
     let now = tmp.names();
     assert!(
         left.iter().all(|r| !now.contains(r)),
-        "the dead server's roots are still there: {now:?}"
+        "the dead server's roots are still there: {now:?}; the new server's log:\n{}",
+        s.stderr()
     );
     assert!(s.close().success());
     assert_eq!(tmp.names(), Vec::<String>::new(), "left in the temp dir");

@@ -4,10 +4,13 @@
 //!
 //! A server holds an exclusive `flock` on its root for its whole life. A later server removes a
 //! root of its own uid with a matching prefix only when that lock is free (the owner is gone: the
-//! kernel drops the lock when the last descriptor closes) and no process with the PID in its
-//! name is alive here. The lock keeps a live root safe from a server in another PID namespace
-//! sharing the temp directory; the PID keeps the roots of older servers, which took no lock,
-//! safe. A PID reused by an unrelated process only delays the clean-up to a later start.
+//! kernel drops the lock when the last descriptor closes) and the PID in its name is not a live
+//! process that may own it. The lock keeps a live root safe from a server in another PID
+//! namespace sharing the temp directory; the PID keeps the roots of older servers, which took no
+//! lock, safe. A PID that the kernel handed to another process after the owner died does not
+//! keep a root: the name's UUIDv7 says when the root was made, and a process that started after
+//! that (more than a second later, the precision of the boot time) cannot be its owner. Only
+//! where the start time cannot be read is a live PID taken at its word.
 //!
 //! It must not remove anything that is not a root of its own uid and prefix, nor follow a
 //! symlink planted in the temp directory.
@@ -19,6 +22,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A server's root directory of scratch directories, locked while it lives, removed on drop.
 #[derive(Debug)]
@@ -101,10 +105,10 @@ pub fn remove_stale(temp: &Path, prefix: &str) {
     let me = nix::unistd::geteuid().as_raw();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = pid_in_name(&name, prefix) else {
+        let Some((pid, made)) = owner_in_name(&name, prefix) else {
             continue;
         };
-        if Path::new(&format!("/proc/{pid}")).exists() {
+        if may_own(pid, made) {
             continue;
         }
         // Held until the removal is done, so two starting servers do not remove it together.
@@ -126,14 +130,58 @@ pub fn remove_stale(temp: &Path, prefix: &str) {
     }
 }
 
-/// The PID in a root's name `PREFIX` + `PID-...`.
-fn pid_in_name(name: &OsString, prefix: &str) -> Option<u32> {
-    name.to_str()?
-        .strip_prefix(prefix)?
-        .split('-')
-        .next()?
-        .parse()
+/// The PID in a root's name `PREFIX` + `PID-UUID`, and when the root was made (the UUIDv7's
+/// time) where the name says it.
+fn owner_in_name(name: &OsString, prefix: &str) -> Option<(u32, Option<Duration>)> {
+    let (pid, rest) = name.to_str()?.strip_prefix(prefix)?.split_once('-')?;
+    let made = uuid::Uuid::try_parse(rest)
         .ok()
+        .and_then(|u| u.get_timestamp())
+        .map(|t| {
+            let (secs, nanos) = t.to_unix();
+            Duration::new(secs, nanos)
+        });
+    Some((pid.parse().ok()?, made))
+}
+
+/// Slack for comparing a process's start time (boot time in whole seconds plus clock ticks)
+/// with a root's UUIDv7 time (milliseconds).
+const START_TIME_SLACK: Duration = Duration::from_secs(2);
+
+/// Whether the live process `pid`, if any, may be the server that made a root at `made`
+/// (Unix time): false when no such process exists or it started after the root was made.
+fn may_own(pid: u32, made: Option<Duration>) -> bool {
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return false,
+        Err(_) => return true,
+    };
+    match (made, started_at(&stat, boot_time())) {
+        (Some(made), Some(started)) => started <= made + START_TIME_SLACK,
+        _ => true,
+    }
+}
+
+/// When the process whose `/proc/PID/stat` is `stat` started (Unix time), given the boot time.
+fn started_at(stat: &str, boot: Option<Duration>) -> Option<Duration> {
+    // Field 22 (starttime, clock ticks since boot); fields are counted after the command name,
+    // which is in parentheses and may hold spaces and parentheses itself.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+    let per_second = rustix::param::clock_ticks_per_second();
+    if per_second == 0 {
+        return None;
+    }
+    let since_boot = Duration::from_secs(ticks / per_second)
+        + Duration::from_nanos((ticks % per_second) * 1_000_000_000 / per_second);
+    boot?.checked_add(since_boot)
+}
+
+/// The boot time (Unix time, whole seconds) from `/proc/stat`.
+fn boot_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let secs = stat.lines().find_map(|l| l.strip_prefix("btime "))?;
+    Some(Duration::from_secs(secs.trim().parse().ok()?))
 }
 
 #[cfg(test)]
@@ -197,11 +245,69 @@ mod tests {
     }
 
     #[test]
-    fn the_pid_is_read_from_the_name() {
-        let pid = |n: &str| pid_in_name(&OsString::from(n), "runbox-wasi-");
-        assert_eq!(pid("runbox-wasi-42-0193abc"), Some(42));
-        assert_eq!(pid("runbox-wasi-x-1"), None);
-        assert_eq!(pid("runbox-call-42-1"), None);
-        assert_eq!(pid("runbox-wasi-"), None);
+    fn the_pid_and_the_time_are_read_from_the_name() {
+        let owner = |n: &str| owner_in_name(&OsString::from(n), "runbox-wasi-");
+        assert_eq!(owner("runbox-wasi-42-0193abc"), Some((42, None)));
+        assert_eq!(
+            owner("runbox-wasi-42-01a250b347607426bf336e2ebf5c93a3"),
+            Some((42, Some(Duration::from_millis(0x01a2_50b3_4760))))
+        );
+        assert_eq!(owner("runbox-wasi-x-1"), None);
+        assert_eq!(owner("runbox-call-42-1"), None);
+        assert_eq!(owner("runbox-wasi-42"), None);
+        assert_eq!(owner("runbox-wasi-"), None);
+    }
+
+    /// The CI failure this guards against: a server was killed, its PID went to an unrelated
+    /// process (a fork bomb in another test wrapped the PID counter), and the next server kept
+    /// the dead server's roots.
+    #[test]
+    fn a_pid_reused_after_the_root_was_made_does_not_keep_it() {
+        let me = std::process::id();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        assert!(may_own(me, Some(now)), "started before its root was made");
+        assert!(
+            may_own(me, None),
+            "no time in the name: the PID is taken at its word"
+        );
+        assert!(
+            !may_own(me, Some(Duration::from_secs(1_000_000))),
+            "this process started long after 1970-01-12"
+        );
+        assert!(!may_own(i32::MAX as u32, Some(now)), "no such process");
+
+        let temp = tempfile::tempdir().unwrap();
+        let made_long_ago =
+            uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, 1_000_000, 0));
+        let reused = temp
+            .path()
+            .join(format!("{TEST_PREFIX}{me}-{}", made_long_ago.simple()));
+        let mine = temp.path().join(format!(
+            "{TEST_PREFIX}{me}-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(reused.join("call-0")).unwrap();
+        std::fs::create_dir_all(mine.join("call-0")).unwrap();
+        remove_stale(temp.path(), TEST_PREFIX);
+        assert!(
+            !reused.exists(),
+            "the PID's process is younger than the root"
+        );
+        assert!(mine.exists(), "the PID's process may own it");
+    }
+
+    #[test]
+    fn the_start_time_is_read_after_the_command_name() {
+        let boot = Some(Duration::from_secs(1_000));
+        let hz = rustix::param::clock_ticks_per_second();
+        let stat = format!(
+            "7 (a) b (c)) S 1 7 7 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 {} 0 0",
+            3 * hz
+        );
+        assert_eq!(started_at(&stat, boot), Some(Duration::from_secs(1_003)));
+        assert_eq!(started_at("7 (a) S 1", boot), None);
+        assert_eq!(started_at(&stat, None), None);
     }
 }
