@@ -3,8 +3,8 @@
 //! Errors at start (bad policy, unusable workspace or audit directory, running as root without
 //! `--allow-root`) are printed on stderr as one clear message and exit with status 2.
 
-use crate::config::{Overrides, Policy, PolicyFile, read_policy_file};
-use crate::service::{CallContext, CallReply, Service};
+use crate::config::{ConfigError, Overrides, Policy, PolicyFile, read_policy_file};
+use crate::service::{CallContext, CallReply, Service, StartError};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -98,7 +98,7 @@ pub fn main() -> ExitCode {
                 print!("{}", policy.to_toml());
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(&e),
+            Err(e) => fail(&e.to_string()),
         },
         Command::Doctor(d) => doctor(&d),
         Command::Serve(p) => with_runtime(|| serve(p)),
@@ -174,32 +174,47 @@ fn overrides(p: &PolicyArgs) -> Overrides {
     }
 }
 
+/// Why `serve` or `exec` could not start.
+#[derive(Debug, thiserror::Error)]
+enum StartupError {
+    #[error(transparent)]
+    Policy(#[from] ConfigError),
+    #[error(
+        "refusing to run as root: run runbox as an unprivileged user (in a container, set USER), \
+         or pass --allow-root (policy: allow_root = true) if you accept the risk"
+    )]
+    Root,
+    #[error(transparent)]
+    Service(#[from] StartError),
+}
+
 /// Reads the file (if any), merges the flags, validates.
-fn load_policy(p: &PolicyArgs) -> Result<Policy, String> {
+fn load_policy(p: &PolicyArgs) -> Result<Policy, ConfigError> {
     let file = match &p.config {
-        Some(path) => read_policy_file(path).map_err(|e| e.to_string())?,
+        Some(path) => read_policy_file(path)?,
         None => PolicyFile::default(),
     };
-    Policy::build(file, &overrides(p)).map_err(|e| e.to_string())
+    Policy::build(file, &overrides(p))
 }
 
 /// Loads the policy, refuses root without consent, and starts the service (which refuses a
 /// policy file, or any other path of runbox's own, inside the workspace).
-fn start(p: &PolicyArgs) -> Result<Service, String> {
+fn start(p: &PolicyArgs) -> Result<Service, StartupError> {
     let policy = load_policy(p)?;
     if nix::unistd::geteuid().is_root() && !policy.allow_root {
-        return Err("refusing to run as root: run runbox as an unprivileged user (in a container, set USER), \
-                    or pass --allow-root (policy: allow_root = true) if you accept the risk"
-            .into());
+        return Err(StartupError::Root);
     }
-    Service::start(policy, crate::BUILTIN_MODULE, crate::BUILTIN_MANIFEST)
-        .map_err(|e| e.to_string())
+    Ok(Service::start(
+        policy,
+        crate::BUILTIN_MODULE,
+        crate::BUILTIN_MANIFEST,
+    )?)
 }
 
 async fn serve(p: PolicyArgs) -> ExitCode {
     let service = match start(&p) {
         Ok(s) => Arc::new(s),
-        Err(e) => return fail(&e),
+        Err(e) => return fail(&e.to_string()),
     };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -254,7 +269,7 @@ async fn wait_for_termination() -> &'static str {
 async fn exec(a: ExecArgs) -> ExitCode {
     let service = match start(&a.policy) {
         Ok(s) => s,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(&e.to_string()),
     };
     let stdin = if a.stdin {
         let mut buf = String::new();

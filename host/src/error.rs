@@ -36,8 +36,6 @@ pub enum ErrorCode {
     Cancelled,
     /// The command tried to write while the policy makes the workspace read-only.
     ReadOnly,
-    /// Too many calls are in flight; retry later.
-    Busy,
     /// The audit log cannot be written, so nothing runs (fail closed); or, rarely, a command
     /// ran and only its end could not be recorded (the message says which).
     AuditUnavailable,
@@ -64,7 +62,6 @@ impl ErrorCode {
             Self::WriteLimit => "WRITE_LIMIT",
             Self::Cancelled => "CANCELLED",
             Self::ReadOnly => "READ_ONLY",
-            Self::Busy => "BUSY",
             Self::AuditUnavailable => "AUDIT_UNAVAILABLE",
             Self::SandboxUnavailable => "SANDBOX_UNAVAILABLE",
             Self::CommandFailed => "COMMAND_FAILED",
@@ -77,7 +74,7 @@ impl ErrorCode {
     pub fn retryable(self) -> bool {
         matches!(
             self,
-            Self::Busy | Self::AuditUnavailable | Self::Internal | Self::Cancelled
+            Self::AuditUnavailable | Self::Internal | Self::Cancelled
         )
     }
 
@@ -94,7 +91,6 @@ impl ErrorCode {
         Self::WriteLimit,
         Self::Cancelled,
         Self::ReadOnly,
-        Self::Busy,
         Self::AuditUnavailable,
         Self::SandboxUnavailable,
         Self::CommandFailed,
@@ -174,7 +170,6 @@ mod tests {
         assert!(!ErrorCode::CommandNotAllowed.retryable());
         assert!(!ErrorCode::PathOutsideWorkspace.retryable());
         assert!(!ErrorCode::Timeout.retryable());
-        assert!(ErrorCode::Busy.retryable());
         assert!(ErrorCode::AuditUnavailable.retryable());
     }
 

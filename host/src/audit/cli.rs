@@ -7,7 +7,7 @@ use super::files;
 use super::read::{self, Entry, Filter, TABLE_HEADER, table_row};
 use super::record::{Decision, Stage};
 use super::verify::verify;
-use crate::config::{PolicyFile, default_audit_dir, read_policy_file};
+use crate::config::{ConfigError, PolicyFile, default_audit_dir, read_policy_file};
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,6 +20,31 @@ const EXIT_FOUND_PROBLEM: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 /// How often `tail -f` looks for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+/// Why an `audit` command could not do its job (usage or an unreadable log); printed with
+/// exit status [`EXIT_USAGE`].
+#[derive(Debug, thiserror::Error)]
+enum AuditCliError {
+    #[error(transparent)]
+    Policy(#[from] ConfigError),
+    #[error(
+        "no audit directory: pass --dir DIR or --config FILE (neither XDG_STATE_HOME nor HOME is set)"
+    )]
+    NoDirectory,
+    #[error("cannot read the audit log in {}: {source}", dir.display())]
+    Read {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    When(#[from] read::WhenError),
+    #[error(
+        "--stage {0:?}: not a stage (received, completed, denied, failed, start, stop, open, recovered)"
+    )]
+    Stage(String),
+    #[error("no audit files in {}", .0.display())]
+    NoFiles(PathBuf),
+}
 
 /// `runbox audit`.
 #[derive(Debug, Args)]
@@ -131,18 +156,17 @@ pub fn run(args: AuditArgs) -> ExitCode {
 }
 
 impl DirArgs {
-    fn resolve(&self) -> Result<PathBuf, String> {
+    fn resolve(&self) -> Result<PathBuf, AuditCliError> {
         if let Some(d) = &self.dir {
             return Ok(d.clone());
         }
         let file = match &self.config {
-            Some(path) => read_policy_file(path).map_err(|e| e.to_string())?,
+            Some(path) => read_policy_file(path)?,
             None => PolicyFile::default(),
         };
-        file.audit_dir.or_else(default_audit_dir).ok_or_else(|| {
-            "no audit directory: pass --dir DIR or --config FILE (neither XDG_STATE_HOME nor HOME is set)"
-                .to_owned()
-        })
+        file.audit_dir
+            .or_else(default_audit_dir)
+            .ok_or(AuditCliError::NoDirectory)
     }
 }
 
@@ -185,11 +209,14 @@ impl Out {
     }
 }
 
-fn read_err(dir: &std::path::Path, e: std::io::Error) -> String {
-    format!("cannot read the audit log in {}: {e}", dir.display())
+fn read_err(dir: &std::path::Path, source: std::io::Error) -> AuditCliError {
+    AuditCliError::Read {
+        dir: dir.to_owned(),
+        source,
+    }
 }
 
-fn tail(a: TailArgs) -> Result<ExitCode, String> {
+fn tail(a: TailArgs) -> Result<ExitCode, AuditCliError> {
     let dir = a.dir.resolve()?;
     let mut out = Out::new(a.pretty);
     let listed = files::list(&dir).map_err(|e| read_err(&dir, e))?;
@@ -257,7 +284,7 @@ struct Position {
     next_line: usize,
 }
 
-fn show(a: ShowArgs) -> Result<ExitCode, String> {
+fn show(a: ShowArgs) -> Result<ExitCode, AuditCliError> {
     let dir = a.dir.resolve()?;
     let filter = Filter {
         request_id: Some(a.request_id.clone()),
@@ -275,7 +302,7 @@ fn show(a: ShowArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn query(a: QueryArgs) -> Result<ExitCode, String> {
+fn query(a: QueryArgs) -> Result<ExitCode, AuditCliError> {
     let dir = a.dir.resolve()?;
     let now = time::OffsetDateTime::now_utc();
     let when = |s: &Option<String>| s.as_deref().map(|s| read::parse_when(s, now)).transpose();
@@ -283,7 +310,7 @@ fn query(a: QueryArgs) -> Result<ExitCode, String> {
         None => None,
         Some(s) => Some(
             serde_json::from_value::<Stage>(serde_json::Value::String(s.to_owned()))
-                .map_err(|_| format!("--stage {s:?}: not a stage (received, completed, denied, failed, start, stop, open, recovered)"))?,
+                .map_err(|_| AuditCliError::Stage(s.to_owned()))?,
         ),
     };
     let filter = Filter {
@@ -305,7 +332,11 @@ fn query(a: QueryArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_matching(dir: &std::path::Path, filter: &Filter, pretty: bool) -> Result<usize, String> {
+fn print_matching(
+    dir: &std::path::Path,
+    filter: &Filter,
+    pretty: bool,
+) -> Result<usize, AuditCliError> {
     let mut out = Out::new(pretty);
     let mut found = 0;
     for f in files::list(dir).map_err(|e| read_err(dir, e))? {
@@ -325,14 +356,14 @@ fn print_matching(dir: &std::path::Path, filter: &Filter, pretty: bool) -> Resul
     Ok(found)
 }
 
-fn run_verify(a: VerifyArgs) -> Result<ExitCode, String> {
+fn run_verify(a: VerifyArgs) -> Result<ExitCode, AuditCliError> {
     let dir = match a.path {
         Some(p) => p,
         None => a.dir.resolve()?,
     };
     let outcome = verify(&dir).map_err(|e| read_err(&dir, e))?;
     match outcome {
-        Ok(report) if report.files == 0 => Err(format!("no audit files in {}", dir.display())),
+        Ok(report) if report.files == 0 => Err(AuditCliError::NoFiles(dir)),
         Ok(report) => {
             let (first, last) = report.seqs.unwrap_or_default();
             let start = if report.from_genesis {

@@ -142,9 +142,23 @@ impl Filter {
     }
 }
 
+/// A `--since`/`--until` value that [`parse_when`] cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WhenError {
+    /// Neither a time, a day nor an age.
+    #[error("{0:?} is not a time: use RFC 3339, YYYY-MM-DD, or an age like 15m, 2h, 7d")]
+    NotATime(String),
+    /// An age with a unit other than s, m, h, d.
+    #[error("{0:?}: the unit must be s, m, h or d")]
+    Unit(String),
+}
+
 /// Parses a `--since`/`--until` value: RFC 3339 (`2026-01-02T03:04:05Z`), a UTC day
 /// (`2026-01-02`, its start), or an age before `now` (`90s`, `15m`, `2h`, `7d`).
-pub fn parse_when(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+///
+/// # Errors
+/// [`WhenError`] when `s` is none of these.
+pub fn parse_when(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, WhenError> {
     if let Some(t) = parse_time(s) {
         return Ok(t);
     }
@@ -153,15 +167,13 @@ pub fn parse_when(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String
         return Ok(d.midnight().assume_utc());
     }
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| {
-        format!("{s:?} is not a time: use RFC 3339, YYYY-MM-DD, or an age like 15m, 2h, 7d")
-    })?;
+    let n: i64 = num.parse().map_err(|_| WhenError::NotATime(s.to_owned()))?;
     let age = match unit {
         "s" => time::Duration::seconds(n),
         "m" => time::Duration::minutes(n),
         "h" => time::Duration::hours(n),
         "d" => time::Duration::days(n),
-        _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
+        _ => return Err(WhenError::Unit(s.to_owned())),
     };
     Ok(now - age)
 }

@@ -540,7 +540,6 @@ pub fn denial_rule(code: ErrorCode) -> &'static str {
         ErrorCode::InvalidArgument => "request",
         ErrorCode::AuditUnavailable => "audit",
         ErrorCode::Cancelled => "cancelled",
-        ErrorCode::Busy => "limits.max_concurrent",
         ErrorCode::SandboxUnavailable => "sandbox",
         // Limits and failures end a call that ran; they are never a refusal. Listed one by one
         // so that a new code must be placed here on purpose.

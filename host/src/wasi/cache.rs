@@ -214,32 +214,46 @@ fn wasmtime_version() -> &'static str {
     "48.0.8"
 }
 
+/// Why a cache directory is not used.
+#[derive(Debug, thiserror::Error)]
+enum UnsafeDir {
+    #[error("cannot create: {0}")]
+    Create(std::io::Error),
+    #[error("cannot stat: {0}")]
+    Stat(std::io::Error),
+    #[error("not a directory (or a symlink)")]
+    NotADirectory,
+    #[error("owned by uid {owner}, not by this user (uid {me})")]
+    NotOwned { owner: u32, me: u32 },
+    #[error("writable by group or others (mode {0:o})")]
+    SharedWritable(u32),
+    #[error("not writable: {0}")]
+    NotWritable(std::io::Error),
+}
+
 /// Creates the directory (0700) and checks it is owned by us and not writable by others.
-fn prepare_dir(dir: &Path) -> Result<(), String> {
+fn prepare_dir(dir: &Path) -> Result<(), UnsafeDir> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| format!("cannot create: {e}"))?;
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot stat: {e}"))?;
+        .map_err(UnsafeDir::Create)?;
+    let meta = std::fs::symlink_metadata(dir).map_err(UnsafeDir::Stat)?;
     if !meta.is_dir() {
-        return Err("not a directory (or a symlink)".into());
+        return Err(UnsafeDir::NotADirectory);
     }
-    let euid = nix::unistd::geteuid().as_raw();
-    if meta.uid() != euid {
-        return Err(format!(
-            "owned by uid {}, not by this user (uid {euid})",
-            meta.uid()
-        ));
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(UnsafeDir::NotOwned {
+            owner: meta.uid(),
+            me,
+        });
     }
     if meta.permissions().mode() & 0o022 != 0 {
-        return Err(format!(
-            "writable by group or others (mode {:o})",
-            meta.permissions().mode() & 0o777
-        ));
+        return Err(UnsafeDir::SharedWritable(meta.permissions().mode() & 0o777));
     }
     // Probe that we can actually write here (a read-only mount passes the checks above).
-    tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("not writable: {e}"))?;
+    tempfile::NamedTempFile::new_in(dir).map_err(UnsafeDir::NotWritable)?;
     Ok(())
 }
 
