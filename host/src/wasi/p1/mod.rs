@@ -20,24 +20,25 @@
 //!   and `dev`/`ino` are the real ones; errnos are the kernel's.
 //!
 //! The calls are in [`files`] (descriptors), [`paths`] (names below a directory), [`dirs`]
-//! (listings) and [`process`] (arguments, environment, clocks, random, polling, exit); this
-//! file holds the per-guest state and the trait, whose methods only delegate. It must not
+//! (listings) and [`process`] (arguments, environment, clocks, random, polling, exit); [`guest`]
+//! holds the per-guest state; this file holds the trait, whose methods only delegate. It must not
 //! resolve a path any other way than through a directory descriptor's handle.
 
 mod budget;
 mod dirs;
 mod errno;
 mod files;
+mod guest;
 mod paths;
 mod process;
 mod table;
 
 pub use budget::WriteBudget;
+pub use guest::{GuestWasi, Preopen, add_to_linker};
 pub use table::MAX_DESCRIPTORS;
 
-use crate::outcome::Capture;
-use std::sync::Arc;
-use table::{Descriptor, DirDesc, FdTable};
+use guest::{guest_path, write_bytes};
+use table::{Descriptor, DirDesc};
 use wasmtime_wasi::p1::types::{self, Errno};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
 use wiggle::{GuestMemory, GuestPtr};
@@ -47,114 +48,6 @@ type Result<T, E = types::Error> = std::result::Result<T, E>;
 /// Most bytes one `fd_read`/`fd_write` moves through a host buffer (guest memory is used in
 /// place when it can be; this bounds the copy when it cannot).
 const MAX_TRANSFER: usize = 4 << 20;
-
-/// One preopened directory.
-#[derive(Debug)]
-pub struct Preopen {
-    /// The directory.
-    pub dir: cap_std::fs::Dir,
-    /// The name the guest sees it under (`/`, `/.runbox-tmp`).
-    pub guest_path: String,
-    /// Whether it may be written.
-    pub writable: bool,
-}
-
-/// The preview-1 state of one guest: arguments, environment, stdio and its descriptors.
-#[derive(Debug)]
-pub struct GuestWasi {
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    stdin: bytes::Bytes,
-    stdin_pos: usize,
-    fds: FdTable,
-    budget: WriteBudget,
-}
-
-impl GuestWasi {
-    /// A guest with `args` (argv\[0\] first), `env`, `stdin` as its standard input, `stdout`
-    /// and `stderr` capturing its output, and `preopens` as fds 3, 4, … in order. Writes to
-    /// files are charged to `budget`.
-    pub fn new(
-        args: Vec<String>,
-        env: Vec<(String, String)>,
-        stdin: bytes::Bytes,
-        stdout: Capture,
-        stderr: Capture,
-        preopens: Vec<Preopen>,
-        budget: WriteBudget,
-    ) -> std::result::Result<Self, Errno> {
-        let mut fds = FdTable::default();
-        fds.push(Descriptor::Stdin)?;
-        fds.push(Descriptor::Stdout(stdout))?;
-        fds.push(Descriptor::Stderr(stderr))?;
-        for p in preopens {
-            fds.push(Descriptor::Dir(DirDesc {
-                dir: Arc::new(p.dir),
-                writable: p.writable,
-                preopen: Some(p.guest_path.into_bytes()),
-                cursor: dirs::DirCursor::default(),
-            }))?;
-        }
-        Ok(Self {
-            args,
-            env,
-            stdin,
-            stdin_pos: 0,
-            fds,
-            budget,
-        })
-    }
-
-    /// A guest with nothing: no arguments, no files (for enumerating the linker's imports).
-    pub fn empty() -> Self {
-        Self {
-            args: Vec::new(),
-            env: Vec::new(),
-            stdin: bytes::Bytes::new(),
-            stdin_pos: 0,
-            fds: FdTable::default(),
-            budget: WriteBudget::new(0),
-        }
-    }
-
-    /// The write budget: what was written, and whether a write was refused for it.
-    pub fn budget(&self) -> &WriteBudget {
-        &self.budget
-    }
-}
-
-/// Adds runbox's preview 1 to `linker`; `get` projects the store's state onto the guest's
-/// [`GuestWasi`].
-pub fn add_to_linker<T: Send + 'static>(
-    linker: &mut wasmtime::Linker<T>,
-    get: impl Fn(&mut T) -> &mut GuestWasi + Send + Sync + Copy + 'static,
-) -> wasmtime::Result<()> {
-    wasmtime_wasi::p1::wasi_snapshot_preview1::add_to_linker(linker, get)
-}
-
-/// Copies `bytes` to guest memory at `ptr`; returns the pointer just past them.
-fn write_bytes(
-    memory: &mut GuestMemory<'_>,
-    ptr: GuestPtr<u8>,
-    bytes: &[u8],
-) -> Result<GuestPtr<u8>> {
-    let len = u32::try_from(bytes.len())?;
-    memory.copy_from_slice(bytes, ptr.as_array(len))?;
-    Ok(ptr.add(len)?)
-}
-
-/// A guest path as host path bytes (preview 1 calls them strings; runbox takes any bytes but
-/// NUL, which no file name can hold).
-fn guest_path(memory: &GuestMemory<'_>, path: GuestPtr<str>) -> Result<std::path::PathBuf> {
-    use std::os::unix::ffi::OsStrExt;
-    let bytes = memory.as_cow(path.as_bytes())?;
-    if bytes.contains(&0) {
-        return Err(Errno::Ilseq.into());
-    }
-    Ok(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(
-        &bytes,
-    )))
-}
 
 impl WasiSnapshotPreview1 for GuestWasi {
     fn args_get(
