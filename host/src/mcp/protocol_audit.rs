@@ -9,10 +9,10 @@
 //! Garbage costs a client almost nothing to send, so these records are rate-limited: at most
 //! [`BURST`] pairs at once and [`PER_SECOND`] a second after that. Lines past the budget are
 //! still answered, and counted: the next pair written (and one at the end of the session) says
-//! how many lines and bytes went unrecorded. A pair is at most ~4 KiB (a head of control bytes
-//! escaped as `\u00XX` is the worst case), so refused lines add at most 400 KiB at once and
-//! ~40 KiB/s after — the default 1 GiB cap takes more than 7 hours of garbage, where a valid
-//! call with 64 long arguments writes ~46 KiB on its own.
+//! how many lines and bytes went unrecorded. A pair is at most ~8 KiB (the worst case, measured:
+//! a line of control bytes, whose head is escaped as `\u00XX` in both records), so refused lines
+//! add at most ~800 KiB at once and ~40 KiB/s after — the default 1 GiB cap takes more than 7
+//! hours of garbage, where a valid call with 64 long arguments writes ~46 KiB on its own.
 //!
 //! This module must never write more of a line than its [`Text`].
 
@@ -28,8 +28,9 @@ use std::time::Instant;
 
 /// Refused lines recorded one by one at once, before the rate applies.
 pub const BURST: u32 = 100;
-/// Refused lines recorded one by one per second after the burst.
-pub const PER_SECOND: u32 = 10;
+/// Refused lines recorded one by one per second after the burst (5 pairs of at most ~8 KiB:
+/// ~40 KiB/s of log).
+pub const PER_SECOND: u32 = 5;
 
 /// A token bucket: [`BURST`] tokens, refilled at [`PER_SECOND`].
 #[derive(Debug, Clone)]
