@@ -156,7 +156,7 @@ impl NativeRunner {
 
 impl Runner for NativeRunner {
     type Program = NativeCommand;
-    type Running<'r> = Child<'r>;
+    type Running<'r> = NativeChild<'r>;
     const KIND: RunnerKind = RunnerKind::Native;
     const WHILE_STARTING: &'static str = "its sandbox was being set up";
     const ON_TIMEOUT: &'static str = "was stopped with everything it started";
@@ -183,7 +183,7 @@ impl Runner for NativeRunner {
         &'r self,
         run: &CallInput<'_, NativeCommand>,
         streams: &Streams,
-    ) -> Result<Child<'r>, RunError> {
+    ) -> Result<NativeChild<'r>, RunError> {
         let began = std::time::Instant::now();
         let owner = match self.identity {
             Identity::Drop { uid, gid } => Some((uid, gid)),
@@ -226,7 +226,7 @@ impl Runner for NativeRunner {
         drop(plan);
         let child = Sandboxed::new(spawned.pid, spawned.pidfd, namespaces)
             .map_err(|e| RunError::internal(format!("cannot watch the child: {e}")))?;
-        Ok(Child {
+        Ok(NativeChild {
             child,
             readers: [
                 pump(out_r, streams.stdout.clone()),
@@ -241,7 +241,7 @@ impl Runner for NativeRunner {
 
 /// One started native command: its confined tree, the tasks pumping its output, and its scratch
 /// directory (emptied once the tree is gone).
-pub struct Child<'r> {
+pub struct NativeChild<'r> {
     child: Sandboxed,
     readers: [JoinHandle<()>; 2],
     scratch: scratch::CallScratch<'r>,
@@ -249,7 +249,7 @@ pub struct Child<'r> {
     execd: std::time::Instant,
 }
 
-impl Child<'_> {
+impl NativeChild<'_> {
     /// The tree is gone: drains what is left in the pipes, then frees the scratch directory.
     async fn finish(self, deadline: Instant, killed: Option<u32>) {
         let ended = std::time::Instant::now();
@@ -276,7 +276,7 @@ impl Child<'_> {
     }
 }
 
-impl Running for Child<'_> {
+impl Running for NativeChild<'_> {
     type Exit = std::io::Result<reap::Exit>;
 
     /// Waits for the command's PID 1 (and with it the tree) to exit; cancel-safe.

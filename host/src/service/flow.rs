@@ -15,7 +15,7 @@
 //! record per stage, and ends in one reply carrying the call's request id. This module must not
 //! run anything the check step did not pass, nor decide anything the check step decides.
 
-use super::check::{CallRequest, Checked, Refusal, Target};
+use super::check::{CallRequest, Checked, Refusal, Shape, Target};
 use super::pipeline::Feed;
 use super::reply::{Tally, in_stage, not_run, ran_unrecorded, unavailable};
 use super::{CallContext, CallReply, Service};
@@ -40,7 +40,7 @@ impl Service {
             .map(|(i, stage)| {
                 let mut t = CallTrail::new(&ctx.caller(), "run", &self.policy_hash);
                 t.request(stage.command, stage.args, stage.cwd);
-                if call.shape == super::check::Shape::Pipeline {
+                if call.shape == Shape::Pipeline {
                     t.in_pipeline(i + 1, n);
                 }
                 t
