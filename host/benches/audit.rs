@@ -21,10 +21,10 @@ use runbox::audit::{AuditConfig, AuditLog, SyncPolicy, SystemClock};
 use runbox::config::{Overrides, Policy, PolicyFile};
 use runbox::limits::Limits;
 use runbox::outcome::Termination;
-use runbox::policy::Program;
+use runbox::runner::CallInput;
 use runbox::service::{CallContext, CallReply, Service};
 use runbox::wasi::cache::ModuleCache;
-use runbox::wasi::{GuestRun, WasiRuntime};
+use runbox::wasi::{WasiProgram, WasiRuntime};
 use runbox::workspace::Workspace;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -201,21 +201,25 @@ async fn echo_calls(dir: &Path, wasm: &'static [u8], n: usize) -> [Vec<Duration>
     };
     let rt = WasiRuntime::new(ModuleCache::new(Some(&dir.join("cache"))), builtin, None).unwrap();
     let argv = vec!["echo".to_owned(), "hello".to_owned()];
-    let env = vec![("LANG".to_owned(), "C.UTF-8".to_owned())];
+    let program = WasiProgram::Builtin {
+        env: Arc::from(vec![("LANG".to_owned(), "C.UTF-8".to_owned())]),
+    };
     let cancel = CancellationToken::new();
+    let live_output = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let bare = || async {
-        let run = GuestRun {
+        let run = CallInput {
+            program: &program,
             argv: &argv,
-            env: &env,
-            stdin: bytes::Bytes::new(),
             workspace: &ws,
             cwd: &cwd,
-            writable: false,
+            stdin: bytes::Bytes::new(),
             limits: Limits::default(),
-            live_output: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            writable: false,
+            cancel: &cancel,
+            live_output: &live_output,
         };
         let t = Instant::now();
-        let out = rt.run(&Program::Builtin, run, &cancel).await;
+        let out = runbox::runner::call(&rt, run).await;
         let took = t.elapsed();
         if out.termination != Termination::Exited(0) {
             eprintln!(

@@ -18,12 +18,15 @@
 //!   guest run; [`wasi::p1`] is runbox's own preview-1 system interface (files on cap-std, the
 //!   write budget, no call that can block a host thread).
 //! - [`native`]: real binaries from the policy, each in a kernel-confined process tree.
+//! - [`runner`]: the contract both runners implement, and the one place that owns output
+//!   capture, the deadline/cancel race and the TIMEOUT/CANCELLED errors.
 //! - [`scratch_tree`]: the per-server roots of scratch directories and the removal of what
 //!   commands leave there, however deep, without recursion.
 //! - [`audit`]: the audit log: staged, hash-chained JSON lines, rotation, retention, and the
 //!   `runbox audit` commands that read it.
 //! - [`api`]: tool inputs and results as clients see them (schemas derive from these types).
-//! - [`service`]: the call pipeline, independent of MCP.
+//! - [`service`]: the call flow, independent of MCP: check every stage, audit, run, reply (a
+//!   single command is a pipeline of one).
 //! - [`mcp`]: stdin/stdout, line framing and the rmcp handler.
 //! - [`doctor`]: `runbox doctor`, what is in force for a policy on this machine and the fix for
 //!   what is missing.
@@ -53,6 +56,8 @@ pub mod mcp;
 pub mod native;
 pub mod outcome;
 pub mod policy;
+#[cfg(feature = "runtime")]
+pub mod runner;
 #[cfg(feature = "runtime")]
 pub mod scratch_tree;
 #[cfg(feature = "runtime")]

@@ -5,10 +5,11 @@
 //! (`-c core.fsmonitor=CMD`), so argv checks cannot be the boundary; the kernel is. Each call:
 //! an empty scratch `HOME`/`TMPDIR` ([`scratch`]), a Landlock ruleset and seccomp filters
 //! ([`confine`]), the child's environment and rlimits (`plan`), then a child in its own user +
-//! PID namespace that drops to the sandbox uid and execs the binary ([`spawn`], `child`). stdout
-//! and stderr stream into the same bounded [`Capture`]s as WASI. On timeout, cancellation or
-//! server exit the whole tree dies ([`reap`]) and the outcome says how many processes were
-//! killed; `verdict` turns how it ended into the client's result.
+//! PID namespace that drops to the sandbox uid and execs the binary ([`spawn`], `child`). It
+//! implements the [`crate::runner`] contract for [`NativeCommand`]s: stdout and stderr stream
+//! into the contract's bounded captures, and when the contract stops the run (timeout,
+//! cancellation, server exit) the whole tree dies ([`reap`]) and the outcome says how many
+//! processes were killed; `verdict` turns an exit into the client's result.
 //!
 //! [`probe`] finds out at start which protections this machine gives and [`doctor`] prints them;
 //! with `sandbox.require_confinement = true` (the default) a call is refused with
@@ -28,11 +29,13 @@ pub mod scratch;
 pub mod spawn;
 mod verdict;
 
+use crate::audit::record::SandboxInfo;
 use crate::config::Policy;
 use crate::error::{ErrorCode, RunError};
 use crate::limits::Limits;
-use crate::outcome::{Capture, Outcome, RunnerKind, Termination};
-use crate::workspace::{Workspace, WorkspaceDir};
+use crate::outcome::{Capture, RunnerKind, Termination};
+use crate::runner::{Aftermath, CallInput, Runner, Running, Streams};
+use crate::workspace::Workspace;
 use confine::SystemPaths;
 use plan::{above_stdio, cstring, environment, pipe, rlimits, stdin_fd};
 use policy::NativeCommand;
@@ -40,39 +43,16 @@ use probe::{Enforcement, Protections};
 use reap::Sandboxed;
 use spawn::{ChildPlan, Identity};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use verdict::{End, classify, spawn_error, stopped};
+use verdict::{classify, spawn_error};
 
 /// `PATH` of every native command.
 pub const NATIVE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// How long output may still be drained after the command's tree is gone.
 const DRAIN_GRACE: Duration = Duration::from_millis(200);
-
-/// One native invocation, everything already validated.
-#[derive(Debug)]
-pub struct NativeRun<'a> {
-    /// The command.
-    pub command: &'a NativeCommand,
-    /// `argv`, with the command name as `argv[0]`.
-    pub argv: &'a [String],
-    /// Bytes on stdin.
-    pub stdin: bytes::Bytes,
-    /// The workspace.
-    pub workspace: &'a Workspace,
-    /// The working directory.
-    pub cwd: &'a WorkspaceDir,
-    /// Whether the command may write to the workspace.
-    pub writable: bool,
-    /// Limits in force.
-    pub limits: Limits,
-    /// Counts output bytes as they arrive, for progress reports.
-    pub live_output: Arc<AtomicU64>,
-}
 
 /// What the runner holds between calls: the opened system paths, the filters, the scratch root
 /// and the probe results.
@@ -156,37 +136,54 @@ impl NativeRunner {
         Ok(())
     }
 
-    /// Runs one command to its exit, timeout or cancellation; the whole tree is dead when this
-    /// returns.
-    pub async fn run(&self, run: NativeRun<'_>, cancel: &CancellationToken) -> Outcome {
-        let stdout =
-            Capture::new(run.limits.stdout_bytes).counting_into(Arc::clone(&run.live_output));
-        let stderr =
-            Capture::new(run.limits.stderr_bytes).counting_into(Arc::clone(&run.live_output));
-        let started = std::time::Instant::now();
-        let (termination, processes_killed) = match self.start(&run, &stdout, &stderr, cancel).await
-        {
-            Ok(ended) => ended,
-            Err(e) => (Termination::Stopped(e), None),
-        };
-        Outcome {
-            termination,
-            stdout: stdout.finish(),
-            stderr: stderr.finish(),
-            duration: started.elapsed(),
-            runner: RunnerKind::Native,
-            processes_killed,
-            file_writes: None,
+    /// The call's Landlock ruleset, unless the kernel has no Landlock (then the policy allowed
+    /// running without it, or [`ready`](Self::ready) refused the call).
+    fn ruleset(
+        &self,
+        run: &CallInput<'_, NativeCommand>,
+        scratch: &scratch::CallScratch<'_>,
+    ) -> Result<Option<OwnedFd>, RunError> {
+        if self.protections.landlock == Enforcement::None {
+            return Ok(None);
         }
+        let dir = scratch
+            .dir()
+            .ok_or_else(|| RunError::internal("the scratch directory is gone"))?;
+        confine::landlock_ruleset(&self.system, run.workspace.root(), run.writable, dir)
+            .map_err(|e| unavailable("cannot build the Landlock ruleset", &e))
+    }
+}
+
+impl Runner for NativeRunner {
+    type Program = NativeCommand;
+    type Running<'r> = NativeChild<'r>;
+    const KIND: RunnerKind = RunnerKind::Native;
+    const WHILE_STARTING: &'static str = "its sandbox was being set up";
+    const ON_TIMEOUT: &'static str = "was stopped with everything it started";
+
+    fn sandbox(&self, command: &NativeCommand, limits: Limits, writable: bool) -> SandboxInfo {
+        let p = &self.protections;
+        let network = if p.seccomp.is_ok() {
+            "none"
+        } else {
+            "tcp denied by landlock only"
+        };
+        crate::audit::call::native_sandbox(
+            limits,
+            writable,
+            p.summary(),
+            network,
+            command.env.keys().map(String::as_str),
+        )
     }
 
-    async fn start(
-        &self,
-        run: &NativeRun<'_>,
-        stdout: &Capture,
-        stderr: &Capture,
-        cancel: &CancellationToken,
-    ) -> Result<(Termination, Option<u32>), RunError> {
+    /// Makes the call's scratch directory, pipes and ruleset, and spawns the confined child
+    /// with its output pumped into `streams`. Never waits.
+    async fn start<'r>(
+        &'r self,
+        run: &CallInput<'_, NativeCommand>,
+        streams: &Streams,
+    ) -> Result<NativeChild<'r>, RunError> {
         let began = std::time::Instant::now();
         let owner = match self.identity {
             Identity::Drop { uid, gid } => Some((uid, gid)),
@@ -200,13 +197,13 @@ impl NativeRunner {
         let (err_r, err_w) = pipe().map_err(|e| unavailable("pipe", &e))?;
         let namespaces = self.protections.namespaces.is_ok();
         let plan = ChildPlan {
-            path: cstring(run.command.path.as_os_str().as_encoded_bytes())?,
+            path: cstring(run.program.path.as_os_str().as_encoded_bytes())?,
             argv: run
                 .argv
                 .iter()
                 .map(|a| cstring(a.as_bytes()))
                 .collect::<Result<_, _>>()?,
-            envp: environment(run.command, &scratch)?,
+            envp: environment(run.program, &scratch)?,
             stdio: [
                 above_stdio(stdin_fd(&run.stdin).map_err(|e| unavailable("stdin", &e))?)?,
                 above_stdio(out_w)?,
@@ -225,73 +222,93 @@ impl NativeRunner {
             namespaces,
             rlimits: rlimits(&run.limits),
         };
-        let spawned = spawn::spawn(&plan).map_err(|e| spawn_error(run.command, &e))?;
+        let spawned = spawn::spawn(&plan).map_err(|e| spawn_error(run.program, &e))?;
         drop(plan);
-        let mut child = Sandboxed::new(spawned.pid, spawned.pidfd, namespaces)
+        let child = Sandboxed::new(spawned.pid, spawned.pidfd, namespaces)
             .map_err(|e| RunError::internal(format!("cannot watch the child: {e}")))?;
-        let readers = [pump(out_r, stdout.clone()), pump(err_r, stderr.clone())];
-        let deadline = Instant::now() + run.limits.timeout();
-        let execd = std::time::Instant::now();
+        Ok(NativeChild {
+            child,
+            readers: [
+                pump(out_r, streams.stdout.clone()),
+                pump(err_r, streams.stderr.clone()),
+            ],
+            scratch,
+            began,
+            execd: std::time::Instant::now(),
+        })
+    }
+}
 
-        let end = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => End::Cancelled,
-            _ = tokio::time::sleep_until(deadline) => End::TimedOut,
-            r = child.wait() => End::Exited(r),
-        };
-        let (termination, killed) = match end {
-            End::Exited(Ok(exit)) => (classify(exit, &run.limits), None),
-            End::Exited(Err(e)) => (
-                Termination::Stopped(RunError::internal(format!(
-                    "cannot wait for the command: {e}"
-                ))),
-                None,
-            ),
-            End::TimedOut | End::Cancelled => {
-                let n = child.kill_tree();
-                let _ = child.wait().await;
-                (stopped(&end, &run.limits), Some(n))
-            }
-        };
+/// One started native command: its confined tree, the tasks pumping its output, and its scratch
+/// directory (emptied once the tree is gone).
+pub struct NativeChild<'r> {
+    child: Sandboxed,
+    readers: [JoinHandle<()>; 2],
+    scratch: scratch::CallScratch<'r>,
+    began: std::time::Instant,
+    execd: std::time::Instant,
+}
+
+impl NativeChild<'_> {
+    /// The tree is gone: drains what is left in the pipes, then frees the scratch directory.
+    async fn finish(self, deadline: Instant, killed: Option<u32>) {
         let ended = std::time::Instant::now();
-        // The tree is gone, so the pipes are at EOF unless something outside it holds them;
-        // never wait long for that.
+        // The pipes are at EOF unless something outside the tree holds them; never wait long
+        // for that.
         let grace = deadline
             .saturating_duration_since(Instant::now())
             .min(DRAIN_GRACE)
             .max(Duration::from_millis(20));
-        for reader in readers {
+        for reader in self.readers {
             let abort = reader.abort_handle();
             if tokio::time::timeout(grace, reader).await.is_err() {
                 abort.abort();
             }
         }
-        drop(scratch);
+        drop(self.scratch);
         tracing::debug!(
-            setup_us = micros(execd - began),
-            run_us = micros(ended - execd),
+            setup_us = micros(self.execd - self.began),
+            run_us = micros(ended - self.execd),
             finish_us = micros(ended.elapsed()),
             killed,
             "native call"
         );
-        Ok((termination, killed))
+    }
+}
+
+impl Running for NativeChild<'_> {
+    type Exit = std::io::Result<reap::Exit>;
+
+    /// Waits for the command's PID 1 (and with it the tree) to exit; cancel-safe.
+    async fn wait(&mut self) -> std::io::Result<reap::Exit> {
+        self.child.wait().await
     }
 
-    /// The call's Landlock ruleset, unless the kernel has no Landlock (then the policy allowed
-    /// running without it, or [`ready`](Self::ready) refused the call).
-    fn ruleset(
-        &self,
-        run: &NativeRun<'_>,
-        scratch: &scratch::CallScratch<'_>,
-    ) -> Result<Option<OwnedFd>, RunError> {
-        if self.protections.landlock == Enforcement::None {
-            return Ok(None);
+    async fn exited(
+        self,
+        exit: std::io::Result<reap::Exit>,
+        limits: &Limits,
+        deadline: Instant,
+    ) -> (Termination, Aftermath) {
+        let termination = match exit {
+            Ok(exit) => classify(exit, limits),
+            Err(e) => Termination::Stopped(RunError::internal(format!(
+                "cannot wait for the command: {e}"
+            ))),
+        };
+        self.finish(deadline, None).await;
+        (termination, Aftermath::default())
+    }
+
+    /// Kills the whole tree (counting it first) and waits until it is reaped.
+    async fn stop(mut self, deadline: Instant) -> Aftermath {
+        let killed = self.child.kill_tree();
+        let _ = self.child.wait().await;
+        self.finish(deadline, Some(killed)).await;
+        Aftermath {
+            processes_killed: Some(killed),
+            file_writes: None,
         }
-        let dir = scratch
-            .dir()
-            .ok_or_else(|| RunError::internal("the scratch directory is gone"))?;
-        confine::landlock_ruleset(&self.system, run.workspace.root(), run.writable, dir)
-            .map_err(|e| unavailable("cannot build the Landlock ruleset", &e))
     }
 }
 

@@ -1,7 +1,7 @@
-//! How a native call ended, as the client sees it: an exit code, CPU_LIMIT, TIMEOUT, CANCELLED,
-//! or a failure to start blamed on the binary (COMMAND_FAILED) or on the sandbox
-//! (SANDBOX_UNAVAILABLE). Classification is by type (wait status, signal, failed step), never by
-//! message text. Pure.
+//! How a native command that ended by itself ended, as the client sees it: an exit code,
+//! CPU_LIMIT, or a failure to start blamed on the binary (COMMAND_FAILED) or on the sandbox
+//! (SANDBOX_UNAVAILABLE). TIMEOUT and CANCELLED are the runner contract's ([`crate::runner`]).
+//! Classification is by type (wait status, signal, failed step), never by message text. Pure.
 
 use super::policy::NativeCommand;
 use super::reap::Exit;
@@ -9,31 +9,6 @@ use super::spawn::{SpawnError, Step};
 use crate::error::{ErrorCode, RunError};
 use crate::limits::Limits;
 use crate::outcome::Termination;
-
-/// Why the runner stopped waiting.
-pub(super) enum End {
-    /// The command's PID 1 exited (and with it the tree).
-    Exited(std::io::Result<Exit>),
-    /// The deadline passed.
-    TimedOut,
-    /// The call was cancelled.
-    Cancelled,
-}
-
-/// A stop by runbox (timeout or cancellation) as the client sees it.
-pub(super) fn stopped(end: &End, limits: &Limits) -> Termination {
-    Termination::Stopped(match end {
-        End::Cancelled => RunError::new(ErrorCode::Cancelled, "the call was cancelled"),
-        _ => RunError::new(
-            ErrorCode::Timeout,
-            format!(
-                "the command ran past its {} ms limit and was stopped with everything it started",
-                limits.timeout_ms
-            ),
-        )
-        .with_hint("pass a larger timeout_ms (up to the policy maximum) or narrow the work"),
-    })
-}
 
 /// An exit by itself (any code) or by a signal. A CPU-limit kill is CPU_LIMIT: SIGXCPU, or a
 /// SIGKILL runbox did not send after at least half the budget. (The kernel enforces the limit on

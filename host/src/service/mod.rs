@@ -1,22 +1,23 @@
-//! The call pipeline, independent of MCP: audit `received` → validate → decide → run → audit
-//! the end → reply.
+//! The call flow, independent of MCP: check every stage → audit `received` → run → audit the
+//! end → reply, the same flow for a single command and a pipeline (a pipeline of one).
 //!
 //! [`Service`] owns the workspace capability, the allowlist, the runners, the audit log and the
-//! concurrency slots. The MCP handler only translates; the `exec` CLI uses the same pipeline, so a
-//! command behaves the same way whichever door it came through.
+//! concurrency slots, and its start-up wiring is here. The flow is in `flow`, its pure check step
+//! in `check`, what passes between stages in `pipeline`, the reply's shape in `reply`. The MCP
+//! handler only translates; the `exec` CLI uses the same flow, so a command behaves the same way
+//! whichever door it came through.
 
-use crate::api::{CommandInfo, CommandList, ErrorEnvelope, PartialOutput, RunArgs, RunOutput};
+use crate::api::{CommandInfo, CommandList, ErrorEnvelope, RunArgs, RunOutput};
 use crate::audit::call::{CallTrail, Caller};
-use crate::audit::record::{ClientInfo, SandboxInfo, ServerInfo, Text};
+use crate::audit::record::{ClientInfo, ServerInfo, Text};
 use crate::audit::{AuditError, AuditLog, AuditRecord, Stage, SyncPolicy, SystemClock};
 use crate::config::{Policy, own_paths};
-use crate::error::{ErrorCode, RunError};
-use crate::native::{NativeRun, NativeRunner};
-use crate::outcome::{Outcome, Termination};
-use crate::policy::{Access, Catalog, CommandSpec, Program};
+use crate::error::RunError;
+use crate::native::NativeRunner;
+use crate::policy::{Catalog, CommandSpec};
 use crate::tools_dir;
 use crate::wasi::cache::ModuleCache;
-use crate::wasi::{GuestRun, WasiRuntime, inspect};
+use crate::wasi::{WasiProgram, WasiRuntime, inspect};
 use crate::workspace::Workspace;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -24,8 +25,11 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+mod check;
+mod flow;
 mod pipeline;
-pub use pipeline::MAX_STAGES;
+mod reply;
+pub use check::MAX_STAGES;
 
 /// Per-call facts that do not come from the tool arguments.
 #[derive(Debug, Clone)]
@@ -117,7 +121,8 @@ pub struct Service {
     audit: Arc<AuditLog>,
     policy_hash: String,
     slots: Arc<Semaphore>,
-    guest_env: Vec<(String, String)>,
+    /// The built-in module's environment (the policy's `[wasi.env]`).
+    guest_env: Arc<[(String, String)]>,
     in_flight: AtomicUsize,
     drained: Notify,
 }
@@ -287,7 +292,10 @@ impl Service {
     /// Compiles or loads the built-in module in the background so the first call is fast and
     /// `initialize` is never delayed by compilation.
     pub async fn warm_up(&self) {
-        if let Err(e) = self.wasi.prepare(&Program::Builtin).await {
+        let builtin = WasiProgram::Builtin {
+            env: Arc::clone(&self.guest_env),
+        };
+        if let Err(e) = self.wasi.prepare(&builtin).await {
             tracing::error!("built-in commands unavailable: {e}");
         }
     }
@@ -312,226 +320,29 @@ impl Service {
         }
     }
 
-    /// Runs one `run` request through the whole pipeline. Every path writes a `received` record
+    /// Runs one `run` request through the whole flow. Every path writes a `received` record
     /// and then exactly one `denied`, `completed` or `failed` record (per stage, for a
     /// pipeline), and ends in one reply carrying `ctx.request_id`.
     pub async fn run(&self, args: RunArgs, ctx: &CallContext) -> CallReply {
         let _in_flight = InFlight::enter(self);
-        match (&args.command, &args.pipeline) {
-            (Some(command), None) => self.run_one(command, &args, ctx).await,
-            (None, Some(stages)) => self.run_pipeline(stages, &args, ctx).await,
-            (Some(_), Some(_)) => {
-                let e = RunError::invalid("give either `command` or `pipeline`, not both")
-                    .with_hint("for one command use {\"command\", \"args\"}; for several, list them all in `pipeline`");
-                self.record_invalid_request(ctx, &e).await;
-                CallReply::Failed(ErrorEnvelope::new(&ctx.request_id, &e, None))
-            }
-            (None, None) => {
-                let e = RunError::invalid("the request names no command").with_hint(
-                    "pass {\"command\": NAME, \"args\": [..]}, or `pipeline` with 2 to 8 stages",
-                );
+        match check::shape_of(&args) {
+            Ok(call) => self.run_call(&call, ctx).await,
+            Err(e) => {
                 self.record_invalid_request(ctx, &e).await;
                 CallReply::Failed(ErrorEnvelope::new(&ctx.request_id, &e, None))
             }
         }
     }
 
-    /// One command: the whole pipeline of checks, one run, its records.
-    async fn run_one(&self, command: &str, args: &RunArgs, ctx: &CallContext) -> CallReply {
-        let mut trail = CallTrail::new(&ctx.caller(), "run", &self.policy_hash);
-        trail.request(command, &args.args, args.cwd.as_deref());
-        if let Err(e) = self.record(trail.received()).await {
-            return self.unavailable(&ctx.request_id, &e);
-        }
-
-        let request = Request {
-            command,
-            args: &args.args,
-            cwd: args.cwd.as_deref(),
-            stdin: args.stdin.as_deref(),
-            timeout_ms: args.timeout_ms,
-        };
-        let checked = match self.check(&request) {
-            Ok(c) => c,
-            Err(e) => return self.refuse(&trail, &ctx.request_id, &e).await,
-        };
-        trail.allowed(
-            checked.spec.runner,
-            &checked.cwd.relative,
-            rule_for(checked.spec),
-            self.sandbox_for(&checked),
-        );
-
-        let _permit = match self.acquire_slot(ctx).await {
-            Ok(p) => p,
-            Err(e) => return self.fail(&trail, &ctx.request_id, &e).await,
-        };
-
-        let outcome = self.execute(&checked, ctx).await;
-        if let Err(e) = self.record(trail.finished(&outcome)).await {
-            return ran_unrecorded(&ctx.request_id, &e, &outcome);
-        }
-        reply_for(&ctx.request_id, &outcome)
-    }
-
-    /// Waits for one of the `limits.max_concurrent` call slots, or for the call's cancellation.
-    async fn acquire_slot(
-        &self,
-        ctx: &CallContext,
-    ) -> Result<tokio::sync::OwnedSemaphorePermit, RunError> {
-        tokio::select! {
-            p = Arc::clone(&self.slots).acquire_owned() => {
-                p.map_err(|_| RunError::internal("the call slots are closed"))
-            }
-            _ = ctx.cancel.cancelled() => Err(RunError::new(
-                ErrorCode::Cancelled,
-                "the call was cancelled while waiting for a free slot",
-            )),
-        }
-    }
-
-    /// The sandbox a checked call runs in, for the audit log.
-    fn sandbox_for(&self, c: &Checked<'_>) -> SandboxInfo {
-        let writable = c.spec.access == Access::Write && self.policy.workspace_writable;
-        if let (Program::Native(command), Some(native)) = (&c.spec.program, &self.native) {
-            let p = native.protections();
-            let network = if p.seccomp.is_ok() {
-                "none"
-            } else {
-                "tcp denied by landlock only"
-            };
-            return crate::audit::call::native_sandbox(
-                c.limits,
-                writable,
-                p.summary(),
-                network,
-                command.env.keys().map(String::as_str),
-            );
-        }
-        let env_names = c
-            .spec
-            .guest_env(&self.guest_env)
-            .iter()
-            .map(|(k, _)| k.as_str());
-        crate::audit::call::wasi_sandbox(c.limits, writable, env_names)
-    }
-
-    /// Validates a request against the policy; nothing runs before this passes.
-    fn check(&self, args: &Request<'_>) -> Result<Checked<'_>, RunError> {
-        let spec = self.catalog.lookup(args.command)?;
-        let bounds = &self.policy.request;
-        if args.args.len() > bounds.max_args {
-            return Err(RunError::invalid(format!(
-                "{} arguments given; the limit is {}",
-                args.args.len(),
-                bounds.max_args
-            )));
-        }
-        let arg_bytes: usize = args.args.iter().map(String::len).sum();
-        if arg_bytes > bounds.max_arg_bytes {
-            return Err(RunError::invalid(format!(
-                "arguments total {arg_bytes} bytes; the limit is {}",
-                bounds.max_arg_bytes
-            ))
-            .with_hint("pass large data on stdin or in a workspace file instead"));
-        }
-        if let Some(i) = args.args.iter().position(|a| a.contains('\0')) {
-            return Err(RunError::invalid(format!(
-                "argument {i} contains a NUL byte"
-            )));
-        }
-        let stdin_len = args.stdin.map_or(0, str::len);
-        if stdin_len > bounds.max_stdin_bytes {
-            return Err(RunError::invalid(format!(
-                "stdin is {stdin_len} bytes; the limit is {}",
-                bounds.max_stdin_bytes
-            ))
-            .with_hint("write large input to a workspace file and pass its name"));
-        }
-        if spec.access == Access::Write && !self.policy.workspace_writable {
-            return Err(RunError::new(
-                ErrorCode::ReadOnly,
-                format!("{} changes files, and the policy makes the workspace read-only", spec.name),
-            )
-            .with_hint("use a command that only reads, or ask the operator to set workspace_writable = true"));
-        }
-        let cwd = self.workspace.resolve_dir(args.cwd.unwrap_or(""))?;
-        let base = match &spec.program {
-            Program::Native(n) => {
-                let writable = spec.access == Access::Write && self.policy.workspace_writable;
-                self.native
-                    .as_ref()
-                    .ok_or_else(|| RunError::internal("no native runner"))?
-                    .ready(writable)?;
-                n.limits
-            }
-            _ => spec.limits(&self.policy.limits),
-        };
-        let limits = base.with_timeout(args.timeout_ms, self.policy.max_timeout_ms)?;
-        let mut argv = Vec::with_capacity(args.args.len() + 1);
-        argv.push(spec.name.clone());
-        argv.extend(args.args.iter().cloned());
-        Ok(Checked {
-            spec,
-            argv,
-            cwd,
-            stdin: bytes::Bytes::from(args.stdin.unwrap_or_default().to_owned()),
-            limits,
-        })
-    }
-
-    async fn execute(&self, c: &Checked<'_>, ctx: &CallContext) -> Outcome {
-        let writable = c.spec.access == Access::Write && self.policy.workspace_writable;
-        if let (Program::Native(command), Some(native)) = (&c.spec.program, &self.native) {
-            let run = NativeRun {
-                command,
-                argv: &c.argv,
-                stdin: c.stdin.clone(),
-                workspace: &self.workspace,
-                cwd: &c.cwd,
-                writable,
-                limits: c.limits,
-                live_output: Arc::clone(&ctx.live_output),
-            };
-            return native.run(run, &ctx.cancel).await;
-        }
-        let run = GuestRun {
-            argv: &c.argv,
-            env: c.spec.guest_env(&self.guest_env),
-            stdin: c.stdin.clone(),
+    /// What the check step judges by.
+    fn checker(&self) -> check::Checker<'_> {
+        check::Checker {
+            policy: &self.policy,
+            catalog: &self.catalog,
             workspace: &self.workspace,
-            cwd: &c.cwd,
-            writable,
-            limits: c.limits,
-            live_output: Arc::clone(&ctx.live_output),
-        };
-        self.wasi.run(&c.spec.program, run, &ctx.cancel).await
-    }
-
-    /// Records a refusal by the policy and turns it into a reply. If even the refusal cannot be
-    /// recorded the reply says so, since the call is then invisible to the operator.
-    async fn refuse(&self, trail: &CallTrail, request_id: &str, e: &RunError) -> CallReply {
-        if let Err(ae) = self.record(trail.denied(e)).await {
-            return self.unavailable(request_id, &ae);
+            native: self.native.as_ref(),
+            guest_env: &self.guest_env,
         }
-        CallReply::Failed(ErrorEnvelope::new(request_id, e, None))
-    }
-
-    /// Records an allowed call that ended before its command ran.
-    async fn fail(&self, trail: &CallTrail, request_id: &str, e: &RunError) -> CallReply {
-        if let Err(ae) = self.record(trail.failed(e)).await {
-            return self.unavailable(request_id, &ae);
-        }
-        CallReply::Failed(ErrorEnvelope::new(request_id, e, None))
-    }
-
-    fn unavailable(&self, request_id: &str, e: &AuditError) -> CallReply {
-        let err = RunError::new(
-            ErrorCode::AuditUnavailable,
-            format!("the audit log cannot be written ({e}); nothing was run"),
-        )
-        .with_hint("the operator must fix the audit directory; retry later");
-        CallReply::Failed(ErrorEnvelope::new(request_id, &err, None))
     }
 
     /// Records a call refused before it reached the pipeline (its arguments did not parse):
@@ -568,15 +379,6 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// The allowlist rule that let a command through, for `policy.rule`.
-fn rule_for(spec: &CommandSpec) -> &'static str {
-    match spec.program {
-        Program::Builtin => "allowlist:builtin",
-        Program::Module(_) => "allowlist:tools_dir",
-        Program::Native(_) => "allowlist:native",
-    }
-}
-
 /// Says at start what confines native commands, and what is missing.
 fn log_protections(runner: &NativeRunner, required: bool) {
     let p = runner.protections();
@@ -593,65 +395,6 @@ fn log_protections(runner: &NativeRunner, required: bool) {
             tracing::warn!("native commands will be refused: {missing}");
         } else {
             tracing::warn!("native commands run less confined: {missing}");
-        }
-    }
-}
-
-/// What [`Service::check`] judges: one command of a call.
-struct Request<'a> {
-    command: &'a str,
-    args: &'a [String],
-    cwd: Option<&'a str>,
-    stdin: Option<&'a str>,
-    timeout_ms: Option<u64>,
-}
-
-/// A request that passed every check.
-struct Checked<'a> {
-    spec: &'a CommandSpec,
-    argv: Vec<String>,
-    cwd: crate::workspace::WorkspaceDir,
-    stdin: bytes::Bytes,
-    limits: crate::limits::Limits,
-}
-
-/// Turns an outcome into the client's reply.
-/// The reply for a command that ran but whose end record could not be written (the disk
-/// filled up, the directory vanished): it says truthfully that it ran and what it did.
-fn ran_unrecorded(request_id: &str, e: &AuditError, outcome: &Outcome) -> CallReply {
-    let how = match &outcome.termination {
-        Termination::Exited(code) => format!("exited with {code}"),
-        Termination::Stopped(stop) => format!("was stopped: {}", stop.code.as_str()),
-    };
-    let err = RunError::new(
-        ErrorCode::AuditUnavailable,
-        format!("the command ran and {how}, but the audit log cannot record its end ({e})"),
-    )
-    .with_hint("the operator must fix the audit directory; check the workspace before retrying");
-    CallReply::Failed(ErrorEnvelope::new(
-        request_id,
-        &err,
-        Some(PartialOutput::from_outcome(outcome)),
-    ))
-}
-
-fn reply_for(request_id: &str, outcome: &Outcome) -> CallReply {
-    match &outcome.termination {
-        Termination::Exited(code) => {
-            CallReply::Ran(RunOutput::from_outcome(request_id, *code, outcome))
-        }
-        Termination::Stopped(e) => {
-            let partial = matches!(
-                e.code,
-                ErrorCode::Timeout
-                    | ErrorCode::CpuLimit
-                    | ErrorCode::MemoryLimit
-                    | ErrorCode::Cancelled
-                    | ErrorCode::CommandFailed
-                    | ErrorCode::WriteLimit
-            )
-            .then(|| PartialOutput::from_outcome(outcome));
-            CallReply::Failed(ErrorEnvelope::new(request_id, e, partial))
         }
     }
 }

@@ -7,6 +7,12 @@
 //! command may write) and an empty private scratch directory ([`scratch`]); an empty environment
 //! apart from what the policy names plus `PWD` and `TMPDIR`; the request's stdin; and bounded
 //! stdout/stderr.
+//!
+//! It implements the [`crate::runner`] contract for [`WasiProgram`]s (the built-in module or an
+//! operator-supplied one), so a native command cannot reach it; output capture, the deadline
+//! and cancellation are the contract's. While the guest runs, the epoch deadline makes it yield
+//! to the async executor every tick, so the contract's race can end it at any time; what it
+//! wrote to files (the write budget) is read from its store afterwards, however it ended.
 
 pub mod cache;
 pub mod engine;
@@ -15,11 +21,12 @@ pub mod limiter;
 pub mod p1;
 pub mod scratch;
 
+use crate::audit::record::SandboxInfo;
 use crate::error::{ErrorCode, RunError};
 use crate::limits::Limits;
-use crate::outcome::{Capture, FileWrites, Outcome, RunnerKind, Termination};
-use crate::policy::Program;
-use crate::workspace::{Workspace, WorkspaceDir};
+use crate::outcome::{FileWrites, RunnerKind, Termination};
+use crate::runner::{Aftermath, CallInput, Runner, Running, Streams};
+use crate::tools_dir::ModuleCommand;
 use cache::ModuleCache;
 use limiter::GuestLimiter;
 use std::collections::HashMap;
@@ -27,7 +34,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tokio::sync::OnceCell;
-use tokio_util::sync::CancellationToken;
 use wasmtime::{Engine, InstancePre, Linker, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::I32Exit;
 
@@ -72,25 +78,34 @@ enum ProgramKey {
     Module(PathBuf),
 }
 
-/// One guest invocation, everything already validated.
-#[derive(Debug)]
-pub struct GuestRun<'a> {
-    /// `argv`, with the command name as `argv[0]`.
-    pub argv: &'a [String],
-    /// Environment beyond `PWD` (from the policy).
-    pub env: &'a [(String, String)],
-    /// Bytes on stdin.
-    pub stdin: bytes::Bytes,
-    /// The workspace, preopened as `/`.
-    pub workspace: &'a Workspace,
-    /// The working directory, passed as `PWD`.
-    pub cwd: &'a WorkspaceDir,
-    /// Whether the preopen allows writes.
-    pub writable: bool,
-    /// Limits in force.
-    pub limits: Limits,
-    /// Counts output bytes as they are written, for progress reports.
-    pub live_output: Arc<std::sync::atomic::AtomicU64>,
+/// What a WASI command runs: a module and the environment it gets.
+#[derive(Debug, Clone)]
+pub enum WasiProgram {
+    /// The built-in multicall module, entered under the command's name as `argv[0]`, with the
+    /// policy's `[wasi.env]`.
+    Builtin {
+        /// Environment beyond `PWD` and `TMPDIR`.
+        env: Arc<[(String, String)]>,
+    },
+    /// An operator-supplied module, with what its manifest chose.
+    Module(Arc<ModuleCommand>),
+}
+
+impl WasiProgram {
+    /// Environment beyond `PWD` and `TMPDIR`.
+    pub fn env(&self) -> &[(String, String)] {
+        match self {
+            Self::Builtin { env } => env,
+            Self::Module(m) => &m.env,
+        }
+    }
+
+    fn key(&self) -> ProgramKey {
+        match self {
+            Self::Builtin { .. } => ProgramKey::Builtin,
+            Self::Module(m) => ProgramKey::Module(m.path.clone()),
+        }
+    }
 }
 
 impl WasiRuntime {
@@ -136,16 +151,11 @@ impl WasiRuntime {
 
     /// Compiles (or loads from the cache) and links a program once; later calls reuse it.
     /// Runs on a blocking thread so compiling never stalls the MCP channel.
-    pub async fn prepare(&self, program: &Program) -> Result<InstancePre<GuestState>, RunError> {
-        let key = match program {
-            Program::Builtin => ProgramKey::Builtin,
-            Program::Module(m) => ProgramKey::Module(m.path.clone()),
-            Program::Native(_) => {
-                return Err(RunError::internal(
-                    "a native command reached the WASI runner",
-                ));
-            }
-        };
+    pub async fn prepare(
+        &self,
+        program: &WasiProgram,
+    ) -> Result<InstancePre<GuestState>, RunError> {
+        let key = program.key();
         let cell = {
             let mut map = self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(map.entry(key.clone()).or_default())
@@ -183,100 +193,100 @@ impl WasiRuntime {
             .await;
         result.clone()
     }
+}
 
-    /// Runs one guest to completion, timeout, limit or cancellation.
-    pub async fn run(
-        &self,
-        program: &Program,
-        run: GuestRun<'_>,
-        cancel: &CancellationToken,
-    ) -> Outcome {
-        let stdout =
-            Capture::new(run.limits.stdout_bytes).counting_into(Arc::clone(&run.live_output));
-        let stderr =
-            Capture::new(run.limits.stderr_bytes).counting_into(Arc::clone(&run.live_output));
-        let started = Instant::now();
-        // The first call may wait for the module's compile (seconds): it must still end, with
-        // its end record, when the call is cancelled or the server stops meanwhile.
-        let prepared = tokio::select! {
-            p = self.prepare(program) => p,
-            () = cancel.cancelled() => Err(RunError::new(
-                ErrorCode::Cancelled,
-                "the call was cancelled while its module was being compiled",
-            )),
-        };
-        let (termination, file_writes) = match prepared {
-            Ok(pre) => self.execute(&pre, &run, &stdout, &stderr, cancel).await,
-            Err(e) => (Termination::Stopped(e), None),
-        };
-        Outcome {
-            termination,
-            stdout: stdout.finish(),
-            stderr: stderr.finish(),
-            duration: started.elapsed(),
-            runner: RunnerKind::Wasi,
-            processes_killed: None,
-            file_writes,
-        }
+impl Runner for WasiRuntime {
+    type Program = WasiProgram;
+    type Running<'r> = Guest<'r>;
+    const KIND: RunnerKind = RunnerKind::Wasi;
+    const WHILE_STARTING: &'static str = "its module was being compiled";
+    const ON_TIMEOUT: &'static str = "was stopped";
+
+    fn sandbox(&self, program: &WasiProgram, limits: Limits, writable: bool) -> SandboxInfo {
+        let env_names = program.env().iter().map(|(k, _)| k.as_str());
+        crate::audit::call::wasi_sandbox(limits, writable, env_names)
     }
 
-    async fn execute(
-        &self,
-        pre: &InstancePre<GuestState>,
-        run: &GuestRun<'_>,
-        stdout: &Capture,
-        stderr: &Capture,
-        cancel: &CancellationToken,
-    ) -> (Termination, Option<FileWrites>) {
+    /// Prepares the module (compiling it on first use), then a fresh store with its fuel,
+    /// limiter and epoch deadline, and the guest's context with a private scratch directory.
+    async fn start<'r>(
+        &'r self,
+        input: &CallInput<'_, WasiProgram>,
+        streams: &Streams,
+    ) -> Result<Guest<'r>, RunError> {
+        let pre = self.prepare(input.program).await?;
         // A private, empty scratch directory (the guest's TMPDIR); what the call leaves in it
         // is deleted when the call ends.
-        let scratch = match self.scratch.take() {
-            Ok(d) => d,
-            Err(e) => {
-                let e = RunError::internal(format!("cannot create the scratch directory: {e}"));
-                return (Termination::Stopped(e), None);
-            }
-        };
-        let wasi = match build_context(run, scratch.path(), stdout, stderr) {
-            Ok(w) => w,
-            Err(e) => return (Termination::Stopped(e), None),
-        };
+        let scratch = self
+            .scratch
+            .take()
+            .map_err(|e| RunError::internal(format!("cannot create the scratch directory: {e}")))?;
+        let wasi = build_context(input, scratch.path(), streams)?;
         let state = GuestState {
             wasi,
-            limiter: GuestLimiter::new(run.limits.memory_bytes, run.limits.table_elements),
+            limiter: GuestLimiter::new(input.limits.memory_bytes, input.limits.table_elements),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        if let Err(e) = store.set_fuel(run.limits.fuel) {
-            let e = RunError::internal(format!("cannot set fuel: {e}"));
-            return (Termination::Stopped(e), None);
-        }
+        store
+            .set_fuel(input.limits.fuel)
+            .map_err(|e| RunError::internal(format!("cannot set fuel: {e}")))?;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+        Ok(Guest {
+            store,
+            pre,
+            _scratch: scratch,
+        })
+    }
+}
 
-        let ended = {
-            let guest = async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-                start.call_async(&mut store, ()).await
-            };
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => Ended::Cancelled,
-                _ = tokio::time::sleep(run.limits.timeout()) => Ended::TimedOut,
-                r = guest => Ended::Finished(r),
-            }
-        };
-        let limiter = store.data().limiter;
-        let budget = *store.data().wasi.budget();
-        let writes = FileWrites {
-            bytes: budget.written(),
-            disk_full: budget.disk_full(),
-        };
-        (
-            classify(ended, &limiter, &budget, &run.limits),
-            Some(writes),
-        )
+/// One started guest: its store (dropped before its scratch directory is returned).
+pub struct Guest<'r> {
+    store: Store<GuestState>,
+    pre: InstancePre<GuestState>,
+    _scratch: scratch::Scratch<'r>,
+}
+
+impl Guest<'_> {
+    /// What the guest wrote to files, from its store's write budget.
+    fn aftermath(&self) -> Aftermath {
+        let budget = self.store.data().wasi.budget();
+        Aftermath {
+            processes_killed: None,
+            file_writes: Some(FileWrites {
+                bytes: budget.written(),
+                disk_full: budget.disk_full(),
+            }),
+        }
+    }
+}
+
+impl Running for Guest<'_> {
+    type Exit = wasmtime::Result<()>;
+
+    /// Instantiates the module and runs `_start`. Dropping this future mid-run leaves the store
+    /// readable, so what was written so far is still reported.
+    async fn wait(&mut self) -> wasmtime::Result<()> {
+        let instance = self.pre.instantiate_async(&mut self.store).await?;
+        let start = instance.get_typed_func::<(), ()>(&mut self.store, "_start")?;
+        start.call_async(&mut self.store, ()).await
+    }
+
+    async fn exited(
+        self,
+        exit: wasmtime::Result<()>,
+        limits: &Limits,
+        _deadline: tokio::time::Instant,
+    ) -> (Termination, Aftermath) {
+        let state = self.store.data();
+        let termination = classify(exit, &state.limiter, state.wasi.budget(), limits);
+        (termination, self.aftermath())
+    }
+
+    /// A guest stops when its future is dropped; nothing of it outlives the store.
+    async fn stop(self, _deadline: tokio::time::Instant) -> Aftermath {
+        self.aftermath()
     }
 }
 
@@ -296,15 +306,9 @@ fn provided_imports(
         .collect()
 }
 
-enum Ended {
-    Finished(wasmtime::Result<()>),
-    TimedOut,
-    Cancelled,
-}
-
-/// Tells the outcomes apart by type, never by message text.
+/// Tells how a guest that ended by itself ended, by type, never by message text.
 fn classify(
-    ended: Ended,
+    ended: wasmtime::Result<()>,
     limiter: &GuestLimiter,
     budget: &p1::WriteBudget,
     limits: &Limits,
@@ -334,22 +338,8 @@ fn classify(
         )
     };
     match ended {
-        Ended::Cancelled => Termination::Stopped(RunError::new(
-            ErrorCode::Cancelled,
-            "the call was cancelled",
-        )),
-        Ended::TimedOut => Termination::Stopped(
-            RunError::new(
-                ErrorCode::Timeout,
-                format!(
-                    "the command ran past its {} ms limit and was stopped",
-                    limits.timeout_ms
-                ),
-            )
-            .with_hint("pass a larger timeout_ms (up to the policy maximum) or narrow the work"),
-        ),
-        Ended::Finished(Ok(())) => Termination::Exited(0),
-        Ended::Finished(Err(e)) => {
+        Ok(()) => Termination::Exited(0),
+        Err(e) => {
             if let Some(exit) = e.downcast_ref::<I32Exit>() {
                 if exit.0 != 0 && limiter.memory_refused {
                     return memory_stop();
@@ -407,12 +397,11 @@ pub const GUEST_TMP: &str = "/.runbox-tmp";
 /// The guest's preview-1 state: argv, env (+`PWD`, `TMPDIR`), stdio, and two preopens: the
 /// workspace as `/` and a private scratch directory as [`GUEST_TMP`].
 fn build_context(
-    run: &GuestRun<'_>,
+    run: &CallInput<'_, WasiProgram>,
     scratch: &std::path::Path,
-    stdout: &Capture,
-    stderr: &Capture,
+    streams: &Streams,
 ) -> Result<p1::GuestWasi, RunError> {
-    let mut env: Vec<(String, String)> = run.env.to_vec();
+    let mut env: Vec<(String, String)> = run.program.env().to_vec();
     env.push(("PWD".into(), run.cwd.guest_path()));
     env.push(("TMPDIR".into(), GUEST_TMP.into()));
     let workspace = run
@@ -438,8 +427,8 @@ fn build_context(
         run.argv.to_vec(),
         env,
         run.stdin.clone(),
-        stdout.clone(),
-        stderr.clone(),
+        streams.stdout.clone(),
+        streams.stderr.clone(),
         preopens,
         p1::WriteBudget::new(run.limits.write_bytes),
     )
