@@ -1,4 +1,4 @@
-//! The two TOML parsers an operator feeds: the policy file (`config::parse_policy` →
+//! The two TOML parsers an operator feeds: the policy file (`policy::parse_policy` →
 //! `Policy::build`) and a `tools_dir` module's `NAME.toml` manifest (`tools_dir::scan`), plus the
 //! built-in command list parser on the same text.
 //!
@@ -13,9 +13,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use runbox::config::{Overrides, Policy, parse_policy};
-use runbox::policy::{Access, parse_builtin_manifest};
-use runbox::tools_dir::{FsAccess, Manifest, scan};
+use runbox::policy::manifest::{FsAccess, Manifest};
+use runbox::policy::{Access, Overrides, Policy, parse_builtin_manifest, parse_policy};
+use runbox::tools_dir::scan;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, text)) = data.split_first() else {

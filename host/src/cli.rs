@@ -3,7 +3,7 @@
 //! Errors at start (bad policy, unusable workspace or audit directory, running as root without
 //! `--allow-root`) are printed on stderr as one clear message and exit with status 2.
 
-use crate::config::{Overrides, Policy, PolicyFile, read_policy_file};
+use crate::policy::{Overrides, Policy, PolicyFile, read_policy_file};
 use crate::service::{CallContext, CallReply, Service};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;

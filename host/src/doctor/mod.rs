@@ -11,7 +11,7 @@
 pub mod probe;
 mod tools;
 
-use crate::config::{Overrides, Policy, PolicyFile, own_paths};
+use crate::policy::{Overrides, Policy, PolicyFile, own_paths};
 use crate::workspace::Workspace;
 use probe::{DirProbe, User};
 use std::fmt::Write;
@@ -86,7 +86,7 @@ pub fn report(file: PolicyFile, flags: &Overrides) -> Result<(String, bool), Str
         workspace: flags.workspace.is_some() || file.workspace.is_some(),
         audit_dir: flags.audit_dir.is_some()
             || file.audit_dir.is_some()
-            || crate::config::default_audit_dir().is_some(),
+            || crate::policy::default_audit_dir().is_some(),
     };
     // Stand-ins complete the policy when a location is missing; they are reported, never used.
     let mut flags = flags.clone();
@@ -342,7 +342,7 @@ mod tests {
             allow_root: true,
             ..Overrides::default()
         };
-        Policy::build(crate::config::parse_policy(extra).unwrap(), &flags).unwrap()
+        Policy::build(crate::policy::parse_policy(extra).unwrap(), &flags).unwrap()
     }
 
     fn given() -> Given {

@@ -1,12 +1,12 @@
 //! `runbox doctor`'s view of `tools_dir`: readable, and each module as `runbox serve` would judge
 //! it at start (manifest, imports, name collisions). Modules are read and inspected, never
 //! compiled or run. Whether it lies inside the workspace is judged with runbox's other own paths
-//! (`config::own_paths`), before this runs.
+//! (`policy::own_paths`), before this runs.
 
 use super::Finding;
 use super::probe::{self, DirProbe, User};
-use crate::config::Policy;
 use crate::policy::Catalog;
+use crate::policy::Policy;
 use std::path::Path;
 
 /// The tools directory: readable, and each module as start would judge it (manifest, imports,
@@ -105,7 +105,7 @@ fn scan_tools(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Overrides;
+    use crate::policy::Overrides;
 
     fn missing(findings: &[Finding]) -> Vec<String> {
         findings
@@ -121,7 +121,7 @@ mod tests {
             audit_dir: Some(dir.join("audit")),
             ..Overrides::default()
         };
-        Policy::build(crate::config::parse_policy(extra).unwrap(), &flags).unwrap()
+        Policy::build(crate::policy::parse_policy(extra).unwrap(), &flags).unwrap()
     }
 
     #[test]

@@ -21,17 +21,16 @@ mod child;
 pub mod confine;
 pub mod doctor;
 mod plan;
-pub mod policy;
 pub mod probe;
 pub mod reap;
 pub mod scratch;
 pub mod spawn;
 mod verdict;
 
-use crate::config::Policy;
 use crate::error::{ErrorCode, RunError};
 use crate::limits::Limits;
 use crate::outcome::{Capture, Outcome, RunnerKind, Termination};
+use crate::policy::{self, Policy};
 use crate::workspace::{Workspace, WorkspaceDir};
 use confine::SystemPaths;
 use plan::{above_stdio, cstring, environment, pipe, rlimits, stdin_fd};

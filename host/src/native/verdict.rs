@@ -3,12 +3,12 @@
 //! (SANDBOX_UNAVAILABLE). Classification is by type (wait status, signal, failed step), never by
 //! message text. Pure.
 
-use super::policy::NativeCommand;
 use super::reap::Exit;
 use super::spawn::{SpawnError, Step};
 use crate::error::{ErrorCode, RunError};
 use crate::limits::Limits;
 use crate::outcome::Termination;
+use crate::policy::NativeCommand;
 
 /// Why the runner stopped waiting.
 pub(super) enum End {

@@ -9,11 +9,11 @@ use crate::api::{CommandInfo, CommandList, ErrorEnvelope, PartialOutput, RunArgs
 use crate::audit::call::{CallTrail, Caller};
 use crate::audit::record::{ClientInfo, SandboxInfo, ServerInfo, Text};
 use crate::audit::{AuditError, AuditLog, AuditRecord, Stage, SyncPolicy, SystemClock};
-use crate::config::{Policy, own_paths};
 use crate::error::{ErrorCode, RunError};
 use crate::native::{NativeRun, NativeRunner};
 use crate::outcome::{Outcome, Termination};
 use crate::policy::{Access, Catalog, CommandSpec, Program};
+use crate::policy::{Policy, own_paths};
 use crate::tools_dir;
 use crate::wasi::cache::ModuleCache;
 use crate::wasi::{GuestRun, WasiRuntime, inspect};

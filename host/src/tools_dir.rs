@@ -1,32 +1,19 @@
 //! Operator-supplied WASI commands: `NAME.wasm` files, each with an optional `NAME.toml` manifest
-//! ([`manifest`]), in the policy's `tools_dir`.
+//! ([`crate::policy::manifest`]), in the policy's `tools_dir`.
 //!
 //! The directory is read once at start. A file whose name is not a plain command name, or whose
 //! manifest is malformed or asks for more than the policy allows, is skipped with a warning
 //! naming the file; nothing here can replace a built-in command (the catalog refuses duplicate
 //! names). Reads only: nothing in the directory is created or changed.
 
-pub mod manifest;
-
-use crate::config::Policy;
 use crate::outcome::RunnerKind;
-use crate::policy::{Catalog, CommandSpec, Program};
-pub use manifest::{FsAccess, Manifest, ModuleCommand};
+use crate::policy::manifest::Manifest;
+use crate::policy::{Catalog, CommandSpec, ModuleCommand, Policy, Program, valid_command_name};
 use std::path::Path;
 use std::sync::Arc;
 
 /// Longest manifest read.
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
-
-/// Whether `name` may be a command name: letters, digits, `.`, `_`, `-`, not starting with `.`.
-pub fn valid_command_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= crate::policy::MAX_COMMAND_NAME_BYTES
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
 
 /// A module file that was not accepted, and why (the message names the file).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,12 +149,12 @@ mod tests {
     use crate::policy::Access;
 
     fn policy() -> Policy {
-        let flags = crate::config::Overrides {
+        let flags = crate::policy::Overrides {
             workspace: Some("/ws".into()),
             audit_dir: Some("/audit".into()),
             ..Default::default()
         };
-        Policy::build(crate::config::PolicyFile::default(), &flags).unwrap()
+        Policy::build(crate::policy::PolicyFile::default(), &flags).unwrap()
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //! but only where `/usr/bin/git` exists. This module reads the filesystem only to resolve paths; it
 //! never runs anything.
 
-use crate::config::{ConfigError, invalid};
+use super::catalog::{Access, valid_command_name};
+use super::limits::check_limits;
+use super::{ConfigError, invalid};
 use crate::limits::Limits;
-use crate::policy::Access;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -229,7 +230,7 @@ pub fn build_native(
     let mut out = BTreeMap::new();
     for (name, f) in files {
         let key = format!("native.{name}");
-        if !crate::tools_dir::valid_command_name(&name) {
+        if !valid_command_name(&name) {
             return Err(invalid(
                 &key,
                 "a command name may only hold letters, digits, '.', '_' and '-' and may not start with '.'",
@@ -252,7 +253,7 @@ pub fn build_native(
             processes: l.processes.unwrap_or(limits.processes),
             ..*limits
         };
-        crate::config::check_limits(&format!("{key}.limits."), &limits, max_timeout_ms)?;
+        check_limits(&format!("{key}.limits."), &limits, max_timeout_ms)?;
         let description = f
             .description
             .unwrap_or_else(|| format!("{} (native binary)", path.display()));

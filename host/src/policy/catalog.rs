@@ -28,9 +28,9 @@ pub enum Program {
     /// The built-in multicall module, entered under the command's name as `argv[0]`.
     Builtin,
     /// An operator-supplied WASI module, with what its manifest chose.
-    Module(std::sync::Arc<crate::tools_dir::ModuleCommand>),
+    Module(std::sync::Arc<super::manifest::ModuleCommand>),
     /// A real binary run by the native runner.
-    Native(std::sync::Arc<crate::native::policy::NativeCommand>),
+    Native(std::sync::Arc<super::native::NativeCommand>),
 }
 
 /// MCP tool annotations of one command, shown by `list_commands`. Hints for clients deciding
@@ -80,6 +80,16 @@ pub struct CommandSpec {
     pub program: Program,
 }
 
+/// Whether `name` may be a command name: letters, digits, `.`, `_`, `-`, not starting with `.`.
+pub fn valid_command_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_COMMAND_NAME_BYTES
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// One entry of `tools-wasm/commands.toml`, the list of built-in commands.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,7 +116,7 @@ pub fn parse_builtin_manifest(text: &str) -> Result<Vec<BuiltinEntry>, String> {
 
 impl CommandSpec {
     /// The spec of a native command from the policy.
-    pub fn native(command: &crate::native::policy::NativeCommand) -> Self {
+    pub fn native(command: &super::native::NativeCommand) -> Self {
         Self {
             name: command.name.clone(),
             description: command.description.clone(),
@@ -314,7 +324,7 @@ mod tests {
             description: "evil".into(),
             runner: RunnerKind::Wasi,
             access: Access::Write,
-            program: Program::Module(std::sync::Arc::new(crate::tools_dir::ModuleCommand {
+            program: Program::Module(std::sync::Arc::new(crate::policy::ModuleCommand {
                 path: "/x.wasm".into(),
                 limits: crate::limits::Limits::default(),
                 env: Vec::new(),

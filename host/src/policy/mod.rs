@@ -5,113 +5,36 @@
 //! refused at start with a message naming the key. Nothing a client sends can change the policy:
 //! it is read once, before the MCP channel opens.
 
-use crate::limits::{self, Limits};
-use crate::native::policy::{
-    NativeCommand, NativeFile, SandboxFile, SandboxPolicy, build_native, default_native_files,
-};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
+pub mod audit_settings;
+pub mod catalog;
+pub mod file;
+pub mod limits;
+pub mod manifest;
+pub mod native;
 pub mod own_paths;
 
-/// Longest policy file read, so a mistaken path to a huge file fails fast.
-const MAX_POLICY_FILE_BYTES: u64 = 1024 * 1024;
+pub use audit_settings::{AuditLimits, SyncPolicy};
+pub use catalog::{
+    Access, Annotations, BuiltinEntry, Catalog, CommandSpec, MAX_COMMAND_NAME_BYTES, Program,
+    parse_builtin_manifest, valid_command_name,
+};
+pub use file::{
+    AuditFile, LimitsFile, PolicyFile, WasiFile, default_audit_dir, parse_policy, read_policy_file,
+};
+pub use manifest::ModuleCommand;
+pub use native::{NativeCommand, SandboxPolicy};
+
+use self::limits::{check_limits, in_range};
+use crate::limits::{DEFAULT_MAX_TIMEOUT_MS, Limits};
+use file::default_cache_dir;
+use native::{build_native, default_native_files};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 /// Environment variables a policy may hand to WASI guests; any other name is refused.
 pub const ALLOWED_GUEST_ENV: &[&str] = &["LANG", "LC_ALL", "TZ", "COLUMNS"];
-
-/// The policy file as written: every key optional, unknown keys refused.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyFile {
-    /// Workspace directory.
-    pub workspace: Option<PathBuf>,
-    /// Audit log directory.
-    pub audit_dir: Option<PathBuf>,
-    /// Compiled-module cache directory.
-    pub cache_dir: Option<PathBuf>,
-    /// Directory of operator-supplied `NAME.wasm` commands.
-    pub tools_dir: Option<PathBuf>,
-    /// Whether an unusable module in `tools_dir` stops the server instead of being skipped.
-    pub strict_tools: Option<bool>,
-    /// Whether the server may run as root.
-    pub allow_root: Option<bool>,
-    /// Whether commands may write to the workspace.
-    pub workspace_writable: Option<bool>,
-    /// Enabled built-in WASI commands (exact names); absent means all built-ins.
-    pub commands: Option<Vec<String>>,
-    /// Limits.
-    pub limits: Option<LimitsFile>,
-    /// WASI guest settings.
-    pub wasi: Option<WasiFile>,
-    /// How native commands are confined.
-    pub sandbox: Option<SandboxFile>,
-    /// Native commands, by name; absent means the default (`git` where it exists).
-    pub native: Option<BTreeMap<String, NativeFile>>,
-    /// Audit log rotation and retention.
-    pub audit: Option<AuditFile>,
-}
-
-/// The `[limits]` table as written.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsFile {
-    /// Default wall-clock limit per command.
-    pub timeout_ms: Option<u64>,
-    /// Highest `timeout_ms` a request may ask for.
-    pub max_timeout_ms: Option<u64>,
-    /// WASI fuel per command.
-    pub fuel: Option<u64>,
-    /// Memory per command.
-    pub memory_bytes: Option<u64>,
-    /// WASI table elements per command.
-    pub table_elements: Option<u64>,
-    /// Stdout bytes kept per command.
-    pub stdout_bytes: Option<u64>,
-    /// Stderr bytes kept per command.
-    pub stderr_bytes: Option<u64>,
-    /// WASI: bytes written to files per call.
-    pub write_bytes: Option<u64>,
-    /// Calls running at once.
-    pub max_concurrent: Option<usize>,
-    /// Largest stdin a request may carry.
-    pub max_stdin_bytes: Option<usize>,
-    /// Most arguments a request may carry.
-    pub max_args: Option<usize>,
-    /// Largest total size of all arguments.
-    pub max_arg_bytes: Option<usize>,
-    /// Native: CPU seconds per process.
-    pub cpu_seconds: Option<u64>,
-    /// Native: largest file a process may write.
-    pub file_size_bytes: Option<u64>,
-    /// Native: open files per process.
-    pub open_files: Option<u64>,
-    /// Native: processes at once per command.
-    pub processes: Option<u64>,
-}
-
-/// The `[wasi]` table as written.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct WasiFile {
-    /// Environment given to every guest (only [`ALLOWED_GUEST_ENV`] names).
-    pub env: Option<BTreeMap<String, String>>,
-}
-
-/// The `[audit]` table as written.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditFile {
-    /// Days a log file is kept after its newest record.
-    pub retention_days: Option<u64>,
-    /// Size at which a log file is closed and the next begun.
-    pub max_file_bytes: Option<u64>,
-    /// Size of the whole log at which new calls are refused.
-    pub max_total_bytes: Option<u64>,
-    /// `batch` or `always`.
-    pub sync: Option<crate::audit::SyncPolicy>,
-}
 
 /// Values given on the command line; each overrides the file.
 #[derive(Debug, Default, Clone)]
@@ -199,32 +122,6 @@ pub struct Policy {
     pub policy_file: Option<PathBuf>,
 }
 
-/// How much audit log is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct AuditLimits {
-    /// Days a file is kept after its newest record (default 7; less is refused).
-    pub retention_days: u64,
-    /// A file is closed once it reaches this size (default 64 MiB).
-    pub max_file_bytes: u64,
-    /// New calls are refused with AUDIT_UNAVAILABLE once the log reaches this size, rather
-    /// than deleting records younger than the retention (default 1 GiB).
-    pub max_total_bytes: u64,
-    /// When records reach the disk (default `batch`: within 100 ms; `always`: a call's last
-    /// record before its reply).
-    pub sync: crate::audit::SyncPolicy,
-}
-
-impl Default for AuditLimits {
-    fn default() -> Self {
-        Self {
-            retention_days: crate::audit::MIN_RETENTION_DAYS,
-            max_file_bytes: crate::audit::DEFAULT_MAX_FILE_BYTES,
-            max_total_bytes: crate::audit::DEFAULT_MAX_TOTAL_BYTES,
-            sync: crate::audit::SyncPolicy::default(),
-        }
-    }
-}
-
 /// A policy that cannot be used, with the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -262,96 +159,7 @@ pub(crate) fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Reads a policy file, bounded in size.
-pub fn read_policy_file(path: &Path) -> Result<PolicyFile, ConfigError> {
-    let read_err = |source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    if meta.len() > MAX_POLICY_FILE_BYTES {
-        return Err(ConfigError::Parse {
-            path: path.to_owned(),
-            message: format!("file is larger than {MAX_POLICY_FILE_BYTES} bytes"),
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(read_err)?;
-    parse_policy(&text).map_err(|message| ConfigError::Parse {
-        path: path.to_owned(),
-        message,
-    })
-}
-
-/// Parses policy TOML text; the error names the offending key.
-pub fn parse_policy(text: &str) -> Result<PolicyFile, String> {
-    toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())
-}
-
-/// The platform's default state directory for the audit log.
-pub fn default_audit_dir() -> Option<PathBuf> {
-    xdg_dir("XDG_STATE_HOME", ".local/state").map(|d| d.join("runbox/audit"))
-}
-
-/// The platform's default cache directory for compiled modules.
-fn default_cache_dir() -> Option<PathBuf> {
-    xdg_dir("XDG_CACHE_HOME", ".cache").map(|d| d.join("runbox/modules"))
-}
-
-fn xdg_dir(var: &str, home_relative: &str) -> Option<PathBuf> {
-    if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-        let p = PathBuf::from(v);
-        if p.is_absolute() {
-            return Some(p);
-        }
-    }
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(|h| PathBuf::from(h).join(home_relative))
-}
-
-fn in_range(key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
-    if v < lo || v > hi {
-        Err(invalid(key, format!("{v} is outside {lo}..={hi}")))
-    } else {
-        Ok(())
-    }
-}
-
-/// Checks one set of limits for sense; `prefix` (`limits.` or `native.NAME.limits.`) starts
-/// the key named in the error.
-pub(crate) fn check_limits(
-    prefix: &str,
-    l: &Limits,
-    max_timeout_ms: u64,
-) -> Result<(), ConfigError> {
-    const GIB: u64 = 1024 * 1024 * 1024;
-    let key = |k: &str| format!("{prefix}{k}");
-    in_range(&key("timeout_ms"), l.timeout_ms, 1, max_timeout_ms)?;
-    in_range(&key("fuel"), l.fuel, 1_000, u64::MAX)?;
-    in_range(&key("memory_bytes"), l.memory_bytes, 1024 * 1024, 64 * GIB)?;
-    in_range(&key("table_elements"), l.table_elements, 1, 100_000_000)?;
-    in_range(&key("stdout_bytes"), l.stdout_bytes, 0, 256 * 1024 * 1024)?;
-    in_range(&key("stderr_bytes"), l.stderr_bytes, 0, 256 * 1024 * 1024)?;
-    in_range(&key("write_bytes"), l.write_bytes, 0, 1024 * GIB)?;
-    in_range(&key("cpu_seconds"), l.cpu_seconds, 1, 24 * 3600)?;
-    in_range(&key("file_size_bytes"), l.file_size_bytes, 0, 1024 * GIB)?;
-    in_range(&key("open_files"), l.open_files, 16, 1 << 20)?;
-    in_range(&key("processes"), l.processes, 1, 100_000)?;
-    Ok(())
-}
-
 impl Policy {
-    /// The audit log settings for [`crate::audit::AuditLog::open`].
-    pub fn audit_config(&self) -> crate::audit::AuditConfig {
-        crate::audit::AuditConfig {
-            dir: self.audit_dir.clone(),
-            retention_days: self.audit.retention_days,
-            max_file_bytes: self.audit.max_file_bytes,
-            max_total_bytes: self.audit.max_total_bytes,
-            sync: self.audit.sync,
-        }
-    }
-
     /// Merges the file and the flags and validates every value.
     pub fn build(file: PolicyFile, flags: &Overrides) -> Result<Self, ConfigError> {
         let workspace = flags.workspace.clone().or(file.workspace).ok_or_else(|| {
@@ -396,7 +204,7 @@ impl Policy {
         let defaults = Limits::default();
         let max_timeout_ms = lf
             .max_timeout_ms
-            .unwrap_or(limits::DEFAULT_MAX_TIMEOUT_MS.max(lf.timeout_ms.unwrap_or(0)));
+            .unwrap_or(DEFAULT_MAX_TIMEOUT_MS.max(lf.timeout_ms.unwrap_or(0)));
         let limits = Limits {
             // A lowered ceiling lowers the default too, unless the default is set explicitly.
             timeout_ms: lf
@@ -415,7 +223,7 @@ impl Policy {
         };
         let max_timeout_ms = lf
             .max_timeout_ms
-            .unwrap_or(limits::DEFAULT_MAX_TIMEOUT_MS.max(limits.timeout_ms));
+            .unwrap_or(DEFAULT_MAX_TIMEOUT_MS.max(limits.timeout_ms));
         let bounds = RequestBounds::default();
         let request = RequestBounds {
             max_args: lf.max_args.unwrap_or(bounds.max_args),
@@ -493,7 +301,7 @@ impl Policy {
         in_range(
             "audit.retention_days",
             a.retention_days,
-            crate::audit::MIN_RETENTION_DAYS,
+            audit_settings::MIN_RETENTION_DAYS,
             36_500,
         )?;
         in_range("audit.max_file_bytes", a.max_file_bytes, 4096, 1 << 40)?;
@@ -642,7 +450,7 @@ mod tests {
         assert!(e.contains("sometimes"), "{e}");
         let f = parse_policy("[audit]\nsync = \"always\"").unwrap();
         let p = Policy::build(f, &flags()).unwrap();
-        assert_eq!(p.audit.sync, crate::audit::SyncPolicy::Always);
+        assert_eq!(p.audit.sync, SyncPolicy::Always);
     }
 
     #[test]

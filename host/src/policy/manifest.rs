@@ -7,9 +7,10 @@
 //! invent names or values), and may not claim `read_only_hint = true` for a command that gets a
 //! writable view. Every refusal names the key; the caller adds the file. Pure: no I/O here.
 
-use crate::config::{ConfigError, Policy};
+use super::catalog::{Access, Annotations};
+use super::limits::check_limits;
+use super::{ConfigError, Policy};
 use crate::limits::Limits;
-use crate::policy::{Access, Annotations};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -88,7 +89,7 @@ pub struct ModuleCommand {
     pub annotations: Annotations,
 }
 
-/// A manifest with the policy applied: what [`super::scan`] needs to build the command.
+/// A manifest with the policy applied: what the `tools_dir` scan needs to build the command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     /// The description, if the manifest gave one.
@@ -179,7 +180,7 @@ fn lower_limits(l: ManifestLimits, policy: &Policy) -> Result<Limits, String> {
         }
         *slot = v;
     }
-    crate::config::check_limits("limits.", &out, policy.max_timeout_ms).map_err(|e| match e {
+    check_limits("limits.", &out, policy.max_timeout_ms).map_err(|e| match e {
         ConfigError::Invalid { key, message } => format!("{key}: {message}"),
         other => other.to_string(),
     })?;
@@ -236,7 +237,7 @@ fn annotate(a: ManifestAnnotations, access: Access) -> Result<Annotations, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Overrides, parse_policy};
+    use crate::policy::{Overrides, parse_policy};
 
     fn policy(text: &str) -> Policy {
         let flags = Overrides {
