@@ -4,6 +4,7 @@
 
 use super::ConfigError;
 use super::audit_settings::SyncPolicy;
+use super::limits::PartialLimits;
 use super::native::{NativeFile, SandboxFile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -31,8 +32,9 @@ pub struct PolicyFile {
     pub workspace_writable: Option<bool>,
     /// Enabled built-in WASI commands (exact names); absent means all built-ins.
     pub commands: Option<Vec<String>>,
-    /// Limits.
-    pub limits: Option<LimitsFile>,
+    /// `[limits]`.
+    #[serde(default, deserialize_with = "super::limits::policy_table")]
+    pub limits: Option<PartialLimits>,
     /// WASI guest settings.
     pub wasi: Option<WasiFile>,
     /// How native commands are confined.
@@ -41,44 +43,6 @@ pub struct PolicyFile {
     pub native: Option<BTreeMap<String, NativeFile>>,
     /// Audit log rotation and retention.
     pub audit: Option<AuditFile>,
-}
-
-/// The `[limits]` table as written.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsFile {
-    /// Default wall-clock limit per command.
-    pub timeout_ms: Option<u64>,
-    /// Highest `timeout_ms` a request may ask for.
-    pub max_timeout_ms: Option<u64>,
-    /// WASI fuel per command.
-    pub fuel: Option<u64>,
-    /// Memory per command.
-    pub memory_bytes: Option<u64>,
-    /// WASI table elements per command.
-    pub table_elements: Option<u64>,
-    /// Stdout bytes kept per command.
-    pub stdout_bytes: Option<u64>,
-    /// Stderr bytes kept per command.
-    pub stderr_bytes: Option<u64>,
-    /// WASI: bytes written to files per call.
-    pub write_bytes: Option<u64>,
-    /// Calls running at once.
-    pub max_concurrent: Option<usize>,
-    /// Largest stdin a request may carry.
-    pub max_stdin_bytes: Option<usize>,
-    /// Most arguments a request may carry.
-    pub max_args: Option<usize>,
-    /// Largest total size of all arguments.
-    pub max_arg_bytes: Option<usize>,
-    /// Native: CPU seconds per process.
-    pub cpu_seconds: Option<u64>,
-    /// Native: largest file a process may write.
-    pub file_size_bytes: Option<u64>,
-    /// Native: open files per process.
-    pub open_files: Option<u64>,
-    /// Native: processes at once per command.
-    pub processes: Option<u64>,
 }
 
 /// The `[wasi]` table as written.

@@ -8,7 +8,7 @@
 //! writable view. Every refusal names the key; the caller adds the file. Pure: no I/O here.
 
 use super::catalog::{Access, Annotations};
-use super::limits::check_limits;
+use super::limits::{PartialLimits, check_limits};
 use super::{ConfigError, Policy};
 use crate::limits::Limits;
 use serde::Deserialize;
@@ -24,8 +24,11 @@ pub struct Manifest {
     pub filesystem: Option<FsAccess>,
     /// Names from the policy's `[wasi.env]` this command receives (default: all of them).
     pub env: Option<Vec<String>>,
-    /// Limits lower than the policy's `[limits]`.
-    pub limits: Option<ManifestLimits>,
+    /// Limits lower than the policy's `[limits]`: the keys of `[limits]` that apply to a WASI
+    /// guest; each one, when given, must be at most the policy's value (and within the policy's
+    /// own ranges).
+    #[serde(default, deserialize_with = "super::limits::manifest_table")]
+    pub limits: Option<PartialLimits>,
     /// MCP tool annotations (hints for clients).
     pub annotations: Option<ManifestAnnotations>,
 }
@@ -38,27 +41,6 @@ pub enum FsAccess {
     ReadOnly,
     /// May change files.
     ReadWrite,
-}
-
-/// `[limits]` of a manifest: the keys of the policy's `[limits]` that apply to a WASI guest. Each
-/// one, when given, must be at most the policy's value (and within the policy's own ranges).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ManifestLimits {
-    /// Default wall-clock limit of a call.
-    pub timeout_ms: Option<u64>,
-    /// Fuel (CPU budget) of a call.
-    pub fuel: Option<u64>,
-    /// Linear memory of the guest.
-    pub memory_bytes: Option<u64>,
-    /// Table elements of the guest.
-    pub table_elements: Option<u64>,
-    /// Stdout bytes kept.
-    pub stdout_bytes: Option<u64>,
-    /// Stderr bytes kept.
-    pub stderr_bytes: Option<u64>,
-    /// Bytes written to files per call.
-    pub write_bytes: Option<u64>,
 }
 
 /// `[annotations]` of a manifest: MCP tool annotations; each absent key is derived from
@@ -130,56 +112,13 @@ impl Manifest {
 }
 
 /// The policy's limits with the manifest's values, each of which may only lower its key.
-fn lower_limits(l: ManifestLimits, policy: &Policy) -> Result<Limits, String> {
-    let base = policy.limits;
-    let mut out = base;
-    for (key, given, policy_value, slot) in [
-        (
-            "timeout_ms",
-            l.timeout_ms,
-            base.timeout_ms,
-            &mut out.timeout_ms,
-        ),
-        ("fuel", l.fuel, base.fuel, &mut out.fuel),
-        (
-            "memory_bytes",
-            l.memory_bytes,
-            base.memory_bytes,
-            &mut out.memory_bytes,
-        ),
-        (
-            "table_elements",
-            l.table_elements,
-            base.table_elements,
-            &mut out.table_elements,
-        ),
-        (
-            "stdout_bytes",
-            l.stdout_bytes,
-            base.stdout_bytes,
-            &mut out.stdout_bytes,
-        ),
-        (
-            "stderr_bytes",
-            l.stderr_bytes,
-            base.stderr_bytes,
-            &mut out.stderr_bytes,
-        ),
-        (
-            "write_bytes",
-            l.write_bytes,
-            base.write_bytes,
-            &mut out.write_bytes,
-        ),
-    ] {
-        let Some(v) = given else { continue };
-        if v > policy_value {
-            return Err(format!(
-                "limits.{key} = {v} is above the operator's policy ({policy_value}); a manifest may only lower limits"
-            ));
-        }
-        *slot = v;
+fn lower_limits(l: PartialLimits, policy: &Policy) -> Result<Limits, String> {
+    if let Some((key, v, policy_value)) = l.first_above(&policy.limits) {
+        return Err(format!(
+            "limits.{key} = {v} is above the operator's policy ({policy_value}); a manifest may only lower limits"
+        ));
     }
+    let out = l.over(policy.limits);
     check_limits("limits.", &out, policy.max_timeout_ms).map_err(|e| match e {
         ConfigError::Invalid { key, message } => format!("{key}: {message}"),
         other => other.to_string(),

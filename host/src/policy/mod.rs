@@ -19,12 +19,12 @@ pub use catalog::{
     parse_builtin_manifest, valid_command_name,
 };
 pub use file::{
-    AuditFile, LimitsFile, PolicyFile, WasiFile, default_audit_dir, parse_policy, read_policy_file,
+    AuditFile, PolicyFile, WasiFile, default_audit_dir, parse_policy, read_policy_file,
 };
 pub use manifest::ModuleCommand;
 pub use native::{NativeCommand, SandboxPolicy};
 
-use self::limits::{check_limits, in_range};
+use self::limits::{LimitsTable, PartialLimits, check_limits, in_range};
 use crate::limits::{DEFAULT_MAX_TIMEOUT_MS, Limits};
 use file::default_cache_dir;
 use native::{build_native, default_native_files};
@@ -201,29 +201,15 @@ impl Policy {
         }
 
         let lf = file.limits.unwrap_or_default();
-        let defaults = Limits::default();
         let max_timeout_ms = lf
             .max_timeout_ms
             .unwrap_or(DEFAULT_MAX_TIMEOUT_MS.max(lf.timeout_ms.unwrap_or(0)));
-        let limits = Limits {
-            // A lowered ceiling lowers the default too, unless the default is set explicitly.
-            timeout_ms: lf
-                .timeout_ms
-                .unwrap_or(defaults.timeout_ms.min(max_timeout_ms)),
-            fuel: lf.fuel.unwrap_or(defaults.fuel),
-            memory_bytes: lf.memory_bytes.unwrap_or(defaults.memory_bytes),
-            table_elements: lf.table_elements.unwrap_or(defaults.table_elements),
-            stdout_bytes: lf.stdout_bytes.unwrap_or(defaults.stdout_bytes),
-            stderr_bytes: lf.stderr_bytes.unwrap_or(defaults.stderr_bytes),
-            write_bytes: lf.write_bytes.unwrap_or(defaults.write_bytes),
-            cpu_seconds: lf.cpu_seconds.unwrap_or(defaults.cpu_seconds),
-            file_size_bytes: lf.file_size_bytes.unwrap_or(defaults.file_size_bytes),
-            open_files: lf.open_files.unwrap_or(defaults.open_files),
-            processes: lf.processes.unwrap_or(defaults.processes),
-        };
-        let max_timeout_ms = lf
-            .max_timeout_ms
-            .unwrap_or(DEFAULT_MAX_TIMEOUT_MS.max(limits.timeout_ms));
+        // A lowered ceiling lowers the default too, unless the default is set explicitly.
+        let defaults = Limits::default();
+        let limits = lf.over(Limits {
+            timeout_ms: defaults.timeout_ms.min(max_timeout_ms),
+            ..defaults
+        });
         let bounds = RequestBounds::default();
         let request = RequestBounds {
             max_args: lf.max_args.unwrap_or(bounds.max_args),
@@ -276,13 +262,6 @@ impl Policy {
 
     /// Checks every value for sense; the error names the key.
     fn validate(&self) -> Result<(), ConfigError> {
-        in_range(
-            "limits.max_timeout_ms",
-            self.max_timeout_ms,
-            1,
-            24 * 3600 * 1000,
-        )?;
-        check_limits("limits.", &self.limits, self.max_timeout_ms)?;
         in_range("limits.max_concurrent", self.max_concurrent as u64, 1, 1024)?;
         in_range("limits.max_args", self.request.max_args as u64, 1, 1 << 20)?;
         in_range(
@@ -342,7 +321,6 @@ impl Policy {
     /// The policy in the file's own shape with every key filled in, so the output of
     /// `runbox check-config` is itself a valid policy file.
     pub fn to_file(&self) -> PolicyFile {
-        let l = &self.limits;
         PolicyFile {
             workspace: Some(self.workspace.clone()),
             audit_dir: Some(self.audit_dir.clone()),
@@ -352,23 +330,13 @@ impl Policy {
             allow_root: Some(self.allow_root),
             workspace_writable: Some(self.workspace_writable),
             commands: self.commands.clone(),
-            limits: Some(LimitsFile {
-                timeout_ms: Some(l.timeout_ms),
+            limits: Some(PartialLimits {
                 max_timeout_ms: Some(self.max_timeout_ms),
-                fuel: Some(l.fuel),
-                memory_bytes: Some(l.memory_bytes),
-                table_elements: Some(l.table_elements),
-                stdout_bytes: Some(l.stdout_bytes),
-                stderr_bytes: Some(l.stderr_bytes),
-                write_bytes: Some(l.write_bytes),
-                cpu_seconds: Some(l.cpu_seconds),
-                file_size_bytes: Some(l.file_size_bytes),
-                open_files: Some(l.open_files),
-                processes: Some(l.processes),
                 max_concurrent: Some(self.max_concurrent),
                 max_stdin_bytes: Some(self.request.max_stdin_bytes),
                 max_args: Some(self.request.max_args),
                 max_arg_bytes: Some(self.request.max_arg_bytes),
+                ..PartialLimits::written(&self.limits, LimitsTable::Policy)
             }),
             wasi: Some(WasiFile {
                 env: Some(self.wasi_env.clone()),
