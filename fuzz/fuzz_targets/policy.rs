@@ -83,7 +83,8 @@ fn manifest_matches_scan(text: &str) {
     std::fs::write(dir.path().join("t.wasm"), b"module").expect("write t.wasm");
     std::fs::write(dir.path().join("t.toml"), text).expect("write t.toml");
     let policy = manifest_policy();
-    let (specs, rejected) = scan(dir.path(), policy, |_| Ok(())).expect("the directory exists");
+    let found = scan(dir.path(), policy, |_| Ok::<(), String>(())).expect("the directory exists");
+    let (specs, rejected) = (found.found, found.rejected);
     // Parsed twice: `resolve` consumes the manifest.
     let expected = toml::from_str::<Manifest>(text)
         .map_err(|e| e.to_string())

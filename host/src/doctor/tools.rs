@@ -5,8 +5,8 @@
 
 use super::Finding;
 use super::probe::{self, DirProbe, User};
-use crate::policy::Catalog;
 use crate::policy::Policy;
+use crate::policy::assemble::{RejectedTool, assemble};
 use std::path::Path;
 
 /// The tools directory: readable, and each module as start would judge it (manifest, imports,
@@ -60,18 +60,16 @@ pub(super) fn tools_findings(policy: &Policy, user: User) -> Vec<Finding> {
     for r in rejected {
         out.push(Finding::missing(
             "tools",
-            format!("{}; {consequence}", r.0),
+            format!("{r}; {consequence}"),
             "correct the module or its manifest (see docs/writing-commands.md), or remove it",
         ));
     }
     out
 }
 
-/// The names start would offer from `dir`, and the files it would reject.
-fn scan_tools(
-    policy: &Policy,
-    dir: &Path,
-) -> Result<(Vec<String>, Vec<crate::tools_dir::Rejected>), String> {
+/// The names start would offer from `dir`, and the files it would reject: the same
+/// [`assemble`] that start calls.
+fn scan_tools(policy: &Policy, dir: &Path) -> Result<(Vec<String>, Vec<RejectedTool>), String> {
     let builtin = crate::wasi::BuiltinModule {
         wasm: crate::BUILTIN_MODULE,
         sha256: *crate::BUILTIN_MODULE_SHA256,
@@ -83,23 +81,15 @@ fn scan_tools(
     let check = |bytes: &[u8]| {
         crate::wasi::inspect::check_module(bytes, |m, n| wasi.provides(m, n)).map(|_| ())
     };
-    let (specs, mut rejected) = crate::tools_dir::scan(dir, policy, check)?;
-    let builtins = crate::policy::parse_builtin_manifest(crate::BUILTIN_MANIFEST)?;
-    let mut catalog = Catalog::from_builtins(&builtins, policy.commands.as_deref())?;
-    for command in policy.native.values() {
-        let _ = catalog.add(crate::policy::CommandSpec::native(command));
-    }
-    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-    rejected.extend(crate::tools_dir::offer(&mut catalog, dir, specs));
-    let offered = names
+    let scan = crate::tools_dir::scan(dir, policy, check).map_err(|e| e.to_string())?;
+    let assembly =
+        assemble(policy, crate::BUILTIN_MANIFEST, Some(scan)).map_err(|e| e.to_string())?;
+    let offered = assembly
+        .offered_tools()
         .into_iter()
-        .filter(|n| {
-            !rejected
-                .iter()
-                .any(|r| r.0.contains(&format!("/{n}.wasm:")))
-        })
+        .map(str::to_owned)
         .collect();
-    Ok((offered, rejected))
+    Ok((offered, assembly.rejected))
 }
 
 #[cfg(test)]

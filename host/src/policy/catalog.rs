@@ -108,9 +108,24 @@ struct BuiltinManifest {
     command: Vec<BuiltinEntry>,
 }
 
+/// Why the catalog could not take a command list or a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// The built-in command manifest is not valid (the parser's message).
+    #[error("{0}")]
+    BuiltinManifest(String),
+    /// The policy's `commands` names something that is not a built-in command.
+    #[error("`commands` lists {0:?}, which is not a built-in command")]
+    NotABuiltin(String),
+    /// A command of this name is in the catalog already.
+    #[error("command {0:?} is already defined")]
+    NameTaken(String),
+}
+
 /// Parses the built-in command manifest (embedded at build time).
-pub fn parse_builtin_manifest(text: &str) -> Result<Vec<BuiltinEntry>, String> {
-    let m: BuiltinManifest = toml::from_str(text).map_err(|e| e.to_string())?;
+pub fn parse_builtin_manifest(text: &str) -> Result<Vec<BuiltinEntry>, CatalogError> {
+    let m: BuiltinManifest =
+        toml::from_str(text).map_err(|e| CatalogError::BuiltinManifest(e.to_string()))?;
     Ok(m.command)
 }
 
@@ -167,7 +182,7 @@ impl Catalog {
     pub fn from_builtins(
         builtins: &[BuiltinEntry],
         enabled: Option<&[String]>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, CatalogError> {
         let mut commands = BTreeMap::new();
         for b in builtins {
             commands.insert(
@@ -184,9 +199,7 @@ impl Catalog {
         if let Some(names) = enabled {
             for n in names {
                 if !commands.contains_key(n) {
-                    return Err(format!(
-                        "`commands` lists {n:?}, which is not a built-in command"
-                    ));
+                    return Err(CatalogError::NotABuiltin(n.clone()));
                 }
             }
             commands.retain(|k, _| names.contains(k));
@@ -195,9 +208,9 @@ impl Catalog {
     }
 
     /// Adds a command; refuses a name already taken so nothing can shadow a built-in.
-    pub fn add(&mut self, spec: CommandSpec) -> Result<(), String> {
+    pub fn add(&mut self, spec: CommandSpec) -> Result<(), CatalogError> {
         if self.commands.contains_key(&spec.name) {
-            return Err(format!("command {:?} is already defined", spec.name));
+            return Err(CatalogError::NameTaken(spec.name));
         }
         self.commands.insert(spec.name.clone(), spec);
         Ok(())
@@ -273,6 +286,14 @@ mod tests {
         )
         .unwrap();
         Catalog::from_builtins(&b, None).unwrap()
+    }
+
+    #[test]
+    fn command_names_are_plain() {
+        assert!(valid_command_name("my-tool_2.x"));
+        for bad in ["", ".hidden", "a b", "a/b", "a;b", "ü"] {
+            assert!(!valid_command_name(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! refused at start with a message naming the key. Nothing a client sends can change the policy:
 //! it is read once, before the MCP channel opens.
 
+pub mod assemble;
 pub mod audit_settings;
 pub mod catalog;
 pub mod file;
@@ -15,8 +16,8 @@ pub mod own_paths;
 
 pub use audit_settings::{AuditLimits, SyncPolicy};
 pub use catalog::{
-    Access, Annotations, BuiltinEntry, Catalog, CommandSpec, MAX_COMMAND_NAME_BYTES, Program,
-    parse_builtin_manifest, valid_command_name,
+    Access, Annotations, BuiltinEntry, Catalog, CatalogError, CommandSpec, MAX_COMMAND_NAME_BYTES,
+    Program, parse_builtin_manifest, valid_command_name,
 };
 pub use file::{
     AuditFile, PolicyFile, WasiFile, default_audit_dir, parse_policy, read_policy_file,
