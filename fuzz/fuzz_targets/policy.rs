@@ -90,7 +90,10 @@ fn manifest_matches_scan(text: &str) {
         .map_err(|e| e.to_string())
         .and_then(|m| {
             let again: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
-            again.resolve(policy).map(|r| (m, r))
+            again
+                .resolve(policy)
+                .map(|r| (m, r))
+                .map_err(|e| e.to_string())
         });
     match expected {
         Ok((m, resolved)) => {

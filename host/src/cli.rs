@@ -158,7 +158,7 @@ fn doctor(p: &PolicyArgs) -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Err(e) => fail(&e),
+        Err(e) => fail(&e.to_string()),
     }
 }
 

@@ -7,7 +7,7 @@ use super::Finding;
 use super::probe::{self, DirProbe, User};
 use crate::policy::Policy;
 use crate::policy::assemble::{RejectedTool, assemble};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The tools directory: readable, and each module as start would judge it (manifest, imports,
 /// name collisions).
@@ -21,9 +21,9 @@ pub(super) fn tools_findings(policy: &Policy, user: User) -> Vec<Finding> {
     let readable = match probe::probe_dir(dir, probe::READ, user) {
         DirProbe::Usable => Ok(()),
         DirProbe::Creatable { .. } | DirProbe::Uncreatable(_) => {
-            Err(format!("{} does not exist", dir.display()))
+            Err(ToolsError::Missing(dir.clone()))
         }
-        DirProbe::Denied(why) => Err(why),
+        DirProbe::Denied(why) => Err(ToolsError::Denied(why)),
     };
     let scanned = readable.and_then(|()| scan_tools(policy, dir));
     let (offered, rejected) = match scanned {
@@ -67,23 +67,41 @@ pub(super) fn tools_findings(policy: &Policy, user: User) -> Vec<Finding> {
     out
 }
 
+/// Why doctor cannot list what `tools_dir` offers: serve would not start.
+#[derive(Debug, thiserror::Error)]
+enum ToolsError {
+    /// The directory does not exist.
+    #[error("{} does not exist", .0.display())]
+    Missing(PathBuf),
+    /// The directory cannot be read (the probe's reason).
+    #[error("{0}")]
+    Denied(String),
+    /// The WASI linker, which knows the imports start accepts, could not be made.
+    #[error(transparent)]
+    Runtime(#[from] crate::error::RunError),
+    /// The directory could not be listed.
+    #[error(transparent)]
+    Scan(#[from] crate::tools_dir::ScanError),
+    /// The catalog cannot be built.
+    #[error(transparent)]
+    Assemble(#[from] crate::policy::assemble::AssembleError),
+}
+
 /// The names start would offer from `dir`, and the files it would reject: the same
 /// [`assemble`] that start calls.
-fn scan_tools(policy: &Policy, dir: &Path) -> Result<(Vec<String>, Vec<RejectedTool>), String> {
+fn scan_tools(policy: &Policy, dir: &Path) -> Result<(Vec<String>, Vec<RejectedTool>), ToolsError> {
     let builtin = crate::wasi::BuiltinModule {
         wasm: crate::BUILTIN_MODULE,
         sha256: *crate::BUILTIN_MODULE_SHA256,
     };
     // No pool, no cache: only the linker is needed, to know which imports are provided.
     let wasi =
-        crate::wasi::WasiRuntime::new(crate::wasi::cache::ModuleCache::disabled(), builtin, None)
-            .map_err(|e| e.to_string())?;
+        crate::wasi::WasiRuntime::new(crate::wasi::cache::ModuleCache::disabled(), builtin, None)?;
     let check = |bytes: &[u8]| {
         crate::wasi::inspect::check_module(bytes, |m, n| wasi.provides(m, n)).map(|_| ())
     };
-    let scan = crate::tools_dir::scan(dir, policy, check).map_err(|e| e.to_string())?;
-    let assembly =
-        assemble(policy, crate::BUILTIN_MANIFEST, Some(scan)).map_err(|e| e.to_string())?;
+    let scan = crate::tools_dir::scan(dir, policy, check)?;
+    let assembly = assemble(policy, crate::BUILTIN_MANIFEST, Some(scan))?;
     let offered = assembly
         .offered_tools()
         .into_iter()

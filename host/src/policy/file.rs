@@ -81,15 +81,20 @@ pub fn read_policy_file(path: &Path) -> Result<PolicyFile, ConfigError> {
         });
     }
     let text = std::fs::read_to_string(path).map_err(read_err)?;
-    parse_policy(&text).map_err(|message| ConfigError::Parse {
+    parse_policy(&text).map_err(|e| ConfigError::Parse {
         path: path.to_owned(),
-        message,
+        message: e.0,
     })
 }
 
+/// Policy TOML text the parser refused: the parser's message, naming the offending key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
 /// Parses policy TOML text; the error names the offending key.
-pub fn parse_policy(text: &str) -> Result<PolicyFile, String> {
-    toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())
+pub fn parse_policy(text: &str) -> Result<PolicyFile, ParseError> {
+    toml::from_str(text).map_err(|e| ParseError(e.to_string().trim().to_owned()))
 }
 
 /// The platform's default state directory for the audit log.

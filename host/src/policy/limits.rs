@@ -355,7 +355,7 @@ mod tests {
             "[native.sh]\npath = \"/bin/sh\"\nlimits = 5\n",
             "[native.sh]\npath = \"/bin/sh\"\nlimits = { processes = \"x\" }\n",
         ] {
-            let e = crate::policy::parse_policy(t).err();
+            let e = crate::policy::parse_policy(t).err().map(|e| e.to_string());
             lines.push(format!("POLICY {t:?} => {e:?}"));
         }
         for t in [

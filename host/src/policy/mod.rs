@@ -20,7 +20,7 @@ pub use catalog::{
     Program, parse_builtin_manifest, valid_command_name,
 };
 pub use file::{
-    AuditFile, PolicyFile, WasiFile, default_audit_dir, parse_policy, read_policy_file,
+    AuditFile, ParseError, PolicyFile, WasiFile, default_audit_dir, parse_policy, read_policy_file,
 };
 pub use manifest::ModuleCommand;
 pub use native::{NativeCommand, SandboxPolicy};
@@ -411,11 +411,15 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = parse_policy("[limits]\ntimeout_msec = 5").unwrap_err();
+        let e = parse_policy("[limits]\ntimeout_msec = 5")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("timeout_msec"), "{e}");
-        let e = parse_policy("bogus = 1").unwrap_err();
+        let e = parse_policy("bogus = 1").unwrap_err().to_string();
         assert!(e.contains("bogus"), "{e}");
-        let e = parse_policy("[audit]\nsync = \"sometimes\"").unwrap_err();
+        let e = parse_policy("[audit]\nsync = \"sometimes\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sometimes"), "{e}");
         let f = parse_policy("[audit]\nsync = \"always\"").unwrap();
         let p = Policy::build(f, &flags()).unwrap();
