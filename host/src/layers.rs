@@ -382,6 +382,8 @@ fn top_level_modules_form_no_cycle() {
     let graph = module_graph();
     assert!(graph.contains_key("policy") && graph.contains_key("workspace"));
     let groups = cycles(&graph);
+    // Shown with --nocapture: the graph as it is.
+    println!("{}", render(&graph));
     assert!(
         groups.is_empty(),
         "top-level modules that import each other in a cycle: {groups:?}\n{}",

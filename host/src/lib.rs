@@ -10,8 +10,9 @@
 //! - [`error`]: the error codes clients branch on.
 //! - [`policy`]: the TOML policy and flags → a validated [`policy::Policy`] (file format, limits,
 //!   native entries, tool manifests, audit settings, runbox's own paths) and the allowlist
-//!   ([`policy::Catalog`]; exact names only). Depends only on [`error`], [`limits`], [`outcome`]
-//!   and [`workspace`]; every other module may depend on it, never the reverse.
+//!   ([`policy::Catalog`]; exact names only), built by [`policy::assemble`] for `serve`, `exec`
+//!   and `doctor` alike. Depends only on [`error`], [`limits`], [`outcome`] and [`workspace`];
+//!   every other module may depend on it, never the reverse.
 //! - [`tools_dir`]: finds and reads operator-supplied WASI modules (resolved by the policy).
 //! - [`workspace`]: the one place the workspace is opened; paths resolve beneath it.
 //! - [`limits`]: what a command may consume, shared by both runners.

@@ -4,6 +4,20 @@
 //! `runbox serve --workspace DIR` work with no file at all. Unknown keys and impossible values are
 //! refused at start with a message naming the key. Nothing a client sends can change the policy:
 //! it is read once, before the MCP channel opens.
+//!
+//! - [`file`]: the file as written, read with a size bound.
+//! - [`limits`]: the one partial-limits type of `[limits]`, `[native.NAME.limits]` and tool
+//!   manifests, its merge rule and the range checks.
+//! - [`native`]: `[sandbox]` and the `[native.NAME]` entries.
+//! - [`manifest`]: a tool's `NAME.toml`, resolved against the policy.
+//! - [`audit_settings`]: `[audit]`: retention, sizes, sync.
+//! - [`own_paths`]: the paths runbox uses itself, none of which may lie in the workspace.
+//! - [`catalog`]: the allowlist; [`assemble`]: the one function that builds it.
+//!
+//! This module sits below everything that runs or records commands: it uses only
+//! [`crate::error`], [`crate::limits`], [`crate::outcome`] and [`crate::workspace`] (the test in
+//! `layers.rs` checks it). It reads the filesystem only to read the policy file, resolve native
+//! binaries and compare its own paths with the workspace; it never runs or writes anything.
 
 pub mod assemble;
 pub mod audit_settings;
