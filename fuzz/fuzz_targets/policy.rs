@@ -1,4 +1,4 @@
-//! The two TOML parsers an operator feeds: the policy file (`config::parse_policy` →
+//! The two TOML parsers an operator feeds: the policy file (`policy::parse_policy` →
 //! `Policy::build`) and a `tools_dir` module's `NAME.toml` manifest (`tools_dir::scan`), plus the
 //! built-in command list parser on the same text.
 //!
@@ -13,9 +13,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use runbox::config::{Overrides, Policy, parse_policy};
-use runbox::policy::{Access, parse_builtin_manifest};
-use runbox::tools_dir::{FsAccess, Manifest, scan};
+use runbox::policy::manifest::{FsAccess, Manifest};
+use runbox::policy::{Access, Overrides, Policy, parse_builtin_manifest, parse_policy};
+use runbox::tools_dir::scan;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, text)) = data.split_first() else {
@@ -83,13 +83,17 @@ fn manifest_matches_scan(text: &str) {
     std::fs::write(dir.path().join("t.wasm"), b"module").expect("write t.wasm");
     std::fs::write(dir.path().join("t.toml"), text).expect("write t.toml");
     let policy = manifest_policy();
-    let (specs, rejected) = scan(dir.path(), policy, |_| Ok(())).expect("the directory exists");
+    let found = scan(dir.path(), policy, |_| Ok::<(), String>(())).expect("the directory exists");
+    let (specs, rejected) = (found.found, found.rejected);
     // Parsed twice: `resolve` consumes the manifest.
     let expected = toml::from_str::<Manifest>(text)
         .map_err(|e| e.to_string())
         .and_then(|m| {
             let again: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
-            again.resolve(policy).map(|r| (m, r))
+            again
+                .resolve(policy)
+                .map(|r| (m, r))
+                .map_err(|e| e.to_string())
         });
     match expected {
         Ok((m, resolved)) => {

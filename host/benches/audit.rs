@@ -18,9 +18,9 @@
 use runbox::api::RunArgs;
 use runbox::audit::call::{CallTrail, Caller};
 use runbox::audit::{AuditConfig, AuditLog, SyncPolicy, SystemClock};
-use runbox::config::{Overrides, Policy, PolicyFile};
 use runbox::limits::Limits;
 use runbox::outcome::Termination;
+use runbox::policy::{Overrides, Policy, PolicyFile};
 use runbox::runner::CallInput;
 use runbox::service::{CallContext, CallReply, Service};
 use runbox::wasi::cache::ModuleCache;

@@ -3,7 +3,7 @@
 //! Errors at start (bad policy, unusable workspace or audit directory, running as root without
 //! `--allow-root`) are printed on stderr as one clear message and exit with status 2.
 
-use crate::config::{ConfigError, Overrides, Policy, PolicyFile, read_policy_file};
+use crate::policy::{ConfigError, Overrides, Policy, PolicyFile, read_policy_file};
 use crate::service::{CallContext, CallReply, Service, StartError};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
@@ -158,7 +158,7 @@ fn doctor(p: &PolicyArgs) -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Err(e) => fail(&e),
+        Err(e) => fail(&e.to_string()),
     }
 }
 

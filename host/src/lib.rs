@@ -1,16 +1,19 @@
 //! runbox: an MCP server that lets AI agents run allowlisted commands in one workspace directory
 //! without being able to hurt the machine they run on.
 //!
-//! A call arrives as JSON-RPC on stdin ([`mcp`]), is validated against the policy ([`config`],
-//! [`policy`]) by the [`service`], resolved inside the [`workspace`] capability, run by the WASI
+//! A call arrives as JSON-RPC on stdin ([`mcp`]), is validated against the [`policy`] by the
+//! [`service`], resolved inside the [`workspace`] capability, run by the WASI
 //! runner ([`wasi`]) or the native runner ([`native`]) under [`limits`], recorded in the [`audit`] log, and answered with an
 //! [`outcome`] or a structured [`error`].
 //!
 //! # Layout
 //! - [`error`]: the error codes clients branch on.
-//! - [`config`]: the TOML policy and flags → a validated [`config::Policy`].
-//! - [`policy`]: the allowlist; exact names only.
-//! - [`tools_dir`]: operator-supplied WASI modules.
+//! - [`policy`]: the TOML policy and flags → a validated [`policy::Policy`] (file format, limits,
+//!   native entries, tool manifests, audit settings, runbox's own paths) and the allowlist
+//!   ([`policy::Catalog`]; exact names only), built by [`policy::assemble`] for `serve`, `exec`
+//!   and `doctor` alike. Depends only on [`error`], [`limits`], [`outcome`] and [`workspace`];
+//!   every other module may depend on it, never the reverse.
+//! - [`tools_dir`]: finds and reads operator-supplied WASI modules (resolved by the policy).
 //! - [`workspace`]: the one place the workspace is opened; paths resolve beneath it.
 //! - [`limits`]: what a command may consume, shared by both runners.
 //! - [`outcome`]: bounded output capture and how a command ended, shared by both runners.
@@ -32,11 +35,15 @@
 //!   what is missing.
 //! - [`cli`]: the `runbox` command line.
 //!
+//! The top-level modules import each other one way only: no module reaches, directly or
+//! through others, back to itself. A unit test (`layers.rs`, test-only) reads the sources and
+//! fails on a cycle or on [`policy`] using a module above it.
+//!
 //! # Features
 //! `runtime` (on by default) brings everything that runs commands or serves MCP: [`wasi`],
 //! [`native`]'s runner, [`service`], the rmcp half of [`mcp`], [`cli`] and the built-in module.
 //! Without it (`default-features = false`, as the fuzz targets in `fuzz/` build) the crate is
-//! the pure core — [`config`], [`policy`], [`api`], [`workspace`], [`tools_dir`], [`audit`] —
+//! the pure core — [`policy`], [`api`], [`workspace`], [`tools_dir`], [`audit`] —
 //! and, with the `framing` feature, the stdio line framing; wasmtime, rmcp and tokio are not
 //! built.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -45,10 +52,11 @@ pub mod api;
 pub mod audit;
 #[cfg(feature = "runtime")]
 pub mod cli;
-pub mod config;
 #[cfg(feature = "runtime")]
 pub mod doctor;
 pub mod error;
+#[cfg(test)]
+mod layers;
 pub mod limits;
 #[cfg(feature = "framing")]
 pub mod mcp;
@@ -66,13 +74,6 @@ pub mod tools_dir;
 #[cfg(feature = "runtime")]
 pub mod wasi;
 pub mod workspace;
-
-/// Without the `runtime` feature only the validated policy types of the native runner, which
-/// [`config`] builds.
-#[cfg(not(feature = "runtime"))]
-pub mod native {
-    pub mod policy;
-}
 
 /// The built-in multicall module (`tools-wasm`), built for wasm32-wasip1 by `build.rs`.
 #[cfg(feature = "runtime")]

@@ -3,7 +3,7 @@
 //! CANCELLED errors.
 //!
 //! A [`Runner`] only runs its own kind of program: the WASI runner takes a
-//! [`crate::wasi::WasiProgram`], the native runner a [`crate::native::policy::NativeCommand`], so
+//! [`crate::wasi::WasiProgram`], the native runner a [`crate::policy::NativeCommand`], so
 //! which runner a program can reach is a fact the compiler checks. A runner starts its program
 //! ([`Runner::start`]), waits for it to end by itself ([`Running::wait`]), and then either
 //! classifies that end ([`Running::exited`]) or kills and collects what is left

@@ -1,5 +1,5 @@
-//! The audit trail of one call: builds its records stage by stage, so the pipeline
-//! ([`crate::service`]) only says what happened. Pure: nothing here writes.
+//! The audit trail of one call: builds its records stage by stage, so the call pipeline (the
+//! service) only says what happened. Pure: nothing here writes.
 //!
 //! Every call yields a `received` record first and then exactly one of `denied` (the policy
 //! refused it, nothing ran), `completed` (the command exited by itself) or `failed` (it was
@@ -11,10 +11,10 @@ use super::record::{
     AuditRecord, AuditSettings, ClientInfo, Confinement, Decision, PolicyInfo, ResultInfo,
     SandboxInfo, ServerInfo, Stage, Text, denial_rule,
 };
-use crate::config::Policy;
 use crate::error::RunError;
 use crate::limits::Limits;
 use crate::outcome::{Outcome, RunnerKind, Termination};
+use crate::policy::Policy;
 
 /// Who made a call and how to find it again.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use super::files;
 use super::read::{self, Entry, Filter, TABLE_HEADER, table_row};
 use super::record::{Decision, Stage};
 use super::verify::verify;
-use crate::config::{ConfigError, PolicyFile, default_audit_dir, read_policy_file};
+use crate::policy::{ConfigError, PolicyFile, default_audit_dir, read_policy_file};
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;

@@ -14,7 +14,7 @@
 //!   records are still synced at once. If a background sync fails, appends are refused until a
 //!   sync succeeds again (fail closed).
 
-use serde::{Deserialize, Serialize};
+pub use crate::policy::SyncPolicy;
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
@@ -25,31 +25,6 @@ pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How often an idle flusher checks whether its log still exists.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
-
-/// When records are made durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SyncPolicy {
-    /// `fdatasync` before the reply, for a call's last record.
-    Always,
-    /// `fdatasync` within [`BATCH_INTERVAL`] by a background thread (the default).
-    #[default]
-    Batch,
-}
-
-impl SyncPolicy {
-    /// The policy in words, for `start` records.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::Always => {
-                "always: a call's last record is fdatasync'd before the reply (concurrent calls share one fdatasync)"
-            }
-            Self::Batch => {
-                "batch: records are written at once and fdatasync'd within 100 ms; start/stop/open/recovered at once"
-            }
-        }
-    }
-}
 
 /// Shared sync state of one log.
 #[derive(Debug, Default)]

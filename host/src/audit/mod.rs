@@ -34,6 +34,9 @@ pub mod record;
 pub mod reserve;
 pub mod verify;
 
+pub use crate::policy::audit_settings::{
+    DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_TOTAL_BYTES, MIN_RETENTION_DAYS,
+};
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use durability::SyncPolicy;
 pub use record::{AuditRecord, Stage};
@@ -46,13 +49,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use time::{Date, OffsetDateTime};
-
-/// Default and smallest retention: 7 days.
-pub const MIN_RETENTION_DAYS: u64 = 7;
-/// Default size at which a file is closed and the next begun: 64 MiB.
-pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
-/// Default size of the whole log at which new calls are refused: 1 GiB.
-pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Where and how much to keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +79,21 @@ impl AuditConfig {
 
     fn retention(&self) -> time::Duration {
         time::Duration::days(i64::try_from(self.retention_days).unwrap_or(i64::MAX / 86_400))
+    }
+}
+
+impl crate::policy::Policy {
+    /// The audit log settings for [`AuditLog::open`]. Defined here, beside [`AuditConfig`], so
+    /// that the policy need not know the audit log (the dependency points from `audit` to
+    /// `policy` only).
+    pub fn audit_config(&self) -> AuditConfig {
+        AuditConfig {
+            dir: self.audit_dir.clone(),
+            retention_days: self.audit.retention_days,
+            max_file_bytes: self.audit.max_file_bytes,
+            max_total_bytes: self.audit.max_total_bytes,
+            sync: self.audit.sync,
+        }
     }
 }
 

@@ -176,7 +176,7 @@ pub struct PolicyInfo {
     /// The rule that decided (see `docs/audit.md`), e.g. `allowlist:builtin`, `allowlist`,
     /// `request`, `workspace.path`, `workspace_writable`.
     pub rule: String,
-    /// sha256 of the effective policy ([`crate::config::Policy::hash`]).
+    /// sha256 of the effective policy ([`crate::policy::Policy::hash`]).
     pub hash: String,
 }
 

@@ -11,7 +11,7 @@
 pub mod probe;
 mod tools;
 
-use crate::config::{Overrides, Policy, PolicyFile, own_paths};
+use crate::policy::{ConfigError, Overrides, Policy, PolicyFile, own_paths};
 use crate::workspace::Workspace;
 use probe::{DirProbe, User};
 use std::fmt::Write;
@@ -81,12 +81,12 @@ struct Given {
 ///
 /// # Errors
 /// The policy's own error when it is invalid for a reason other than a missing location.
-pub fn report(file: PolicyFile, flags: &Overrides) -> Result<(String, bool), String> {
+pub fn report(file: PolicyFile, flags: &Overrides) -> Result<(String, bool), ConfigError> {
     let given = Given {
         workspace: flags.workspace.is_some() || file.workspace.is_some(),
         audit_dir: flags.audit_dir.is_some()
             || file.audit_dir.is_some()
-            || crate::config::default_audit_dir().is_some(),
+            || crate::policy::default_audit_dir().is_some(),
     };
     // Stand-ins complete the policy when a location is missing; they are reported, never used.
     let mut flags = flags.clone();
@@ -96,7 +96,7 @@ pub fn report(file: PolicyFile, flags: &Overrides) -> Result<(String, bool), Str
     if !given.audit_dir {
         flags.audit_dir = Some(std::env::temp_dir());
     }
-    let policy = Policy::build(file, &flags).map_err(|e| e.to_string())?;
+    let policy = Policy::build(file, &flags)?;
     let workspace = given.workspace.then_some(policy.workspace.as_path());
     let (mut text, native_ok) = crate::native::doctor::report(&policy, workspace);
     let user = User::current();
@@ -342,7 +342,7 @@ mod tests {
             allow_root: true,
             ..Overrides::default()
         };
-        Policy::build(crate::config::parse_policy(extra).unwrap(), &flags).unwrap()
+        Policy::build(crate::policy::parse_policy(extra).unwrap(), &flags).unwrap()
     }
 
     fn given() -> Given {

@@ -1,13 +1,13 @@
 //! `runbox doctor`'s view of `tools_dir`: readable, and each module as `runbox serve` would judge
 //! it at start (manifest, imports, name collisions). Modules are read and inspected, never
 //! compiled or run. Whether it lies inside the workspace is judged with runbox's other own paths
-//! (`config::own_paths`), before this runs.
+//! (`policy::own_paths`), before this runs.
 
 use super::Finding;
 use super::probe::{self, DirProbe, User};
-use crate::config::Policy;
-use crate::policy::Catalog;
-use std::path::Path;
+use crate::policy::Policy;
+use crate::policy::assemble::{RejectedTool, assemble};
+use std::path::{Path, PathBuf};
 
 /// The tools directory: readable, and each module as start would judge it (manifest, imports,
 /// name collisions).
@@ -21,9 +21,9 @@ pub(super) fn tools_findings(policy: &Policy, user: User) -> Vec<Finding> {
     let readable = match probe::probe_dir(dir, probe::READ, user) {
         DirProbe::Usable => Ok(()),
         DirProbe::Creatable { .. } | DirProbe::Uncreatable(_) => {
-            Err(format!("{} does not exist", dir.display()))
+            Err(ToolsError::Missing(dir.clone()))
         }
-        DirProbe::Denied(why) => Err(why),
+        DirProbe::Denied(why) => Err(ToolsError::Denied(why)),
     };
     let scanned = readable.and_then(|()| scan_tools(policy, dir));
     let (offered, rejected) = match scanned {
@@ -60,52 +60,60 @@ pub(super) fn tools_findings(policy: &Policy, user: User) -> Vec<Finding> {
     for r in rejected {
         out.push(Finding::missing(
             "tools",
-            format!("{}; {consequence}", r.0),
+            format!("{r}; {consequence}"),
             "correct the module or its manifest (see docs/writing-commands.md), or remove it",
         ));
     }
     out
 }
 
-/// The names start would offer from `dir`, and the files it would reject.
-fn scan_tools(
-    policy: &Policy,
-    dir: &Path,
-) -> Result<(Vec<String>, Vec<crate::tools_dir::Rejected>), String> {
+/// Why doctor cannot list what `tools_dir` offers: serve would not start.
+#[derive(Debug, thiserror::Error)]
+enum ToolsError {
+    /// The directory does not exist.
+    #[error("{} does not exist", .0.display())]
+    Missing(PathBuf),
+    /// The directory cannot be read (the probe's reason).
+    #[error("{0}")]
+    Denied(String),
+    /// The WASI linker, which knows the imports start accepts, could not be made.
+    #[error(transparent)]
+    Runtime(#[from] crate::error::RunError),
+    /// The directory could not be listed.
+    #[error(transparent)]
+    Scan(#[from] crate::tools_dir::ScanError),
+    /// The catalog cannot be built.
+    #[error(transparent)]
+    Assemble(#[from] crate::policy::assemble::AssembleError),
+}
+
+/// The names start would offer from `dir`, and the files it would reject: the same
+/// [`assemble`] that start calls.
+fn scan_tools(policy: &Policy, dir: &Path) -> Result<(Vec<String>, Vec<RejectedTool>), ToolsError> {
     let builtin = crate::wasi::BuiltinModule {
         wasm: crate::BUILTIN_MODULE,
         sha256: *crate::BUILTIN_MODULE_SHA256,
     };
     // No pool, no cache: only the linker is needed, to know which imports are provided.
     let wasi =
-        crate::wasi::WasiRuntime::new(crate::wasi::cache::ModuleCache::disabled(), builtin, None)
-            .map_err(|e| e.to_string())?;
+        crate::wasi::WasiRuntime::new(crate::wasi::cache::ModuleCache::disabled(), builtin, None)?;
     let check = |bytes: &[u8]| {
         crate::wasi::inspect::check_module(bytes, |m, n| wasi.provides(m, n)).map(|_| ())
     };
-    let (specs, mut rejected) = crate::tools_dir::scan(dir, policy, check)?;
-    let builtins = crate::policy::parse_builtin_manifest(crate::BUILTIN_MANIFEST)?;
-    let mut catalog = Catalog::from_builtins(&builtins, policy.commands.as_deref())?;
-    for command in policy.native.values() {
-        let _ = catalog.add(crate::policy::CommandSpec::native(command));
-    }
-    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-    rejected.extend(crate::tools_dir::offer(&mut catalog, dir, specs));
-    let offered = names
+    let scan = crate::tools_dir::scan(dir, policy, check)?;
+    let assembly = assemble(policy, crate::BUILTIN_MANIFEST, Some(scan))?;
+    let offered = assembly
+        .offered_tools()
         .into_iter()
-        .filter(|n| {
-            !rejected
-                .iter()
-                .any(|r| r.0.contains(&format!("/{n}.wasm:")))
-        })
+        .map(str::to_owned)
         .collect();
-    Ok((offered, rejected))
+    Ok((offered, assembly.rejected))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Overrides;
+    use crate::policy::Overrides;
 
     fn missing(findings: &[Finding]) -> Vec<String> {
         findings
@@ -121,7 +129,7 @@ mod tests {
             audit_dir: Some(dir.join("audit")),
             ..Overrides::default()
         };
-        Policy::build(crate::config::parse_policy(extra).unwrap(), &flags).unwrap()
+        Policy::build(crate::policy::parse_policy(extra).unwrap(), &flags).unwrap()
     }
 
     #[test]

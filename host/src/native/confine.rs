@@ -19,7 +19,7 @@
 //!
 //! [`spawn`]: super::spawn
 
-use crate::native::policy::SandboxPolicy;
+use crate::policy::SandboxPolicy;
 use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr,
     RulesetCreated, RulesetCreatedAttr, RulesetError, Scope,

@@ -1,9 +1,9 @@
 //! `runbox doctor`: which protections native commands get on this machine, and the fix for each
 //! missing one. It probes exactly as the server does at start, and never runs a command.
 
-use crate::config::Policy;
 use crate::native::probe::{self, Enforcement};
 use crate::native::spawn::Identity;
+use crate::policy::Policy;
 use std::fmt::Write;
 use std::path::Path;
 

@@ -2,10 +2,10 @@
 //! descriptors. Pure apart from opening the stdin source and the pipes.
 
 use super::NATIVE_PATH;
-use super::policy::NativeCommand;
 use super::scratch::CallScratch;
 use crate::error::RunError;
 use crate::limits::Limits;
+use crate::policy::NativeCommand;
 use nix::sys::resource::Resource;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -3,12 +3,12 @@
 //! (SANDBOX_UNAVAILABLE). TIMEOUT and CANCELLED are the runner contract's ([`crate::runner`]).
 //! Classification is by type (wait status, signal, failed step), never by message text. Pure.
 
-use super::policy::NativeCommand;
 use super::reap::Exit;
 use super::spawn::{SpawnError, Step};
 use crate::error::{ErrorCode, RunError};
 use crate::limits::Limits;
 use crate::outcome::Termination;
+use crate::policy::NativeCommand;
 
 /// An exit by itself (any code) or by a signal. A CPU-limit kill is CPU_LIMIT: SIGXCPU, or a
 /// SIGKILL runbox did not send after at least half the budget. (The kernel enforces the limit on

@@ -11,11 +11,11 @@
 //! module must not record, run or change anything.
 
 use crate::api::RunArgs;
-use crate::config::Policy;
 use crate::error::{ErrorCode, RunError};
 use crate::limits::Limits;
 use crate::native::NativeRunner;
-use crate::native::policy::NativeCommand;
+use crate::policy::NativeCommand;
+use crate::policy::Policy;
 use crate::policy::{Access, Catalog, CommandSpec, Program};
 use crate::wasi::WasiProgram;
 use crate::workspace::{Workspace, WorkspaceDir};

@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::api::PipelineStage;
-use crate::config::{Overrides, parse_policy};
 use crate::policy::parse_builtin_manifest;
+use crate::policy::{Overrides, parse_policy};
 
 /// A policy with the built-in commands only, over a fresh workspace.
 struct Fixture {

@@ -11,10 +11,11 @@ use crate::api::{CommandInfo, CommandList, ErrorEnvelope, RunArgs, RunOutput};
 use crate::audit::call::{CallTrail, Caller};
 use crate::audit::record::{ClientInfo, ServerInfo, Text};
 use crate::audit::{AuditError, AuditLog, AuditRecord, Stage, SyncPolicy, SystemClock};
-use crate::config::{Policy, own_paths};
 use crate::error::RunError;
 use crate::native::NativeRunner;
-use crate::policy::{Catalog, CommandSpec};
+use crate::policy::Catalog;
+use crate::policy::assemble::{Assembly, assemble};
+use crate::policy::{Policy, own_paths};
 use crate::tools_dir;
 use crate::wasi::cache::ModuleCache;
 use crate::wasi::{WasiProgram, WasiRuntime, inspect};
@@ -138,17 +139,6 @@ impl Service {
         // Before anything is created or read: none of runbox's own paths may be one a command
         // can change.
         own_paths::check(&workspace, &policy.own_paths())?;
-        let builtins = crate::policy::parse_builtin_manifest(builtin_manifest)
-            .map_err(|e| StartError::Config(format!("built-in command manifest: {e}")))?;
-        let mut catalog = Catalog::from_builtins(&builtins, policy.commands.as_deref())
-            .map_err(StartError::Config)?;
-        for (name, command) in &policy.native {
-            catalog.add(CommandSpec::native(command)).map_err(|_| {
-                StartError::Config(format!(
-                    "native.{name}: {name:?} is also an enabled built-in WASI command; a name can only be one of the two (rename the native entry, or leave {name:?} out of `commands`)"
-                ))
-            })?;
-        }
         let cache = ModuleCache::new(policy.cache_dir.as_deref());
         let pool = crate::wasi::engine::PoolSize {
             instances: u32::try_from(policy.max_concurrent).unwrap_or(u32::MAX),
@@ -165,29 +155,28 @@ impl Service {
             },
         };
         let wasi = WasiRuntime::new(cache, builtin, Some(pool)).map_err(StartError::Runtime)?;
-        if let Some(dir) = &policy.tools_dir {
-            let check =
-                |bytes: &[u8]| inspect::check_module(bytes, |m, n| wasi.provides(m, n)).map(|_| ());
-            let (specs, mut rejected) =
-                tools_dir::scan(dir, &policy, check).map_err(StartError::Config)?;
-            for spec in specs {
-                let file = format!("{}/{}.wasm", dir.display(), spec.name);
-                if let Err(e) = catalog.add(spec) {
-                    rejected.push(tools_dir::Rejected(format!(
-                        "{file}: {e}; built-in commands cannot be replaced"
-                    )));
-                }
+        let tools = match &policy.tools_dir {
+            Some(dir) => {
+                let check = |bytes: &[u8]| {
+                    inspect::check_module(bytes, |m, n| wasi.provides(m, n)).map(|_| ())
+                };
+                let scan = tools_dir::scan(dir, &policy, check)
+                    .map_err(|e| StartError::Config(e.to_string()))?;
+                Some(scan)
             }
-            for r in &rejected {
-                tracing::warn!("tools_dir: not offering {}", r.0);
-            }
-            if policy.strict_tools && !rejected.is_empty() {
-                let all: Vec<&str> = rejected.iter().map(|r| r.0.as_str()).collect();
-                return Err(StartError::Config(format!(
-                    "strict_tools is set and tools_dir has unusable modules: {}",
-                    all.join("; ")
-                )));
-            }
+            None => None,
+        };
+        let Assembly { catalog, rejected } = assemble(&policy, builtin_manifest, tools)
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        for r in &rejected {
+            tracing::warn!("tools_dir: not offering {r}");
+        }
+        if policy.strict_tools && !rejected.is_empty() {
+            let all: Vec<String> = rejected.iter().map(ToString::to_string).collect();
+            return Err(StartError::Config(format!(
+                "strict_tools is set and tools_dir has unusable modules: {}",
+                all.join("; ")
+            )));
         }
         let native = if policy.native.is_empty() {
             None

@@ -6,7 +6,7 @@
 //! loaded module must never depend on a file another process can change:
 //!
 //! - The directory is used only when it is owned by this user and writable by nobody else (and
-//!   start refuses one inside the workspace, `config::own_paths`); otherwise runbox compiles in
+//!   start refuses one inside the workspace, `policy::own_paths`); otherwise runbox compiles in
 //!   memory.
 //! - Each file holds a header, the sha256 of the artifact and the artifact, written to a
 //!   temporary file and renamed into place (so the digest and the artifact are one atomic

@@ -4,114 +4,52 @@
 //! `runbox serve --workspace DIR` work with no file at all. Unknown keys and impossible values are
 //! refused at start with a message naming the key. Nothing a client sends can change the policy:
 //! it is read once, before the MCP channel opens.
+//!
+//! - [`file`]: the file as written, read with a size bound.
+//! - [`limits`]: the one partial-limits type of `[limits]`, `[native.NAME.limits]` and tool
+//!   manifests, its merge rule and the range checks.
+//! - [`native`]: `[sandbox]` and the `[native.NAME]` entries.
+//! - [`manifest`]: a tool's `NAME.toml`, resolved against the policy.
+//! - [`audit_settings`]: `[audit]`: retention, sizes, sync.
+//! - [`own_paths`]: the paths runbox uses itself, none of which may lie in the workspace.
+//! - [`catalog`]: the allowlist; [`assemble`]: the one function that builds it.
+//!
+//! This module sits below everything that runs or records commands: it uses only
+//! [`crate::error`], [`crate::limits`], [`crate::outcome`] and [`crate::workspace`] (the test in
+//! `layers.rs` checks it). It reads the filesystem only to read the policy file, resolve native
+//! binaries and compare its own paths with the workspace; it never runs or writes anything.
 
-use crate::limits::{self, Limits};
-use crate::native::policy::{
-    NativeCommand, NativeFile, SandboxFile, SandboxPolicy, build_native, default_native_files,
-};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
+pub mod assemble;
+pub mod audit_settings;
+pub mod catalog;
+pub mod file;
+pub mod limits;
+pub mod manifest;
+pub mod native;
 pub mod own_paths;
 
-/// Longest policy file read, so a mistaken path to a huge file fails fast.
-const MAX_POLICY_FILE_BYTES: u64 = 1024 * 1024;
+pub use audit_settings::{AuditLimits, SyncPolicy};
+pub use catalog::{
+    Access, Annotations, BuiltinEntry, Catalog, CatalogError, CommandSpec, MAX_COMMAND_NAME_BYTES,
+    Program, parse_builtin_manifest, valid_command_name,
+};
+pub use file::{
+    AuditFile, ParseError, PolicyFile, WasiFile, default_audit_dir, parse_policy, read_policy_file,
+};
+pub use manifest::ModuleCommand;
+pub use native::{NativeCommand, SandboxPolicy};
+
+use self::limits::{LimitsTable, PartialLimits, check_limits, in_range};
+use crate::limits::{DEFAULT_MAX_TIMEOUT_MS, Limits};
+use file::default_cache_dir;
+use native::{build_native, default_native_files};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 /// Environment variables a policy may hand to WASI guests; any other name is refused.
 pub const ALLOWED_GUEST_ENV: &[&str] = &["LANG", "LC_ALL", "TZ", "COLUMNS"];
-
-/// The policy file as written: every key optional, unknown keys refused.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyFile {
-    /// Workspace directory.
-    pub workspace: Option<PathBuf>,
-    /// Audit log directory.
-    pub audit_dir: Option<PathBuf>,
-    /// Compiled-module cache directory.
-    pub cache_dir: Option<PathBuf>,
-    /// Directory of operator-supplied `NAME.wasm` commands.
-    pub tools_dir: Option<PathBuf>,
-    /// Whether an unusable module in `tools_dir` stops the server instead of being skipped.
-    pub strict_tools: Option<bool>,
-    /// Whether the server may run as root.
-    pub allow_root: Option<bool>,
-    /// Whether commands may write to the workspace.
-    pub workspace_writable: Option<bool>,
-    /// Enabled built-in WASI commands (exact names); absent means all built-ins.
-    pub commands: Option<Vec<String>>,
-    /// Limits.
-    pub limits: Option<LimitsFile>,
-    /// WASI guest settings.
-    pub wasi: Option<WasiFile>,
-    /// How native commands are confined.
-    pub sandbox: Option<SandboxFile>,
-    /// Native commands, by name; absent means the default (`git` where it exists).
-    pub native: Option<BTreeMap<String, NativeFile>>,
-    /// Audit log rotation and retention.
-    pub audit: Option<AuditFile>,
-}
-
-/// The `[limits]` table as written.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsFile {
-    /// Default wall-clock limit per command.
-    pub timeout_ms: Option<u64>,
-    /// Highest `timeout_ms` a request may ask for.
-    pub max_timeout_ms: Option<u64>,
-    /// WASI fuel per command.
-    pub fuel: Option<u64>,
-    /// Memory per command.
-    pub memory_bytes: Option<u64>,
-    /// WASI table elements per command.
-    pub table_elements: Option<u64>,
-    /// Stdout bytes kept per command.
-    pub stdout_bytes: Option<u64>,
-    /// Stderr bytes kept per command.
-    pub stderr_bytes: Option<u64>,
-    /// WASI: bytes written to files per call.
-    pub write_bytes: Option<u64>,
-    /// Calls running at once.
-    pub max_concurrent: Option<usize>,
-    /// Largest stdin a request may carry.
-    pub max_stdin_bytes: Option<usize>,
-    /// Most arguments a request may carry.
-    pub max_args: Option<usize>,
-    /// Largest total size of all arguments.
-    pub max_arg_bytes: Option<usize>,
-    /// Native: CPU seconds per process.
-    pub cpu_seconds: Option<u64>,
-    /// Native: largest file a process may write.
-    pub file_size_bytes: Option<u64>,
-    /// Native: open files per process.
-    pub open_files: Option<u64>,
-    /// Native: processes at once per command.
-    pub processes: Option<u64>,
-}
-
-/// The `[wasi]` table as written.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct WasiFile {
-    /// Environment given to every guest (only [`ALLOWED_GUEST_ENV`] names).
-    pub env: Option<BTreeMap<String, String>>,
-}
-
-/// The `[audit]` table as written.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditFile {
-    /// Days a log file is kept after its newest record.
-    pub retention_days: Option<u64>,
-    /// Size at which a log file is closed and the next begun.
-    pub max_file_bytes: Option<u64>,
-    /// Size of the whole log at which new calls are refused.
-    pub max_total_bytes: Option<u64>,
-    /// `batch` or `always`.
-    pub sync: Option<crate::audit::SyncPolicy>,
-}
 
 /// Values given on the command line; each overrides the file.
 #[derive(Debug, Default, Clone)]
@@ -199,32 +137,6 @@ pub struct Policy {
     pub policy_file: Option<PathBuf>,
 }
 
-/// How much audit log is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct AuditLimits {
-    /// Days a file is kept after its newest record (default 7; less is refused).
-    pub retention_days: u64,
-    /// A file is closed once it reaches this size (default 64 MiB).
-    pub max_file_bytes: u64,
-    /// New calls are refused with AUDIT_UNAVAILABLE once the log reaches this size, rather
-    /// than deleting records younger than the retention (default 1 GiB).
-    pub max_total_bytes: u64,
-    /// When records reach the disk (default `batch`: within 100 ms; `always`: a call's last
-    /// record before its reply).
-    pub sync: crate::audit::SyncPolicy,
-}
-
-impl Default for AuditLimits {
-    fn default() -> Self {
-        Self {
-            retention_days: crate::audit::MIN_RETENTION_DAYS,
-            max_file_bytes: crate::audit::DEFAULT_MAX_FILE_BYTES,
-            max_total_bytes: crate::audit::DEFAULT_MAX_TOTAL_BYTES,
-            sync: crate::audit::SyncPolicy::default(),
-        }
-    }
-}
-
 /// A policy that cannot be used, with the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -262,96 +174,7 @@ pub(crate) fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Reads a policy file, bounded in size.
-pub fn read_policy_file(path: &Path) -> Result<PolicyFile, ConfigError> {
-    let read_err = |source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    if meta.len() > MAX_POLICY_FILE_BYTES {
-        return Err(ConfigError::Parse {
-            path: path.to_owned(),
-            message: format!("file is larger than {MAX_POLICY_FILE_BYTES} bytes"),
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(read_err)?;
-    parse_policy(&text).map_err(|message| ConfigError::Parse {
-        path: path.to_owned(),
-        message,
-    })
-}
-
-/// Parses policy TOML text; the error names the offending key.
-pub fn parse_policy(text: &str) -> Result<PolicyFile, String> {
-    toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())
-}
-
-/// The platform's default state directory for the audit log.
-pub fn default_audit_dir() -> Option<PathBuf> {
-    xdg_dir("XDG_STATE_HOME", ".local/state").map(|d| d.join("runbox/audit"))
-}
-
-/// The platform's default cache directory for compiled modules.
-fn default_cache_dir() -> Option<PathBuf> {
-    xdg_dir("XDG_CACHE_HOME", ".cache").map(|d| d.join("runbox/modules"))
-}
-
-fn xdg_dir(var: &str, home_relative: &str) -> Option<PathBuf> {
-    if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-        let p = PathBuf::from(v);
-        if p.is_absolute() {
-            return Some(p);
-        }
-    }
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(|h| PathBuf::from(h).join(home_relative))
-}
-
-fn in_range(key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
-    if v < lo || v > hi {
-        Err(invalid(key, format!("{v} is outside {lo}..={hi}")))
-    } else {
-        Ok(())
-    }
-}
-
-/// Checks one set of limits for sense; `prefix` (`limits.` or `native.NAME.limits.`) starts
-/// the key named in the error.
-pub(crate) fn check_limits(
-    prefix: &str,
-    l: &Limits,
-    max_timeout_ms: u64,
-) -> Result<(), ConfigError> {
-    const GIB: u64 = 1024 * 1024 * 1024;
-    let key = |k: &str| format!("{prefix}{k}");
-    in_range(&key("timeout_ms"), l.timeout_ms, 1, max_timeout_ms)?;
-    in_range(&key("fuel"), l.fuel, 1_000, u64::MAX)?;
-    in_range(&key("memory_bytes"), l.memory_bytes, 1024 * 1024, 64 * GIB)?;
-    in_range(&key("table_elements"), l.table_elements, 1, 100_000_000)?;
-    in_range(&key("stdout_bytes"), l.stdout_bytes, 0, 256 * 1024 * 1024)?;
-    in_range(&key("stderr_bytes"), l.stderr_bytes, 0, 256 * 1024 * 1024)?;
-    in_range(&key("write_bytes"), l.write_bytes, 0, 1024 * GIB)?;
-    in_range(&key("cpu_seconds"), l.cpu_seconds, 1, 24 * 3600)?;
-    in_range(&key("file_size_bytes"), l.file_size_bytes, 0, 1024 * GIB)?;
-    in_range(&key("open_files"), l.open_files, 16, 1 << 20)?;
-    in_range(&key("processes"), l.processes, 1, 100_000)?;
-    Ok(())
-}
-
 impl Policy {
-    /// The audit log settings for [`crate::audit::AuditLog::open`].
-    pub fn audit_config(&self) -> crate::audit::AuditConfig {
-        crate::audit::AuditConfig {
-            dir: self.audit_dir.clone(),
-            retention_days: self.audit.retention_days,
-            max_file_bytes: self.audit.max_file_bytes,
-            max_total_bytes: self.audit.max_total_bytes,
-            sync: self.audit.sync,
-        }
-    }
-
     /// Merges the file and the flags and validates every value.
     pub fn build(file: PolicyFile, flags: &Overrides) -> Result<Self, ConfigError> {
         let workspace = flags.workspace.clone().or(file.workspace).ok_or_else(|| {
@@ -393,29 +216,15 @@ impl Policy {
         }
 
         let lf = file.limits.unwrap_or_default();
+        let max_timeout_ms = lf
+            .max_timeout_ms
+            .unwrap_or(DEFAULT_MAX_TIMEOUT_MS.max(lf.timeout_ms.unwrap_or(0)));
+        // A lowered ceiling lowers the default too, unless the default is set explicitly.
         let defaults = Limits::default();
-        let max_timeout_ms = lf
-            .max_timeout_ms
-            .unwrap_or(limits::DEFAULT_MAX_TIMEOUT_MS.max(lf.timeout_ms.unwrap_or(0)));
-        let limits = Limits {
-            // A lowered ceiling lowers the default too, unless the default is set explicitly.
-            timeout_ms: lf
-                .timeout_ms
-                .unwrap_or(defaults.timeout_ms.min(max_timeout_ms)),
-            fuel: lf.fuel.unwrap_or(defaults.fuel),
-            memory_bytes: lf.memory_bytes.unwrap_or(defaults.memory_bytes),
-            table_elements: lf.table_elements.unwrap_or(defaults.table_elements),
-            stdout_bytes: lf.stdout_bytes.unwrap_or(defaults.stdout_bytes),
-            stderr_bytes: lf.stderr_bytes.unwrap_or(defaults.stderr_bytes),
-            write_bytes: lf.write_bytes.unwrap_or(defaults.write_bytes),
-            cpu_seconds: lf.cpu_seconds.unwrap_or(defaults.cpu_seconds),
-            file_size_bytes: lf.file_size_bytes.unwrap_or(defaults.file_size_bytes),
-            open_files: lf.open_files.unwrap_or(defaults.open_files),
-            processes: lf.processes.unwrap_or(defaults.processes),
-        };
-        let max_timeout_ms = lf
-            .max_timeout_ms
-            .unwrap_or(limits::DEFAULT_MAX_TIMEOUT_MS.max(limits.timeout_ms));
+        let limits = lf.over(Limits {
+            timeout_ms: defaults.timeout_ms.min(max_timeout_ms),
+            ..defaults
+        });
         let bounds = RequestBounds::default();
         let request = RequestBounds {
             max_args: lf.max_args.unwrap_or(bounds.max_args),
@@ -468,13 +277,6 @@ impl Policy {
 
     /// Checks every value for sense; the error names the key.
     fn validate(&self) -> Result<(), ConfigError> {
-        in_range(
-            "limits.max_timeout_ms",
-            self.max_timeout_ms,
-            1,
-            24 * 3600 * 1000,
-        )?;
-        check_limits("limits.", &self.limits, self.max_timeout_ms)?;
         in_range("limits.max_concurrent", self.max_concurrent as u64, 1, 1024)?;
         in_range("limits.max_args", self.request.max_args as u64, 1, 1 << 20)?;
         in_range(
@@ -493,7 +295,7 @@ impl Policy {
         in_range(
             "audit.retention_days",
             a.retention_days,
-            crate::audit::MIN_RETENTION_DAYS,
+            audit_settings::MIN_RETENTION_DAYS,
             36_500,
         )?;
         in_range("audit.max_file_bytes", a.max_file_bytes, 4096, 1 << 40)?;
@@ -534,7 +336,6 @@ impl Policy {
     /// The policy in the file's own shape with every key filled in, so the output of
     /// `runbox check-config` is itself a valid policy file.
     pub fn to_file(&self) -> PolicyFile {
-        let l = &self.limits;
         PolicyFile {
             workspace: Some(self.workspace.clone()),
             audit_dir: Some(self.audit_dir.clone()),
@@ -544,23 +345,13 @@ impl Policy {
             allow_root: Some(self.allow_root),
             workspace_writable: Some(self.workspace_writable),
             commands: self.commands.clone(),
-            limits: Some(LimitsFile {
-                timeout_ms: Some(l.timeout_ms),
+            limits: Some(PartialLimits {
                 max_timeout_ms: Some(self.max_timeout_ms),
-                fuel: Some(l.fuel),
-                memory_bytes: Some(l.memory_bytes),
-                table_elements: Some(l.table_elements),
-                stdout_bytes: Some(l.stdout_bytes),
-                stderr_bytes: Some(l.stderr_bytes),
-                write_bytes: Some(l.write_bytes),
-                cpu_seconds: Some(l.cpu_seconds),
-                file_size_bytes: Some(l.file_size_bytes),
-                open_files: Some(l.open_files),
-                processes: Some(l.processes),
                 max_concurrent: Some(self.max_concurrent),
                 max_stdin_bytes: Some(self.request.max_stdin_bytes),
                 max_args: Some(self.request.max_args),
                 max_arg_bytes: Some(self.request.max_arg_bytes),
+                ..PartialLimits::written(&self.limits, LimitsTable::Policy)
             }),
             wasi: Some(WasiFile {
                 env: Some(self.wasi_env.clone()),
@@ -634,15 +425,19 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = parse_policy("[limits]\ntimeout_msec = 5").unwrap_err();
+        let e = parse_policy("[limits]\ntimeout_msec = 5")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("timeout_msec"), "{e}");
-        let e = parse_policy("bogus = 1").unwrap_err();
+        let e = parse_policy("bogus = 1").unwrap_err().to_string();
         assert!(e.contains("bogus"), "{e}");
-        let e = parse_policy("[audit]\nsync = \"sometimes\"").unwrap_err();
+        let e = parse_policy("[audit]\nsync = \"sometimes\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sometimes"), "{e}");
         let f = parse_policy("[audit]\nsync = \"always\"").unwrap();
         let p = Policy::build(f, &flags()).unwrap();
-        assert_eq!(p.audit.sync, crate::audit::SyncPolicy::Always);
+        assert_eq!(p.audit.sync, SyncPolicy::Always);
     }
 
     #[test]

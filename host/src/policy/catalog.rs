@@ -28,9 +28,9 @@ pub enum Program {
     /// The built-in multicall module, entered under the command's name as `argv[0]`.
     Builtin,
     /// An operator-supplied WASI module, with what its manifest chose.
-    Module(std::sync::Arc<crate::tools_dir::ModuleCommand>),
+    Module(std::sync::Arc<super::manifest::ModuleCommand>),
     /// A real binary run by the native runner.
-    Native(std::sync::Arc<crate::native::policy::NativeCommand>),
+    Native(std::sync::Arc<super::native::NativeCommand>),
 }
 
 /// MCP tool annotations of one command, shown by `list_commands`. Hints for clients deciding
@@ -80,6 +80,16 @@ pub struct CommandSpec {
     pub program: Program,
 }
 
+/// Whether `name` may be a command name: letters, digits, `.`, `_`, `-`, not starting with `.`.
+pub fn valid_command_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_COMMAND_NAME_BYTES
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// One entry of `tools-wasm/commands.toml`, the list of built-in commands.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,15 +108,30 @@ struct BuiltinManifest {
     command: Vec<BuiltinEntry>,
 }
 
+/// Why the catalog could not take a command list or a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// The built-in command manifest is not valid (the parser's message).
+    #[error("{0}")]
+    BuiltinManifest(String),
+    /// The policy's `commands` names something that is not a built-in command.
+    #[error("`commands` lists {0:?}, which is not a built-in command")]
+    NotABuiltin(String),
+    /// A command of this name is in the catalog already.
+    #[error("command {0:?} is already defined")]
+    NameTaken(String),
+}
+
 /// Parses the built-in command manifest (embedded at build time).
-pub fn parse_builtin_manifest(text: &str) -> Result<Vec<BuiltinEntry>, String> {
-    let m: BuiltinManifest = toml::from_str(text).map_err(|e| e.to_string())?;
+pub fn parse_builtin_manifest(text: &str) -> Result<Vec<BuiltinEntry>, CatalogError> {
+    let m: BuiltinManifest =
+        toml::from_str(text).map_err(|e| CatalogError::BuiltinManifest(e.to_string()))?;
     Ok(m.command)
 }
 
 impl CommandSpec {
     /// The spec of a native command from the policy.
-    pub fn native(command: &crate::native::policy::NativeCommand) -> Self {
+    pub fn native(command: &super::native::NativeCommand) -> Self {
         Self {
             name: command.name.clone(),
             description: command.description.clone(),
@@ -157,7 +182,7 @@ impl Catalog {
     pub fn from_builtins(
         builtins: &[BuiltinEntry],
         enabled: Option<&[String]>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, CatalogError> {
         let mut commands = BTreeMap::new();
         for b in builtins {
             commands.insert(
@@ -174,9 +199,7 @@ impl Catalog {
         if let Some(names) = enabled {
             for n in names {
                 if !commands.contains_key(n) {
-                    return Err(format!(
-                        "`commands` lists {n:?}, which is not a built-in command"
-                    ));
+                    return Err(CatalogError::NotABuiltin(n.clone()));
                 }
             }
             commands.retain(|k, _| names.contains(k));
@@ -185,9 +208,9 @@ impl Catalog {
     }
 
     /// Adds a command; refuses a name already taken so nothing can shadow a built-in.
-    pub fn add(&mut self, spec: CommandSpec) -> Result<(), String> {
+    pub fn add(&mut self, spec: CommandSpec) -> Result<(), CatalogError> {
         if self.commands.contains_key(&spec.name) {
-            return Err(format!("command {:?} is already defined", spec.name));
+            return Err(CatalogError::NameTaken(spec.name));
         }
         self.commands.insert(spec.name.clone(), spec);
         Ok(())
@@ -266,6 +289,14 @@ mod tests {
     }
 
     #[test]
+    fn command_names_are_plain() {
+        assert!(valid_command_name("my-tool_2.x"));
+        for bad in ["", ".hidden", "a b", "a/b", "a;b", "ü"] {
+            assert!(!valid_command_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn exact_names_only() {
         let c = catalog();
         assert_eq!(c.lookup("ls").unwrap().access, Access::Read);
@@ -314,7 +345,7 @@ mod tests {
             description: "evil".into(),
             runner: RunnerKind::Wasi,
             access: Access::Write,
-            program: Program::Module(std::sync::Arc::new(crate::tools_dir::ModuleCommand {
+            program: Program::Module(std::sync::Arc::new(crate::policy::ModuleCommand {
                 path: "/x.wasm".into(),
                 limits: crate::limits::Limits::default(),
                 env: Vec::new(),

@@ -7,9 +7,10 @@
 //! but only where `/usr/bin/git` exists. This module reads the filesystem only to resolve paths; it
 //! never runs anything.
 
-use crate::config::{ConfigError, invalid};
+use super::catalog::{Access, valid_command_name};
+use super::limits::{LimitsTable, PartialLimits, check_limits};
+use super::{ConfigError, invalid};
 use crate::limits::Limits;
-use crate::policy::Access;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -65,29 +66,8 @@ pub struct NativeFile {
     /// The command's fixed environment.
     pub env: Option<BTreeMap<String, String>>,
     /// Limits that differ from `[limits]`.
-    pub limits: Option<NativeLimitsFile>,
-}
-
-/// `[native.NAME.limits]` as written: each key overrides the same key of `[limits]`.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct NativeLimitsFile {
-    /// Default wall-clock limit.
-    pub timeout_ms: Option<u64>,
-    /// Address space per process.
-    pub memory_bytes: Option<u64>,
-    /// Stdout bytes kept.
-    pub stdout_bytes: Option<u64>,
-    /// Stderr bytes kept.
-    pub stderr_bytes: Option<u64>,
-    /// CPU seconds per process.
-    pub cpu_seconds: Option<u64>,
-    /// Largest file written.
-    pub file_size_bytes: Option<u64>,
-    /// Open files per process.
-    pub open_files: Option<u64>,
-    /// Processes at once.
-    pub processes: Option<u64>,
+    #[serde(default, deserialize_with = "super::limits::native_table")]
+    pub limits: Option<PartialLimits>,
 }
 
 /// How native commands are confined (validated `[sandbox]`).
@@ -209,10 +189,10 @@ pub fn default_native_files() -> BTreeMap<String, NativeFile> {
                 ),
                 access: Some(Access::Write),
                 env: Some(hardened_git_env()),
-                limits: Some(NativeLimitsFile {
+                limits: Some(PartialLimits {
                     // git maps pack files and starts threads: give it room to address them.
                     memory_bytes: Some(4 * 1024 * 1024 * 1024),
-                    ..NativeLimitsFile::default()
+                    ..PartialLimits::default()
                 }),
             },
         );
@@ -229,7 +209,7 @@ pub fn build_native(
     let mut out = BTreeMap::new();
     for (name, f) in files {
         let key = format!("native.{name}");
-        if !crate::tools_dir::valid_command_name(&name) {
+        if !valid_command_name(&name) {
             return Err(invalid(
                 &key,
                 "a command name may only hold letters, digits, '.', '_' and '-' and may not start with '.'",
@@ -240,19 +220,8 @@ pub fn build_native(
         for (k, v) in &env {
             check_env(&format!("{key}.env.{k}"), k, v)?;
         }
-        let l = f.limits.unwrap_or_default();
-        let limits = Limits {
-            timeout_ms: l.timeout_ms.unwrap_or(limits.timeout_ms),
-            memory_bytes: l.memory_bytes.unwrap_or(limits.memory_bytes),
-            stdout_bytes: l.stdout_bytes.unwrap_or(limits.stdout_bytes),
-            stderr_bytes: l.stderr_bytes.unwrap_or(limits.stderr_bytes),
-            cpu_seconds: l.cpu_seconds.unwrap_or(limits.cpu_seconds),
-            file_size_bytes: l.file_size_bytes.unwrap_or(limits.file_size_bytes),
-            open_files: l.open_files.unwrap_or(limits.open_files),
-            processes: l.processes.unwrap_or(limits.processes),
-            ..*limits
-        };
-        crate::config::check_limits(&format!("{key}.limits."), &limits, max_timeout_ms)?;
+        let limits = f.limits.unwrap_or_default().over(*limits);
+        check_limits(&format!("{key}.limits."), &limits, max_timeout_ms)?;
         let description = f
             .description
             .unwrap_or_else(|| format!("{} (native binary)", path.display()));
@@ -274,22 +243,12 @@ pub fn build_native(
 impl NativeCommand {
     /// The table as written, every key filled in.
     pub fn to_file(&self) -> NativeFile {
-        let l = &self.limits;
         NativeFile {
             path: self.path.clone(),
             description: Some(self.description.clone()),
             access: Some(self.access),
             env: Some(self.env.clone()),
-            limits: Some(NativeLimitsFile {
-                timeout_ms: Some(l.timeout_ms),
-                memory_bytes: Some(l.memory_bytes),
-                stdout_bytes: Some(l.stdout_bytes),
-                stderr_bytes: Some(l.stderr_bytes),
-                cpu_seconds: Some(l.cpu_seconds),
-                file_size_bytes: Some(l.file_size_bytes),
-                open_files: Some(l.open_files),
-                processes: Some(l.processes),
-            }),
+            limits: Some(PartialLimits::written(&self.limits, LimitsTable::Native)),
         }
     }
 }

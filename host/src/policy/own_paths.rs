@@ -200,7 +200,7 @@ fn problem(workspace: &Workspace, p: &OwnPath) -> Option<OwnPathError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Overrides, PolicyFile};
+    use crate::policy::{Overrides, PolicyFile};
     use std::path::Path;
 
     fn policy(dir: &Path, audit: &str, cache: &str, tools: Option<&str>) -> Policy {

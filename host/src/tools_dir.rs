@@ -1,92 +1,127 @@
 //! Operator-supplied WASI commands: `NAME.wasm` files, each with an optional `NAME.toml` manifest
-//! ([`manifest`]), in the policy's `tools_dir`.
+//! ([`crate::policy::manifest`]), in the policy's `tools_dir`.
 //!
 //! The directory is read once at start. A file whose name is not a plain command name, or whose
 //! manifest is malformed or asks for more than the policy allows, is skipped with a warning
 //! naming the file; nothing here can replace a built-in command (the catalog refuses duplicate
 //! names). Reads only: nothing in the directory is created or changed.
 
-pub mod manifest;
-
-use crate::config::Policy;
 use crate::outcome::RunnerKind;
-use crate::policy::{Catalog, CommandSpec, Program};
-pub use manifest::{FsAccess, Manifest, ModuleCommand};
-use std::path::Path;
+use crate::policy::assemble::{RejectReason, RejectedTool, ToolsScan};
+use crate::policy::manifest::Manifest;
+use crate::policy::{CommandSpec, ModuleCommand, Policy, Program, valid_command_name};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Longest manifest read.
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
 
-/// Whether `name` may be a command name: letters, digits, `.`, `_`, `-`, not starting with `.`.
-pub fn valid_command_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= crate::policy::MAX_COMMAND_NAME_BYTES
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+/// Why `tools_dir` could not be scanned at all (a bad entry is a [`RejectedTool`] instead).
+#[derive(Debug, thiserror::Error)]
+#[error("tools_dir {}: {source}", dir.display())]
+pub struct ScanError {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The OS error.
+    pub source: std::io::Error,
 }
 
-/// A module file that was not accepted, and why (the message names the file).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejected(pub String);
+/// Why a file of `tools_dir` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The OS refused.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The file is larger than runbox reads.
+    #[error("larger than {0} bytes")]
+    TooLarge(u64),
+}
+
+/// Why a manifest could not be read; the message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestReadError {
+    /// The file could not be read, or is too large.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The manifest.
+        path: PathBuf,
+        /// What went wrong.
+        source: ReadError,
+    },
+    /// Not valid TOML, or an unknown key or a wrong type.
+    #[error("{}{}: {message}", path.display(), line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Parse {
+        /// The manifest.
+        path: PathBuf,
+        /// The line at fault, when the parser knows it.
+        line: Option<usize>,
+        /// The parser's message.
+        message: String,
+    },
+}
 
 /// Lists the commands in `dir`, each manifest resolved against `policy` and each module checked
-/// by `check` (which gets the file's bytes). A missing directory is an error (the operator named
-/// it); a bad entry is returned in the second list, with the file named, so the caller can warn
-/// or, under a strict policy, stop.
-pub fn scan(
+/// by `check` (which gets the file's bytes and says why it is unusable). A missing directory is
+/// an error (the operator named it); a bad entry is returned in [`ToolsScan::rejected`], with
+/// the file named, so the caller ([`crate::policy::assemble`]) can warn or, under a strict
+/// policy, stop.
+pub fn scan<E: std::fmt::Display>(
     dir: &Path,
     policy: &Policy,
-    check: impl Fn(&[u8]) -> Result<(), String>,
-) -> Result<(Vec<CommandSpec>, Vec<Rejected>), String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("tools_dir {}: {e}", dir.display()))?;
-    let mut specs = Vec::new();
+    check: impl Fn(&[u8]) -> Result<(), E>,
+) -> Result<ToolsScan, ScanError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| ScanError {
+        dir: dir.to_owned(),
+        source,
+    })?;
+    let mut found = Vec::new();
     let mut rejected = Vec::new();
-    let mut reject =
-        |path: &Path, why: String| rejected.push(Rejected(format!("{}: {why}", path.display())));
+    let mut reject = |file: &Path, reason: RejectReason| {
+        rejected.push(RejectedTool {
+            file: file.to_owned(),
+            reason,
+        })
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
             continue;
         }
         let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
-            reject(&path, "the name is not UTF-8".into());
+            reject(&path, RejectReason::NameNotUtf8);
             continue;
         };
         if !valid_command_name(&name) {
-            reject(
-                &path,
-                format!("{name:?} is not a valid command name (letters, digits, . _ -)"),
-            );
+            reject(&path, RejectReason::InvalidName(name));
             continue;
         }
         let toml_path = path.with_extension("toml");
-        let manifest = match read_manifest(&toml_path).and_then(|m| {
-            m.resolve(policy)
-                .map_err(|e| format!("{}: {e}", toml_path.display()))
-        }) {
+        let manifest = match read_manifest(&toml_path) {
+            Ok(m) => m
+                .resolve(policy)
+                .map_err(|e| format!("{}: {e}", toml_path.display())),
+            Err(e) => Err(e.to_string()),
+        };
+        let manifest = match manifest {
             Ok(m) => m,
             Err(e) => {
-                reject(&path, format!("bad manifest: {e}"));
+                reject(&path, RejectReason::BadManifest(e));
                 continue;
             }
         };
-        match read_bounded(&path) {
+        match read_bounded(&path, MAX_MODULE_BYTES) {
             Ok(bytes) => {
                 if let Err(why) = check(&bytes) {
-                    reject(&path, why);
+                    reject(&path, RejectReason::BadModule(why.to_string()));
                     continue;
                 }
             }
             Err(e) => {
-                reject(&path, e);
+                reject(&path, RejectReason::Unreadable(e.to_string()));
                 continue;
             }
         }
-        specs.push(CommandSpec {
+        found.push(CommandSpec {
             description: manifest
                 .description
                 .unwrap_or_else(|| format!("operator-supplied WASI command {name}")),
@@ -101,58 +136,49 @@ pub fn scan(
             name,
         });
     }
-    specs.sort_by(|a, b| a.name.cmp(&b.name));
-    rejected.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok((specs, rejected))
-}
-
-/// Adds scanned commands to `catalog`; one whose name is taken (a built-in or native command)
-/// is returned as rejected, naming its file, since nothing may replace a command.
-pub fn offer(catalog: &mut Catalog, dir: &Path, specs: Vec<CommandSpec>) -> Vec<Rejected> {
-    let mut rejected = Vec::new();
-    for spec in specs {
-        let file = format!("{}/{}.wasm", dir.display(), spec.name);
-        if let Err(e) = catalog.add(spec) {
-            rejected.push(Rejected(format!(
-                "{file}: {e}; built-in commands cannot be replaced"
-            )));
-        }
-    }
-    rejected
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    // By the message, as warnings are read.
+    rejected.sort_by_cached_key(RejectedTool::to_string);
+    Ok(ToolsScan {
+        dir: dir.to_owned(),
+        found,
+        rejected,
+    })
 }
 
 /// Largest module file read at start.
 const MAX_MODULE_BYTES: u64 = 256 * 1024 * 1024;
 
-fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if meta.len() > MAX_MODULE_BYTES {
-        return Err(format!("larger than {MAX_MODULE_BYTES} bytes"));
+/// Reads `path` whole, refusing one larger than `limit` bytes.
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let meta = std::fs::metadata(path)?;
+    if meta.len() > limit {
+        return Err(ReadError::TooLarge(limit));
     }
-    std::fs::read(path).map_err(|e| e.to_string())
+    Ok(std::fs::read(path)?)
 }
 
-fn read_manifest(path: &Path) -> Result<Manifest, String> {
+/// The manifest at `path`; none there is the empty manifest.
+fn read_manifest(path: &Path) -> Result<Manifest, ManifestReadError> {
+    let read_err = |source| ManifestReadError::Read {
+        path: path.to_owned(),
+        source,
+    };
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => return Err(read_err(e.into())),
     };
     if meta.len() > MAX_MANIFEST_BYTES {
-        return Err(format!(
-            "{}: larger than {MAX_MANIFEST_BYTES} bytes",
-            path.display()
-        ));
+        return Err(read_err(ReadError::TooLarge(MAX_MANIFEST_BYTES)));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
-        let line = e
+    let text = std::fs::read_to_string(path).map_err(|e| read_err(e.into()))?;
+    toml::from_str(&text).map_err(|e| ManifestReadError::Parse {
+        path: path.to_owned(),
+        line: e
             .span()
-            .map(|sp| text[..sp.start.min(text.len())].lines().count().max(1));
-        match line {
-            Some(l) => format!("{} line {l}: {}", path.display(), e.message().trim()),
-            None => format!("{}: {}", path.display(), e.message().trim()),
-        }
+            .map(|sp| text[..sp.start.min(text.len())].lines().count().max(1)),
+        message: e.message().trim().to_owned(),
     })
 }
 
@@ -162,20 +188,12 @@ mod tests {
     use crate::policy::Access;
 
     fn policy() -> Policy {
-        let flags = crate::config::Overrides {
+        let flags = crate::policy::Overrides {
             workspace: Some("/ws".into()),
             audit_dir: Some("/audit".into()),
             ..Default::default()
         };
-        Policy::build(crate::config::PolicyFile::default(), &flags).unwrap()
-    }
-
-    #[test]
-    fn names_are_plain() {
-        assert!(valid_command_name("my-tool_2.x"));
-        for bad in ["", ".hidden", "a b", "a/b", "a;b", "ü"] {
-            assert!(!valid_command_name(bad), "{bad}");
-        }
+        Policy::build(crate::policy::PolicyFile::default(), &flags).unwrap()
     }
 
     #[test]
@@ -200,10 +218,14 @@ mod tests {
                 Err("not a module".to_owned())
             }
         };
-        let (specs, rejected) = scan(dir.path(), &policy(), check).unwrap();
+        let ToolsScan {
+            found: specs,
+            rejected,
+            ..
+        } = scan(dir.path(), &policy(), check).unwrap();
         let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["one", "two"]);
-        let why: Vec<&str> = rejected.iter().map(|r| r.0.as_str()).collect();
+        let why: Vec<String> = rejected.iter().map(RejectedTool::to_string).collect();
         assert_eq!(why.len(), 3, "{why:?}");
         assert!(
             why.iter()
@@ -240,7 +262,11 @@ mod tests {
             "filesystem = \"read-write\"\n[annotations]\nread_only_hint = true\n",
         );
         write("nativeish", "[limits]\nprocesses = 2\n");
-        let (specs, rejected) = scan(dir.path(), &policy(), |_| Ok(())).unwrap();
+        let ToolsScan {
+            found: specs,
+            rejected,
+            ..
+        } = scan(dir.path(), &policy(), |_| Ok::<(), String>(())).unwrap();
         let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["fast"]);
         let fast = &specs[0];
@@ -251,7 +277,7 @@ mod tests {
         assert_eq!(fast.guest_env(&[]), [("TZ".to_owned(), "UTC".to_owned())]);
         let a = fast.annotations();
         assert!(a.read_only_hint && !a.idempotent_hint && !a.open_world_hint);
-        let why: Vec<&str> = rejected.iter().map(|r| r.0.as_str()).collect();
+        let why: Vec<String> = rejected.iter().map(RejectedTool::to_string).collect();
         for (file, reason) in [
             ("greedy.toml", "limits.fuel"),
             ("inventor.toml", "SECRET"),
@@ -267,30 +293,36 @@ mod tests {
 
     #[test]
     fn a_taken_name_is_rejected_naming_the_file() {
-        let b = crate::policy::parse_builtin_manifest(
-            "[[command]]\nname = \"ls\"\ndescription = \"d\"\naccess = \"read\"\n",
-        )
-        .unwrap();
-        let mut catalog = Catalog::from_builtins(&b, None).unwrap();
+        let builtins = "[[command]]\nname = \"ls\"\ndescription = \"d\"\naccess = \"read\"\n";
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ls.wasm"), b"x").unwrap();
         std::fs::write(dir.path().join("new.wasm"), b"x").unwrap();
-        let (specs, _) = scan(dir.path(), &policy(), |_| Ok(())).unwrap();
-        let rejected = offer(&mut catalog, dir.path(), specs);
-        assert_eq!(rejected.len(), 1);
-        assert!(rejected[0].0.contains("ls.wasm"), "{rejected:?}");
-        assert!(catalog.lookup("new").is_ok());
-        assert_eq!(catalog.lookup("ls").unwrap().program, Program::Builtin);
+        let found = scan(dir.path(), &policy(), |_| Ok::<(), String>(())).unwrap();
+        let a = crate::policy::assemble::assemble(&policy(), builtins, Some(found)).unwrap();
+        assert_eq!(a.rejected.len(), 1);
+        assert!(
+            matches!(a.rejected[0].reason, RejectReason::NameTaken(_)),
+            "{:?}",
+            a.rejected
+        );
+        let why = a.rejected[0].to_string();
+        assert!(
+            why.contains("ls.wasm") && why.contains("cannot be replaced"),
+            "{why}"
+        );
+        assert_eq!(a.offered_tools(), ["new"]);
+        assert_eq!(a.catalog.lookup("ls").unwrap().program, Program::Builtin);
     }
 
     #[test]
     fn missing_dir_is_an_error() {
         assert!(
-            scan(
-                Path::new("/nonexistent/runbox-tools"),
-                &policy(),
-                |_| Ok(())
-            )
+            scan(Path::new("/nonexistent/runbox-tools"), &policy(), |_| Ok::<
+                (),
+                String,
+            >(
+                ()
+            ))
             .is_err()
         );
     }

@@ -7,9 +7,10 @@
 //! invent names or values), and may not claim `read_only_hint = true` for a command that gets a
 //! writable view. Every refusal names the key; the caller adds the file. Pure: no I/O here.
 
-use crate::config::{ConfigError, Policy};
+use super::catalog::{Access, Annotations};
+use super::limits::{PartialLimits, check_limits};
+use super::{ConfigError, Policy};
 use crate::limits::Limits;
-use crate::policy::{Access, Annotations};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -23,8 +24,11 @@ pub struct Manifest {
     pub filesystem: Option<FsAccess>,
     /// Names from the policy's `[wasi.env]` this command receives (default: all of them).
     pub env: Option<Vec<String>>,
-    /// Limits lower than the policy's `[limits]`.
-    pub limits: Option<ManifestLimits>,
+    /// Limits lower than the policy's `[limits]`: the keys of `[limits]` that apply to a WASI
+    /// guest; each one, when given, must be at most the policy's value (and within the policy's
+    /// own ranges).
+    #[serde(default, deserialize_with = "super::limits::manifest_table")]
+    pub limits: Option<PartialLimits>,
     /// MCP tool annotations (hints for clients).
     pub annotations: Option<ManifestAnnotations>,
 }
@@ -37,27 +41,6 @@ pub enum FsAccess {
     ReadOnly,
     /// May change files.
     ReadWrite,
-}
-
-/// `[limits]` of a manifest: the keys of the policy's `[limits]` that apply to a WASI guest. Each
-/// one, when given, must be at most the policy's value (and within the policy's own ranges).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ManifestLimits {
-    /// Default wall-clock limit of a call.
-    pub timeout_ms: Option<u64>,
-    /// Fuel (CPU budget) of a call.
-    pub fuel: Option<u64>,
-    /// Linear memory of the guest.
-    pub memory_bytes: Option<u64>,
-    /// Table elements of the guest.
-    pub table_elements: Option<u64>,
-    /// Stdout bytes kept.
-    pub stdout_bytes: Option<u64>,
-    /// Stderr bytes kept.
-    pub stderr_bytes: Option<u64>,
-    /// Bytes written to files per call.
-    pub write_bytes: Option<u64>,
 }
 
 /// `[annotations]` of a manifest: MCP tool annotations; each absent key is derived from
@@ -88,7 +71,7 @@ pub struct ModuleCommand {
     pub annotations: Annotations,
 }
 
-/// A manifest with the policy applied: what [`super::scan`] needs to build the command.
+/// A manifest with the policy applied: what the `tools_dir` scan needs to build the command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     /// The description, if the manifest gave one.
@@ -103,14 +86,56 @@ pub struct Resolved {
     pub annotations: Annotations,
 }
 
+/// Why a manifest cannot be applied to the policy; each names the key at fault (the caller adds
+/// the file).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// A limit above the operator's.
+    #[error(
+        "limits.{key} = {value} is above the operator's policy ({policy_value}); a manifest may only lower limits"
+    )]
+    AboveThePolicy {
+        /// The key under `[limits]`.
+        key: &'static str,
+        /// The manifest's value.
+        value: u64,
+        /// The policy's value.
+        policy_value: u64,
+    },
+    /// A limit outside the range the policy itself allows.
+    #[error("{key}: {message}")]
+    OutOfRange {
+        /// The dotted key.
+        key: String,
+        /// The range it is outside.
+        message: String,
+    },
+    /// `env` names a variable twice.
+    #[error("env lists {0:?} twice")]
+    EnvTwice(String),
+    /// `env` names a variable the operator's `[wasi.env]` does not set.
+    #[error(
+        "env names {name:?}, which the operator's [wasi.env] does not set (it sets: {set}); a manifest can only choose among those"
+    )]
+    EnvNotSet {
+        /// The name.
+        name: String,
+        /// The names the policy sets, comma-separated, or `nothing`.
+        set: String,
+    },
+    /// `read_only_hint = true` on a command that may write.
+    #[error("annotations.read_only_hint = true contradicts filesystem = \"read-write\"")]
+    ReadOnlyHintOnWriter,
+}
+
 impl Manifest {
     /// Applies the manifest to `policy`.
     ///
     /// # Errors
-    /// A message naming the key when a limit is above the policy's or outside the policy's
+    /// A [`ManifestError`] naming the key when a limit is above the policy's or outside the policy's
     /// ranges, an `env` name is not set by the policy's `[wasi.env]` (or listed twice), or
     /// `read_only_hint = true` is claimed with `filesystem = "read-write"`.
-    pub fn resolve(self, policy: &Policy) -> Result<Resolved, String> {
+    pub fn resolve(self, policy: &Policy) -> Result<Resolved, ManifestError> {
         let access = match self.filesystem {
             Some(FsAccess::ReadWrite) => Access::Write,
             _ => Access::Read,
@@ -129,59 +154,21 @@ impl Manifest {
 }
 
 /// The policy's limits with the manifest's values, each of which may only lower its key.
-fn lower_limits(l: ManifestLimits, policy: &Policy) -> Result<Limits, String> {
-    let base = policy.limits;
-    let mut out = base;
-    for (key, given, policy_value, slot) in [
-        (
-            "timeout_ms",
-            l.timeout_ms,
-            base.timeout_ms,
-            &mut out.timeout_ms,
-        ),
-        ("fuel", l.fuel, base.fuel, &mut out.fuel),
-        (
-            "memory_bytes",
-            l.memory_bytes,
-            base.memory_bytes,
-            &mut out.memory_bytes,
-        ),
-        (
-            "table_elements",
-            l.table_elements,
-            base.table_elements,
-            &mut out.table_elements,
-        ),
-        (
-            "stdout_bytes",
-            l.stdout_bytes,
-            base.stdout_bytes,
-            &mut out.stdout_bytes,
-        ),
-        (
-            "stderr_bytes",
-            l.stderr_bytes,
-            base.stderr_bytes,
-            &mut out.stderr_bytes,
-        ),
-        (
-            "write_bytes",
-            l.write_bytes,
-            base.write_bytes,
-            &mut out.write_bytes,
-        ),
-    ] {
-        let Some(v) = given else { continue };
-        if v > policy_value {
-            return Err(format!(
-                "limits.{key} = {v} is above the operator's policy ({policy_value}); a manifest may only lower limits"
-            ));
-        }
-        *slot = v;
+fn lower_limits(l: PartialLimits, policy: &Policy) -> Result<Limits, ManifestError> {
+    if let Some((key, value, policy_value)) = l.first_above(&policy.limits) {
+        return Err(ManifestError::AboveThePolicy {
+            key,
+            value,
+            policy_value,
+        });
     }
-    crate::config::check_limits("limits.", &out, policy.max_timeout_ms).map_err(|e| match e {
-        ConfigError::Invalid { key, message } => format!("{key}: {message}"),
-        other => other.to_string(),
+    let out = l.over(policy.limits);
+    check_limits("limits.", &out, policy.max_timeout_ms).map_err(|e| match e {
+        ConfigError::Invalid { key, message } => ManifestError::OutOfRange { key, message },
+        other => ManifestError::OutOfRange {
+            key: "limits".to_owned(),
+            message: other.to_string(),
+        },
     })?;
     Ok(out)
 }
@@ -190,7 +177,7 @@ fn lower_limits(l: ManifestLimits, policy: &Policy) -> Result<Limits, String> {
 fn select_env(
     names: Option<Vec<String>>,
     policy: &Policy,
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<(String, String)>, ManifestError> {
     let all = &policy.wasi_env;
     let Some(names) = names else {
         return Ok(all.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
@@ -198,18 +185,18 @@ fn select_env(
     let mut out: Vec<(String, String)> = Vec::with_capacity(names.len());
     for n in names {
         if out.iter().any(|(k, _)| *k == n) {
-            return Err(format!("env lists {n:?} twice"));
+            return Err(ManifestError::EnvTwice(n));
         }
         let Some(v) = all.get(&n) else {
             let set: Vec<&str> = all.keys().map(String::as_str).collect();
-            return Err(format!(
-                "env names {n:?}, which the operator's [wasi.env] does not set (it sets: {}); a manifest can only choose among those",
-                if set.is_empty() {
+            return Err(ManifestError::EnvNotSet {
+                name: n,
+                set: if set.is_empty() {
                     "nothing".to_owned()
                 } else {
                     set.join(", ")
-                }
-            ));
+                },
+            });
         };
         out.push((n, v.clone()));
     }
@@ -218,12 +205,10 @@ fn select_env(
 }
 
 /// The manifest's annotations over those derived from its access.
-fn annotate(a: ManifestAnnotations, access: Access) -> Result<Annotations, String> {
+fn annotate(a: ManifestAnnotations, access: Access) -> Result<Annotations, ManifestError> {
     let d = Annotations::for_access(access);
     if access == Access::Write && a.read_only_hint == Some(true) {
-        return Err(
-            "annotations.read_only_hint = true contradicts filesystem = \"read-write\"".to_owned(),
-        );
+        return Err(ManifestError::ReadOnlyHintOnWriter);
     }
     Ok(Annotations {
         read_only_hint: a.read_only_hint.unwrap_or(d.read_only_hint),
@@ -236,7 +221,7 @@ fn annotate(a: ManifestAnnotations, access: Access) -> Result<Annotations, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Overrides, parse_policy};
+    use crate::policy::{Overrides, parse_policy};
 
     fn policy(text: &str) -> Policy {
         let flags = Overrides {
@@ -249,7 +234,7 @@ mod tests {
 
     fn resolve(manifest: &str, policy_text: &str) -> Result<Resolved, String> {
         let m: Manifest = toml::from_str(manifest).map_err(|e| e.to_string())?;
-        m.resolve(&policy(policy_text))
+        m.resolve(&policy(policy_text)).map_err(|e| e.to_string())
     }
 
     #[test]
