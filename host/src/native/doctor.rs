@@ -42,7 +42,7 @@ pub fn report(policy: &Policy, workspace: Option<&Path>) -> (String, bool) {
             Ok(()) =>
                 "socket() (UDP, raw, unix), io_uring, new namespaces, keyrings, bpf, perf denied"
                     .to_owned(),
-            Err(e) => e.clone(),
+            Err(e) => e.to_string(),
         }
     );
     let _ = writeln!(
@@ -51,7 +51,7 @@ pub fn report(policy: &Policy, workspace: Option<&Path>) -> (String, bool) {
         mark(p.namespaces.is_ok()),
         match &p.namespaces {
             Ok(()) => "a user + PID + IPC namespace per call: the whole tree dies with its PID 1; RLIMIT_NPROC counts this call only; SysV IPC and POSIX message queues are private to the call and freed with it".to_owned(),
-            Err(e) => e.clone(),
+            Err(e) => e.to_string(),
         }
     );
     let _ = writeln!(
@@ -84,7 +84,7 @@ pub fn report(policy: &Policy, workspace: Option<&Path>) -> (String, bool) {
                     "{e}; fix: chown -R {uid}:{gid} {}, make its parents searchable (chmod o+x), or set sandbox.user/sandbox.group to its owner",
                     ws.display()
                 ),
-                (Err(e), Identity::Keep { .. }) => e.clone(),
+                (Err(e), Identity::Keep { .. }) => e.to_string(),
             }
         );
     }

@@ -53,6 +53,17 @@ pub const NATIVE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// How long output may still be drained after the command's tree is gone.
 const DRAIN_GRACE: Duration = Duration::from_millis(200);
 
+/// Why the native runner could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NativeStartError {
+    /// The per-server scratch root could not be made.
+    #[error("cannot make the native scratch directory: {0}")]
+    Scratch(std::io::Error),
+    /// The temp directory is inside the workspace.
+    #[error("the temp directory {} is inside the workspace; set TMPDIR elsewhere", .0.display())]
+    ScratchInWorkspace(std::path::PathBuf),
+}
+
 /// What the runner holds between calls: the opened system paths, the filters, the scratch root
 /// and the probe results.
 #[derive(Debug)]
@@ -63,22 +74,20 @@ pub struct NativeRunner {
     seccomp: Vec<seccompiler::BpfProgram>,
     scratch: scratch::ScratchRoot,
     protections: Protections,
-    workspace_read: Result<(), String>,
-    workspace_write: Result<(), String>,
+    workspace_read: Result<(), probe::WorkspaceAccessError>,
+    workspace_write: Result<(), probe::WorkspaceAccessError>,
 }
 
 impl NativeRunner {
     /// Opens the policy's paths, builds the filters, probes the kernel and makes the scratch
     /// root.
-    pub fn new(policy: &Policy, workspace: &Workspace) -> Result<Self, String> {
+    pub fn new(policy: &Policy, workspace: &Workspace) -> Result<Self, NativeStartError> {
         let identity = identity_for(&policy.sandbox);
         let (system, seccomp, protections) = prepare(policy, identity);
-        let scratch = scratch::ScratchRoot::create()
-            .map_err(|e| format!("cannot make the native scratch directory: {e}"))?;
+        let scratch = scratch::ScratchRoot::create().map_err(NativeStartError::Scratch)?;
         if workspace.contains_host_path(scratch.path()) {
-            return Err(format!(
-                "the temp directory {} is inside the workspace; set TMPDIR elsewhere",
-                scratch.path().display()
+            return Err(NativeStartError::ScratchInWorkspace(
+                scratch.path().to_owned(),
             ));
         }
         let root = workspace.host_path();
@@ -130,7 +139,9 @@ impl NativeRunner {
                 ),
                 Identity::Keep { .. } => "fix the workspace permissions".to_owned(),
             };
-            return Err(RunError::new(ErrorCode::SandboxUnavailable, why.clone()).with_hint(hint));
+            return Err(
+                RunError::new(ErrorCode::SandboxUnavailable, why.to_string()).with_hint(hint),
+            );
         }
         Ok(())
     }
@@ -347,7 +358,9 @@ pub fn prepare(
     let protections = Protections::probe(
         identity,
         &system,
-        seccomp.as_deref().map_err(ToString::to_string),
+        seccomp
+            .as_deref()
+            .map_err(|e| probe::ProbeError::FilterBuild(e.to_string())),
     );
     (system, seccomp.unwrap_or_default(), protections)
 }

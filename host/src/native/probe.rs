@@ -11,7 +11,7 @@ use crate::native::confine::{self, SystemPaths};
 use crate::native::spawn::{Identity, NAMESPACES};
 use landlock::RulesetStatus;
 use seccompiler::BpfProgram;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How much of runbox's Landlock ruleset the kernel enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,80 @@ impl Enforcement {
     }
 }
 
+/// Why a piece of confinement is not available here; `doctor` prints it, the runner's refusal
+/// names it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProbeError {
+    /// The seccomp filters could not be built for this architecture.
+    #[error("{0}")]
+    FilterBuild(String),
+    /// The kernel refused to install a filter.
+    #[error("{0}")]
+    FilterInstall(String),
+    /// A pipe for the namespace probe could not be made.
+    #[error("{0}")]
+    Pipe(nix::Error),
+    /// The kernel refused the namespaces.
+    #[error("clone(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWIPC): {0}")]
+    Clone(nix::Error),
+    /// The uid/gid maps of the probe child could not be written.
+    #[error("writing uid_map/gid_map: {0}")]
+    IdMaps(String),
+    /// The probe's own thread panicked.
+    #[error("the probe thread panicked")]
+    ThreadPanicked,
+}
+
+/// Why the sandbox uid cannot use the workspace.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WorkspaceAccessError {
+    /// The workspace or one of its parents could not be examined.
+    #[error("{}: {message}", path.display())]
+    Stat {
+        /// The directory.
+        path: PathBuf,
+        /// What the system said.
+        message: String,
+    },
+    /// The root lacks read + search (and write, for writing commands) for the uid.
+    #[error(
+        "uid {uid} cannot {} the workspace {} (owner {owner}:{group}, mode {mode:o})",
+        if *write { "write" } else { "read" },
+        path.display()
+    )]
+    Root {
+        /// The sandbox uid.
+        uid: u32,
+        /// Whether write access was asked for.
+        write: bool,
+        /// The workspace.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// Its group.
+        group: u32,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A parent is not searchable for the uid.
+    #[error(
+        "uid {uid} cannot reach the workspace: {} (owner {owner}:{group}, mode {mode:o}) is not searchable",
+        path.display()
+    )]
+    Parent {
+        /// The sandbox uid.
+        uid: u32,
+        /// The parent directory.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// Its group.
+        group: u32,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
 /// The probe results.
 #[derive(Debug, Clone)]
 pub struct Protections {
@@ -49,9 +123,9 @@ pub struct Protections {
     /// Why Landlock is not fully enforced, when it is not.
     pub landlock_detail: Option<String>,
     /// Whether the seccomp filters install (`Err` says why not).
-    pub seccomp: Result<(), String>,
+    pub seccomp: Result<(), ProbeError>,
     /// Whether a user + PID + IPC namespace can be made (`Err` says why not).
-    pub namespaces: Result<(), String>,
+    pub namespaces: Result<(), ProbeError>,
     /// cgroup facilities present (informational: the PID namespace does the killing).
     pub cgroups: String,
 }
@@ -61,7 +135,7 @@ impl Protections {
     pub fn probe(
         identity: Identity,
         system: &SystemPaths,
-        seccomp: Result<&[BpfProgram], String>,
+        seccomp: Result<&[BpfProgram], ProbeError>,
     ) -> Self {
         let landlock_abi = landlock_abi();
         let (landlock, landlock_detail) = probe_landlock(system);
@@ -194,22 +268,22 @@ fn probe_landlock(system: &SystemPaths) -> (Enforcement, Option<String>) {
 }
 
 /// Installs the filters in a throw-away thread.
-fn probe_seccomp(programs: &[BpfProgram]) -> Result<(), String> {
+fn probe_seccomp(programs: &[BpfProgram]) -> Result<(), ProbeError> {
     std::thread::scope(|s| {
         s.spawn(|| {
-            programs
-                .iter()
-                .try_for_each(|p| seccompiler::apply_filter(p).map_err(|e| e.to_string()))
+            programs.iter().try_for_each(|p| {
+                seccompiler::apply_filter(p).map_err(|e| ProbeError::FilterInstall(e.to_string()))
+            })
         })
         .join()
-        .unwrap_or_else(|_| Err("the probe thread panicked".into()))
+        .unwrap_or(Err(ProbeError::ThreadPanicked))
     })
 }
 
 /// Makes a child in the namespaces native calls get ([`NAMESPACES`]), maps its ids, lets it
 /// exit.
-fn probe_namespaces(identity: Identity) -> Result<(), String> {
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+fn probe_namespaces(identity: Identity) -> Result<(), ProbeError> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(ProbeError::Pipe)?;
     let rfd = std::os::fd::AsRawFd::as_raw_fd(&r);
     let wfd = std::os::fd::AsRawFd::as_raw_fd(&w);
     let mut stack = vec![0u8; 64 * 1024];
@@ -225,10 +299,10 @@ fn probe_namespaces(identity: Identity) -> Result<(), String> {
     });
     // SAFETY: the child only reads a pipe and exits (async-signal-safe).
     let pid = unsafe { nix::sched::clone(child, &mut stack, NAMESPACES, Some(libc::SIGCHLD)) }
-        .map_err(|e| format!("clone(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWIPC): {e}"))?;
+        .map_err(ProbeError::Clone)?;
     drop(r);
     let mapped = crate::native::spawn::write_id_maps(pid, identity)
-        .map_err(|e| format!("writing uid_map/gid_map: {e}"));
+        .map_err(|e| ProbeError::IdMaps(e.to_string()));
     drop(w);
     let _ = nix::sys::wait::waitpid(pid, None);
     mapped
@@ -263,33 +337,43 @@ fn cgroup_summary() -> String {
 /// absolute paths), and read + search (plus write, for writing commands) on the root itself.
 /// Only the root directory is checked, not every file beneath it. `Keep` identities are
 /// runbox's own and always pass.
-pub fn workspace_access(root: &Path, identity: Identity, write: bool) -> Result<(), String> {
+pub fn workspace_access(
+    root: &Path,
+    identity: Identity,
+    write: bool,
+) -> Result<(), WorkspaceAccessError> {
     use std::os::unix::fs::MetadataExt;
     let Identity::Drop { uid, gid } = identity else {
         return Ok(());
     };
+    let stat = |path: &Path| {
+        std::fs::metadata(path).map_err(|e| WorkspaceAccessError::Stat {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    };
     let want = if write { 0o7 } else { 0o5 };
-    let meta = std::fs::metadata(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let meta = stat(root)?;
     if !permits(meta.mode(), meta.uid(), meta.gid(), uid, gid, want) {
-        return Err(format!(
-            "uid {uid} cannot {} the workspace {} (owner {}:{}, mode {:o})",
-            if write { "write" } else { "read" },
-            root.display(),
-            meta.uid(),
-            meta.gid(),
-            meta.mode() & 0o7777
-        ));
+        return Err(WorkspaceAccessError::Root {
+            uid,
+            write,
+            path: root.to_owned(),
+            owner: meta.uid(),
+            group: meta.gid(),
+            mode: meta.mode() & 0o7777,
+        });
     }
     for dir in root.ancestors().skip(1) {
-        let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let meta = stat(dir)?;
         if !permits(meta.mode(), meta.uid(), meta.gid(), uid, gid, 0o1) {
-            return Err(format!(
-                "uid {uid} cannot reach the workspace: {} (owner {}:{}, mode {:o}) is not searchable",
-                dir.display(),
-                meta.uid(),
-                meta.gid(),
-                meta.mode() & 0o7777
-            ));
+            return Err(WorkspaceAccessError::Parent {
+                uid,
+                path: dir.to_owned(),
+                owner: meta.uid(),
+                group: meta.gid(),
+                mode: meta.mode() & 0o7777,
+            });
         }
     }
     Ok(())
@@ -352,7 +436,22 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let e = workspace_access(dir.path(), nobody, true).unwrap_err();
-        assert!(e.contains("65534"), "{e}");
+        assert!(
+            matches!(
+                e,
+                WorkspaceAccessError::Root {
+                    uid: 65534,
+                    write: true,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("uid 65534 cannot write the workspace"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -362,14 +461,14 @@ mod tests {
         assert!(p.missing().is_empty());
         let mut q = p.clone();
         q.landlock = Enforcement::Partial;
-        q.namespaces = Err("EPERM".into());
+        q.namespaces = Err(ProbeError::Clone(nix::Error::EPERM));
         assert!(!q.complete());
         let m = q.missing();
         assert_eq!(m.len(), 2);
         assert!(m[0].contains("Landlock partly enforced") && m[0].contains("6.12"));
         assert!(m[1].contains("unprivileged_userns_clone"));
         let mut r = p;
-        r.seccomp = Err("EINVAL".into());
+        r.seccomp = Err(ProbeError::FilterInstall("EINVAL".into()));
         assert!(r.missing()[0].contains("CONFIG_SECCOMP_FILTER"));
     }
 }

@@ -104,12 +104,27 @@ pub enum StartError {
     /// directory) is one commands could change.
     #[error(transparent)]
     OwnPath(#[from] own_paths::OwnPathError),
-    /// The configuration is inconsistent with the filesystem or the command set.
-    #[error("{0}")]
-    Config(String),
+    /// `tools_dir` could not be read.
+    #[error(transparent)]
+    Tools(#[from] tools_dir::ScanError),
+    /// The command set is inconsistent (a name taken twice, a bad built-in manifest).
+    #[error(transparent)]
+    Catalog(#[from] crate::policy::assemble::AssembleError),
+    /// `strict_tools` is set and some modules in `tools_dir` are not usable.
+    #[error("strict_tools is set and tools_dir has unusable modules: {}", join(.0))]
+    StrictTools(Vec<crate::policy::assemble::RejectedTool>),
+    /// The native runner could not start.
+    #[error(transparent)]
+    Native(#[from] crate::native::NativeStartError),
     /// The WASI runtime could not start.
     #[error("{0}")]
     Runtime(RunError),
+}
+
+/// The rejected modules, one after another.
+fn join(rejected: &[crate::policy::assemble::RejectedTool]) -> String {
+    let all: Vec<String> = rejected.iter().map(ToString::to_string).collect();
+    all.join("; ")
 }
 
 /// The shared state behind every call.
@@ -160,28 +175,21 @@ impl Service {
                 let check = |bytes: &[u8]| {
                     inspect::check_module(bytes, |m, n| wasi.provides(m, n)).map(|_| ())
                 };
-                let scan = tools_dir::scan(dir, &policy, check)
-                    .map_err(|e| StartError::Config(e.to_string()))?;
-                Some(scan)
+                Some(tools_dir::scan(dir, &policy, check)?)
             }
             None => None,
         };
-        let Assembly { catalog, rejected } = assemble(&policy, builtin_manifest, tools)
-            .map_err(|e| StartError::Config(e.to_string()))?;
+        let Assembly { catalog, rejected } = assemble(&policy, builtin_manifest, tools)?;
         for r in &rejected {
             tracing::warn!("tools_dir: not offering {r}");
         }
         if policy.strict_tools && !rejected.is_empty() {
-            let all: Vec<String> = rejected.iter().map(ToString::to_string).collect();
-            return Err(StartError::Config(format!(
-                "strict_tools is set and tools_dir has unusable modules: {}",
-                all.join("; ")
-            )));
+            return Err(StartError::StrictTools(rejected));
         }
         let native = if policy.native.is_empty() {
             None
         } else {
-            let runner = NativeRunner::new(&policy, &workspace).map_err(StartError::Config)?;
+            let runner = NativeRunner::new(&policy, &workspace)?;
             log_protections(&runner, policy.sandbox.require_confinement);
             Some(runner)
         };

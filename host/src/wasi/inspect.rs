@@ -13,31 +13,71 @@ pub struct ModuleSummary {
     pub imports: BTreeSet<String>,
 }
 
+/// Why a module is not offered as a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModuleError {
+    /// The file does not start like a wasm binary.
+    #[error("not a WebAssembly binary (no \\0asm header)")]
+    NotWasm,
+    /// The parser or validator refused it (`what` says which part).
+    #[error("{what}: {message}")]
+    Malformed {
+        /// "malformed module", "malformed import section", "invalid module", …
+        what: &'static str,
+        /// What the parser said.
+        message: String,
+    },
+    /// A WASI 0.2 component, not a preview-1 core module.
+    #[error("is a WebAssembly component (WASI 0.2); runbox runs wasm32-wasip1 core modules")]
+    Component,
+    /// It imports a function the host does not provide.
+    #[error(
+        "imports {0}, which runbox does not provide (only wasi_snapshot_preview1 functions are available)"
+    )]
+    UnknownImport(String),
+    /// It imports something other than a function.
+    #[error("imports {0}, which is not a function; runbox provides only WASI functions")]
+    NonFunctionImport(String),
+    /// No `_start` export.
+    #[error("exports no `_start` function: it is a library (reactor), not a WASI command")]
+    NoStart,
+    /// No `memory` export.
+    #[error("exports no `memory`, which WASI needs")]
+    NoMemory,
+}
+
+fn malformed(what: &'static str) -> impl Fn(wasmparser::BinaryReaderError) -> ModuleError {
+    move |e| ModuleError::Malformed {
+        what,
+        message: e.to_string(),
+    }
+}
+
 /// Checks `wasm` against the imports the host provides (`provided(module, name)`).
+///
+/// # Errors
+/// [`ModuleError`] naming the first thing that is wrong.
 pub fn check_module(
     wasm: &[u8],
     provided: impl Fn(&str, &str) -> bool,
-) -> Result<ModuleSummary, String> {
+) -> Result<ModuleSummary, ModuleError> {
     if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
-        return Err("not a WebAssembly binary (no \\0asm header)".into());
+        return Err(ModuleError::NotWasm);
     }
     let mut imports = BTreeSet::new();
     let mut has_start = false;
     let mut has_memory = false;
     for payload in Parser::new(0).parse_all(wasm) {
-        match payload.map_err(|e| format!("malformed module: {e}"))? {
+        match payload.map_err(malformed("malformed module"))? {
             Payload::Version {
                 encoding: Encoding::Component,
                 ..
             } => {
-                return Err(
-                    "is a WebAssembly component (WASI 0.2); runbox runs wasm32-wasip1 core modules"
-                        .into(),
-                );
+                return Err(ModuleError::Component);
             }
             Payload::ImportSection(section) => {
                 for import in section.into_imports() {
-                    let import = import.map_err(|e| format!("malformed import section: {e}"))?;
+                    let import = import.map_err(malformed("malformed import section"))?;
                     let what = format!("{}::{}", import.module, import.name);
                     match import.ty {
                         TypeRef::Func(_) | TypeRef::FuncExact(_)
@@ -46,21 +86,17 @@ pub fn check_module(
                             imports.insert(what);
                         }
                         TypeRef::Func(_) | TypeRef::FuncExact(_) => {
-                            return Err(format!(
-                                "imports {what}, which runbox does not provide (only wasi_snapshot_preview1 functions are available)"
-                            ));
+                            return Err(ModuleError::UnknownImport(what));
                         }
                         _ => {
-                            return Err(format!(
-                                "imports {what}, which is not a function; runbox provides only WASI functions"
-                            ));
+                            return Err(ModuleError::NonFunctionImport(what));
                         }
                     }
                 }
             }
             Payload::ExportSection(section) => {
                 for export in section {
-                    let export = export.map_err(|e| format!("malformed export section: {e}"))?;
+                    let export = export.map_err(malformed("malformed export section"))?;
                     match (export.name, export.kind) {
                         ("_start", ExternalKind::Func) => has_start = true,
                         ("memory", ExternalKind::Memory) => has_memory = true,
@@ -72,16 +108,14 @@ pub fn check_module(
         }
     }
     if !has_start {
-        return Err(
-            "exports no `_start` function: it is a library (reactor), not a WASI command".into(),
-        );
+        return Err(ModuleError::NoStart);
     }
     if !has_memory {
-        return Err("exports no `memory`, which WASI needs".into());
+        return Err(ModuleError::NoMemory);
     }
     Validator::new()
         .validate_all(wasm)
-        .map_err(|e| format!("invalid module: {e}"))?;
+        .map_err(malformed("invalid module"))?;
     Ok(ModuleSummary { imports })
 }
 
@@ -141,25 +175,23 @@ mod tests {
     fn refuses_foreign_imports() {
         let m = module(Some(("env", "system")), true, true);
         let e = check_module(&m, wasi_only).unwrap_err();
-        assert!(e.contains("env::system"), "{e}");
+        assert_eq!(e, ModuleError::UnknownImport("env::system".into()));
+        assert!(e.to_string().contains("env::system"), "{e}");
     }
 
     #[test]
     fn refuses_libraries_and_garbage() {
-        assert!(
-            check_module(&module(None, false, true), wasi_only)
-                .unwrap_err()
-                .contains("_start")
+        assert_eq!(
+            check_module(&module(None, false, true), wasi_only),
+            Err(ModuleError::NoStart)
         );
-        assert!(
-            check_module(&module(None, true, false), wasi_only)
-                .unwrap_err()
-                .contains("memory")
+        assert_eq!(
+            check_module(&module(None, true, false), wasi_only),
+            Err(ModuleError::NoMemory)
         );
-        assert!(
-            check_module(b"#!/bin/sh\necho hi\n", wasi_only)
-                .unwrap_err()
-                .contains("not a WebAssembly")
+        assert_eq!(
+            check_module(b"#!/bin/sh\necho hi\n", wasi_only),
+            Err(ModuleError::NotWasm)
         );
         let mut truncated = module(None, true, true);
         truncated.truncate(20);
@@ -169,10 +201,9 @@ mod tests {
     #[test]
     fn refuses_components() {
         let component = b"\0asm\x0d\0\x01\0".to_vec();
-        assert!(
-            check_module(&component, wasi_only)
-                .unwrap_err()
-                .contains("component")
+        assert_eq!(
+            check_module(&component, wasi_only),
+            Err(ModuleError::Component)
         );
     }
 }
