@@ -173,3 +173,30 @@ fn readme_error_table_matches_the_error_codes() {
         .collect();
     assert_eq!(rows, codes, "README's error table vs ErrorCode::ALL");
 }
+
+/// Every file docs/architecture.md names in backquotes (a path with a `/`, or a `.rs`/`.toml`
+/// file name) exists: in the repository, or under `host/src` for module paths.
+#[test]
+fn architecture_md_names_only_files_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("docs/architecture.md")).unwrap();
+    let named: Vec<&str> = text
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|t| !t.contains(" ") && !t.contains("::") && !t.starts_with("//"))
+        .filter(|t| t.contains('/') || t.ends_with(".rs") || t.ends_with(".toml"))
+        .collect();
+    assert!(named.len() > 20, "too few paths found: {named:?}");
+    let missing: Vec<&&str> = named
+        .iter()
+        .filter(|p| {
+            let p = p.trim_end_matches('/');
+            !root.join(p).exists() && !root.join("host/src").join(p).exists()
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "named in docs/architecture.md but missing: {missing:?}"
+    );
+}
