@@ -118,7 +118,7 @@ impl GuestWasi {
                 dir: Arc::new(cap_std::fs::Dir::from_std_file(file)),
                 writable: dir_writable,
                 preopen: None,
-                cursor: DirCursor::default(),
+                cursor: DirCursor::with_own_inode(stat.st_ino),
             }),
             _ if directory => return Err(Errno::Notdir.into()),
             libc::S_IFREG => Descriptor::File(FileDesc {
