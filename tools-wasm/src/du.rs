@@ -62,6 +62,23 @@ fn command() -> clap::Command {
     )
 }
 
+/// What `du` needs of an entry: its apparent size and whether it is a directory to descend
+/// into (a symlink is not, unless followed).
+#[derive(Clone, Copy)]
+struct Size {
+    len: u64,
+    dir: bool,
+}
+
+/// A name's bytes as an `OsStr` (names are bytes on WASI and Unix alike).
+fn os_str(bytes: &[u8]) -> &std::ffi::OsStr {
+    #[cfg(unix)]
+    use std::os::unix::ffi::OsStrExt;
+    #[cfg(target_os = "wasi")]
+    use std::os::wasi::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(bytes)
+}
+
 /// How sizes are printed.
 #[derive(Clone, Copy)]
 enum Unit {
@@ -159,7 +176,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 } else {
                     md
                 };
-                grand += du.visit(f, &md, 0);
+                let size = Size {
+                    len: md.len(),
+                    dir: md.is_dir(),
+                };
+                grand += du.visit(f, size, 0);
             }
             Err(e) => {
                 cli::error(
@@ -197,19 +218,17 @@ impl Du {
         let _ = self.out.write_all(&[self.end]);
     }
 
-    /// Returns the apparent size of `path` and everything below it, printing as it goes.
-    fn visit(&mut self, path: &Path, md: &std::fs::Metadata, depth: usize) -> u64 {
-        let shown = self.max_depth.is_none_or(|max| depth <= max);
-        if !md.is_dir() {
-            if depth == 0 || (self.all && shown) {
-                self.print(md.len(), path);
-            }
-            return md.len();
-        }
-        let mut total = md.len();
-        let mut below = 0;
-        let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
-            Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).collect(),
+    /// The entries of directory `path` in name order, each with its size (or why there is
+    /// none), excluded ones left out. Each entry is stat-ed by its name relative to the open
+    /// directory (`fstatat`, following a symlink only with `-L`), which the host answers with
+    /// one system call, not by a path walked from the workspace root again. The directory is
+    /// closed before any entry is visited, so the descriptors in use do not grow with the
+    /// depth.
+    fn children(&mut self, path: &Path) -> Vec<(PathBuf, std::io::Result<Size>)> {
+        let mut dir = match std::fs::File::open(path)
+            .and_then(|f| rustix::fs::Dir::new(f).map_err(std::io::Error::from))
+        {
+            Ok(dir) => dir,
             Err(e) => {
                 cli::error(
                     "du",
@@ -220,26 +239,58 @@ impl Du {
                     ),
                 );
                 self.ok = false;
-                Vec::new()
+                return Vec::new();
             }
         };
-        entries.sort();
-        for child in entries {
+        let flags = if self.follow {
+            rustix::fs::AtFlags::empty()
+        } else {
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW
+        };
+        let mut entries = Vec::new();
+        while let Some(Ok(entry)) = dir.read() {
+            let name = entry.file_name();
+            if matches!(name.to_bytes(), b"." | b"..") {
+                continue;
+            }
+            let child = path.join(os_str(name.to_bytes()));
             if self.excluded(&child) {
                 continue;
             }
-            let md = if self.follow {
-                std::fs::metadata(&child)
-            } else {
-                std::fs::symlink_metadata(&child)
-            };
-            match md {
-                Ok(cmd) => {
-                    let size = self.visit(&child, &cmd, depth + 1);
-                    if cmd.is_dir() && self.separate {
-                        below += size;
+            let size = dir
+                .fd()
+                .and_then(|fd| rustix::fs::statat(fd, name, flags))
+                .map(|st| Size {
+                    len: u64::try_from(st.st_size).unwrap_or(0),
+                    dir: rustix::fs::FileType::from_raw_mode(st.st_mode)
+                        == rustix::fs::FileType::Directory,
+                })
+                .map_err(std::io::Error::from);
+            entries.push((child, size));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
+    }
+
+    /// Returns the apparent size of `path` and everything below it, printing as it goes.
+    fn visit(&mut self, path: &Path, size: Size, depth: usize) -> u64 {
+        let shown = self.max_depth.is_none_or(|max| depth <= max);
+        if !size.dir {
+            if depth == 0 || (self.all && shown) {
+                self.print(size.len, path);
+            }
+            return size.len;
+        }
+        let mut total = size.len;
+        let mut below = 0;
+        for (child, size) in self.children(path) {
+            match size {
+                Ok(size) => {
+                    let bytes = self.visit(&child, size, depth + 1);
+                    if size.dir && self.separate {
+                        below += bytes;
                     } else {
-                        total += size;
+                        total += bytes;
                     }
                 }
                 Err(e) => {

@@ -322,3 +322,88 @@ fn ls_long_format_is_honest() {
     assert_eq!(r.code, 2);
     assert_eq!(run(d.path(), "ls", &[], "").out, "f\n");
 }
+
+/// `ls`'s one-name-per-line path (src/ls/short.rs) prints byte for byte what uu_ls prints:
+/// each command line is run as it is and with `--color=never`, an option that leaves the
+/// output alone but sends the command line to uu_ls. Names that sort differently by bytes and by
+/// collation, a name that is not UTF-8, a newline in a name, hidden entries, symlinks to a
+/// directory and to nothing, and operands that are not directories.
+#[test]
+fn ls_short_listing_prints_what_uu_ls_prints() {
+    use std::os::unix::ffi::OsStrExt;
+    let d = tree(&[
+        ("a/x", ""),
+        ("a/b/y", ""),
+        ("a/b/c/z", ""),
+        ("a/.hidden/w", ""),
+        (".dot", ""),
+        ("d/Zed", ""),
+        ("d/apple", ""),
+        ("d/_under", ""),
+        ("d/sp ace", ""),
+        ("d/\u{e9}t\u{e9}", ""),
+        ("d/Eclair", ""),
+        ("d/e\u{301}cole", ""),
+        ("e/new\nline", ""),
+        ("e/-dash", ""),
+    ]);
+    std::fs::write(
+        d.path()
+            .join("e")
+            .join(std::ffi::OsStr::from_bytes(b"\xe9t\xe9")),
+        "",
+    )
+    .unwrap();
+    std::fs::create_dir(d.path().join("empty")).unwrap();
+    std::os::unix::fs::symlink("a", d.path().join("to-a")).unwrap();
+    std::os::unix::fs::symlink("nowhere", d.path().join("dangling")).unwrap();
+    let run_bytes = |locale: &str, args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_runbox-tools"))
+            .arg0("ls")
+            .args(args)
+            .current_dir(d.path())
+            .env_clear()
+            .env("PWD", d.path())
+            .env("LC_ALL", locale)
+            .output()
+            .unwrap();
+        (o.stdout, o.stderr, o.status.code())
+    };
+    let lines: &[&[&str]] = &[
+        &[],
+        &["-1"],
+        &["-a"],
+        &["-A"],
+        &["-r"],
+        &["-R"],
+        &["-aR"],
+        &["-AR"],
+        &["-rR"],
+        &["-R", "."],
+        &["-R", "a", "d", "e"],
+        &["-R", "./a/"],
+        &["-R", "to-a"],
+        &["-a", "-A", "d"],
+        &["-A", "-a", "d"],
+        &["d", "e", "empty"],
+        &["-R", "a", "nope"],
+        &["-R", "dangling", "a"],
+        &["-1", "d", "d/apple"],
+    ];
+    for locale in ["C", "C.UTF-8", "en_US.UTF-8"] {
+        for args in lines {
+            let fast = run_bytes(locale, args);
+            let mut slow_args = vec!["--color=never"];
+            slow_args.extend_from_slice(args);
+            let slow = run_bytes(locale, &slow_args);
+            assert_eq!(
+                fast,
+                slow,
+                "LC_ALL={locale} ls {}:\n{}\n---\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&fast.0),
+                String::from_utf8_lossy(&slow.0)
+            );
+        }
+    }
+}

@@ -8,9 +8,13 @@
 //! - long formats (`-l -g -o -n`, `--format=long`, `--full-time`) go through
 //!   `uu_ls::list_with_output` with [`long::LongOutput`], which prints `?` for what is unknown;
 //! - `-s`/`--size`, `-i`/`--inode` and `--dired` are refused (their numbers would be invented);
+//! - one name per line (`ls`, `-1`, `-a`, `-A`, `-r`, `-R` of directories) is listed by
+//!   [`short`] from the directory entries alone, printing what uu_ls prints without its
+//!   `stat` of every entry;
 //! - everything else is `uu_ls::list`, unchanged.
 
 mod long;
+mod short;
 
 use crate::exit::CANNOT_RUN;
 use std::ffi::OsString;
@@ -77,6 +81,8 @@ fn run(args: Vec<OsString>) -> UResult<()> {
     if config.format == Format::Long {
         let mut out = long::LongOutput::new(&matches, &config)?;
         uu_ls::list_with_output(locs, &config, &mut out)
+    } else if let Some(listed) = short::list(&matches, &config, &locs) {
+        listed
     } else {
         uu_ls::list(locs, &config)
     }

@@ -31,8 +31,20 @@ pub struct DirCursor {
     /// An entry read from the stream but not yet (completely) given to the guest; it starts at
     /// `position`.
     pending: Option<Entry>,
-    /// The directory's own inode, reported for `..` (an `fstat` when `..` is first met).
+    /// The directory's own inode, reported for `..` (from the open's `fstat`, or an `fstat` when
+    /// `..` is first met).
     own_ino: Option<u64>,
+}
+
+impl DirCursor {
+    /// A cursor for a directory whose inode is already known (from the `fstat` of its open),
+    /// so that reading its `..` costs no further system call.
+    pub fn with_own_inode(ino: u64) -> Self {
+        Self {
+            own_ino: Some(ino),
+            ..Self::default()
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -65,7 +77,6 @@ pub fn readdir(
         )
         .map_err(errno_of)?;
         let stream = rustix::fs::Dir::new(own).map_err(errno_of)?;
-        cursor.own_ino = None;
         cursor.stream = Some(stream);
         cursor.position = 0;
         cursor.pending = None;

@@ -11,7 +11,7 @@
 
 use super::dirs::DirCursor;
 use super::errno;
-use super::files::{errno_of, filestat_of_meta};
+use super::files::{errno_of, filestat_of, filestat_of_meta};
 use super::table::{Descriptor, DirDesc, FileDesc};
 use super::{GuestWasi, Result};
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt};
@@ -118,7 +118,7 @@ impl GuestWasi {
                 dir: Arc::new(cap_std::fs::Dir::from_std_file(file)),
                 writable: dir_writable,
                 preopen: None,
-                cursor: DirCursor::default(),
+                cursor: DirCursor::with_own_inode(stat.st_ino),
             }),
             _ if directory => return Err(Errno::Notdir.into()),
             libc::S_IFREG => Descriptor::File(FileDesc {
@@ -150,12 +150,11 @@ impl GuestWasi {
         path: &Path,
     ) -> Result<types::Filestat> {
         let dir = self.base(dirfd, false)?;
-        let stat = stat_at(
+        path_stat(
             &dir,
             path,
             flags.contains(types::Lookupflags::SYMLINK_FOLLOW),
-        )?;
-        Ok(filestat_of_meta(&stat))
+        )
     }
 
     /// `path_filestat_set_times`.
@@ -251,6 +250,34 @@ impl GuestWasi {
     }
 }
 
+/// The preview-1 `filestat` of `path` beneath `dir`, following a final symlink when `follow`.
+///
+/// A single normal component (a name without `/`, not `.` or `..`: what a guest passes when it
+/// stats the entries of a directory it listed) is one `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`:
+/// one name relative to an open directory, with no symlink followed, cannot leave that
+/// directory, so it is confined by construction and needs no beneath-resolution. When that
+/// finds a symlink and the guest asked to follow it, the answer comes from cap-std's
+/// beneath-resolution as for every other path.
+fn path_stat(dir: &cap_std::fs::Dir, path: &Path, follow: bool) -> Result<types::Filestat> {
+    if let Some(name) = single_component(path) {
+        let stat = rustix::fs::statat(dir.as_fd(), name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(errno_of)?;
+        let symlink = stat.st_mode & libc::S_IFMT == libc::S_IFLNK;
+        if !(follow && symlink) {
+            return Ok(filestat_of(&stat));
+        }
+    }
+    Ok(filestat_of_meta(&stat_at(dir, path, follow)?))
+}
+
+/// `path` as one normal name, when it is exactly that: not empty, no `/`, not `.` or `..`.
+fn single_component(path: &Path) -> Option<&std::ffi::OsStr> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let normal = !bytes.is_empty() && !bytes.contains(&b'/') && bytes != b"." && bytes != b"..";
+    normal.then_some(path.as_os_str())
+}
+
 /// `stat` of `path` beneath `dir`, following a final symlink when `follow`.
 fn stat_at(dir: &cap_std::fs::Dir, path: &Path, follow: bool) -> Result<cap_std::fs::Metadata> {
     let meta = if follow {
@@ -279,4 +306,72 @@ fn time_spec(set: bool, now: bool, value: u64) -> Result<Option<cap_fs_ext::Syst
     } else {
         None
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a stat answer says, comparable: the identity and type of what was found, or the
+    /// errno.
+    fn answer(r: Result<types::Filestat>) -> std::result::Result<(u64, u64, u8, u64), Errno> {
+        match r {
+            Ok(s) => Ok((s.dev, s.ino, s.filetype as u8, s.size)),
+            Err(e) => Err(e.downcast().unwrap_or(Errno::Io)),
+        }
+    }
+
+    /// The single-component fast path gives the answer of cap-std's beneath-resolution for
+    /// every kind of name, with and without following: symlinks that lead outside (absolute,
+    /// relative, through a directory), dangling and looping symlinks, and names that are not
+    /// single components.
+    #[test]
+    fn fast_stat_answers_as_the_beneath_resolution() {
+        let top = tempfile::tempdir().unwrap();
+        std::fs::write(top.path().join("outside"), b"secret bytes").unwrap();
+        let ws = top.path().join("ws");
+        std::fs::create_dir(&ws).unwrap();
+        std::fs::write(ws.join("file"), b"inside").unwrap();
+        std::fs::create_dir(ws.join("sub")).unwrap();
+        let links = [
+            ("in", "file"),
+            ("in-dir", "sub"),
+            ("abs", "/etc/passwd"),
+            ("up", "../outside"),
+            ("up-dir", ".."),
+            ("dangling", "nope"),
+            ("loop", "loop"),
+        ];
+        for (link, target) in links {
+            std::os::unix::fs::symlink(target, ws.join(link)).unwrap();
+        }
+        let dir = cap_std::fs::Dir::open_ambient_dir(&ws, cap_std::ambient_authority()).unwrap();
+        let mut names = vec![
+            "file",
+            "sub",
+            "missing",
+            ".",
+            "..",
+            "sub/../file",
+            "",
+            "sub/",
+        ];
+        names.extend(links.iter().map(|(l, _)| *l));
+        for name in names {
+            for follow in [false, true] {
+                let fast = answer(path_stat(&dir, Path::new(name), follow));
+                let slow =
+                    answer(stat_at(&dir, Path::new(name), follow).map(|m| filestat_of_meta(&m)));
+                assert_eq!(fast, slow, "{name:?}, follow {follow}");
+            }
+        }
+        // The links that lead out were seen as links, never followed out.
+        let outside = std::fs::metadata(top.path().join("outside")).unwrap();
+        for link in ["up", "abs"] {
+            let got = answer(path_stat(&dir, Path::new(link), false)).unwrap();
+            assert_eq!(got.2, types::Filetype::SymbolicLink as u8);
+            assert!(answer(path_stat(&dir, Path::new(link), true)).is_err());
+            assert_ne!(got.1, std::os::unix::fs::MetadataExt::ino(&outside));
+        }
+    }
 }
