@@ -268,7 +268,20 @@ impl Running for Guest<'_> {
     /// Instantiates the module and runs `_start`. Dropping this future mid-run leaves the store
     /// readable, so what was written so far is still reported.
     async fn wait(&mut self) -> wasmtime::Result<()> {
-        let instance = self.pre.instantiate_async(&mut self.store).await?;
+        let mut attempt = 1;
+        let instance = loop {
+            match self.pre.instantiate_async(&mut self.store).await {
+                Err(e) if attempt < IMAGE_ATTEMPTS && is_transient_image_error(&e) => {
+                    tracing::warn!(
+                        attempt,
+                        "building the module's memory image failed, retrying: {e}"
+                    );
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                other => break other?,
+            }
+        };
         let start = instance.get_typed_func::<(), ()>(&mut self.store, "_start")?;
         start.call_async(&mut self.store, ()).await
     }
@@ -288,6 +301,22 @@ impl Running for Guest<'_> {
     async fn stop(self, _deadline: tokio::time::Instant) -> Aftermath {
         self.aftermath()
     }
+}
+
+/// How many times an instantiation is tried when the module's memory image cannot be built.
+const IMAGE_ATTEMPTS: u32 = 3;
+
+/// Whether `e` is the kernel refusing, for now, to seal the memfd that holds a module's initial
+/// memory (wasmtime builds it at the module's first instantiation): `F_SEAL_WRITE` fails with
+/// `EBUSY` while a page just written to it is still pinned, which happens under load (seen on
+/// CI-like 2-core machines: "cannot add seals to the memfd" after the kernel's ~300 ms wait).
+/// Nothing of the guest has run then, so trying again is safe; wasmtime keeps no failed image.
+fn is_transient_image_error(e: &wasmtime::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.downcast_ref::<memfd::Error>().is_some_and(
+            |m| matches!(m, memfd::Error::AddSeals(io) if io.raw_os_error() == Some(libc::EBUSY)),
+        )
+    })
 }
 
 /// Every `(module, name)` the linker defines, read once through a throwaway store.
@@ -454,4 +483,30 @@ fn read_module_file(path: &std::path::Path) -> Result<Vec<u8>, RunError> {
         ));
     }
     std::fs::read(path).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seal_error(errno: i32) -> wasmtime::Error {
+        wasmtime::Error::from(memfd::Error::AddSeals(std::io::Error::from_raw_os_error(
+            errno,
+        )))
+    }
+
+    #[test]
+    fn only_a_busy_seal_of_the_memory_image_is_retried() {
+        assert!(is_transient_image_error(&seal_error(libc::EBUSY)));
+        assert!(is_transient_image_error(
+            &seal_error(libc::EBUSY).context("instantiating the module")
+        ));
+        assert!(!is_transient_image_error(&seal_error(libc::EPERM)));
+        assert!(!is_transient_image_error(&wasmtime::Error::msg(
+            "cannot add seals to the memfd"
+        )));
+        assert!(!is_transient_image_error(&wasmtime::Error::from(
+            memfd::Error::Create(std::io::Error::from_raw_os_error(libc::EBUSY))
+        )));
+    }
 }
