@@ -273,10 +273,11 @@ fn a_stage_writing_more_than_a_pipe_holds_streams_through_it() {
 fn the_stages_share_one_deadline() {
     let env = Env::new();
     let mut s = env.serve();
-    // Both stages run at once: each alone fits in the timeout and so do both together...
+    // Both stages run at once: each alone fits in the timeout and so do both together (one
+    // after the other they would not)...
     let r = s.call(
         "run",
-        json!({"pipeline": [stage("sleep", &["1"]), stage("sleep", &["1"])], "timeout_ms": 5000}),
+        json!({"pipeline": [stage("sleep", &["2"]), stage("sleep", &["2"])], "timeout_ms": 3000}),
     );
     assert!(!is_error(&r), "{r}");
     // ...and one deadline stops both.
@@ -433,7 +434,10 @@ fn a_client_cancellation_mid_stream_stops_every_stage() {
     for rec in [&seq, &wc] {
         assert_eq!(rec["stage"], "failed", "{rec}");
         assert_eq!(rec["error"]["code"], "CANCELLED", "{rec}");
+        // Both were running (streaming), not one running and one waiting its turn.
+        assert!(rec["result"]["durationMs"].as_u64().is_some(), "{rec}");
     }
+    assert!(wc["result"]["stdout"]["bytes"].as_u64().is_some(), "{wc}");
     assert!(
         seq["result"]["stdout"]["bytes"].as_u64().unwrap() > 0,
         "{seq}"
@@ -538,6 +542,8 @@ fn a_timeout_mid_stream_stops_native_and_wasi_stages_both_ways() {
         let partial = &structured(&r)["error"]["partial"];
         for st in partial["stages"].as_array().unwrap() {
             assert_eq!(st["error"], "TIMEOUT", "{partial}");
+            // Every stage ran until the one deadline (none waited for another to end).
+            assert!(st["durationMs"].as_u64().unwrap() >= 1000, "{partial}");
         }
         assert!(
             partial["stages"][0]["stdoutBytes"].as_u64().unwrap() > 0,

@@ -196,8 +196,7 @@ impl Runner for NativeRunner {
             .map_err(|e| unavailable("cannot make the call's scratch directory", &e))?;
         let (ends, pumps) = stdio::connect(streams.stdin, streams.stdout, streams.stderr)
             .map_err(|e| unavailable("cannot make the command's pipes", &e))?;
-        // From here on, an early return drops `pumps`: the tasks then end on their own, as the
-        // child's ends of the pipes are dropped with the plan.
+        // From here on, an early return drops `pumps`, which aborts its tasks.
         let namespaces = self.protections.namespaces.is_ok();
         let plan = ChildPlan {
             path: cstring(run.program.path.as_os_str().as_encoded_bytes())?,

@@ -105,8 +105,8 @@ impl Pumps {
     /// stage before sees a broken pipe). A stopped run's output is cut; a run that ended by
     /// itself keeps what is left in its pipes: into a pipe all of it (bounded by the next stage,
     /// which ends by the same deadline), into a capture what arrives within `grace`.
-    pub async fn finish(self, stopped: bool, grace: Duration) {
-        if let Some(stdin) = self.stdin {
+    pub async fn finish(mut self, stopped: bool, grace: Duration) {
+        if let Some(stdin) = &self.stdin {
             stdin.abort();
         }
         let stdout_grace = if stopped {
@@ -116,29 +116,38 @@ impl Pumps {
         } else {
             Some(grace)
         };
-        drain(self.stdout, stdout_grace).await;
+        drain(&mut self.stdout, stdout_grace).await;
         drain(
-            self.stderr,
+            &mut self.stderr,
             Some(if stopped { Duration::ZERO } else { grace }),
         )
         .await;
     }
 }
 
-/// Awaits a pump, for at most `grace` (`None`: to its end).
-async fn drain(pump: JoinHandle<()>, grace: Option<Duration>) {
-    let abort = pump.abort_handle();
+impl Drop for Pumps {
+    /// A child that never started, or a run dropped mid-way: no pump outlives it.
+    fn drop(&mut self) {
+        if let Some(stdin) = &self.stdin {
+            stdin.abort();
+        }
+        self.stdout.abort();
+        self.stderr.abort();
+    }
+}
+
+/// Awaits a pump, for at most `grace` (`None`: to its end), then aborts it.
+async fn drain(pump: &mut JoinHandle<()>, grace: Option<Duration>) {
     match grace {
         None => {
-            let _ = pump.await;
+            let _ = (&mut *pump).await;
         }
-        Some(g) if g.is_zero() => abort.abort(),
+        Some(g) if g.is_zero() => {}
         Some(g) => {
-            if tokio::time::timeout(g, pump).await.is_err() {
-                abort.abort();
-            }
+            let _ = tokio::time::timeout(g, &mut *pump).await;
         }
     }
+    pump.abort();
 }
 
 /// The stage before → the child's stdin, until either ends.
