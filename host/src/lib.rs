@@ -22,7 +22,8 @@
 //!   write budget, no call that can block a host thread).
 //! - [`native`]: real binaries from the policy, each in a kernel-confined process tree.
 //! - [`runner`]: the contract both runners implement, and the one place that owns output
-//!   capture, the deadline/cancel race and the TIMEOUT/CANCELLED errors.
+//!   capture, the deadline/cancel race and the TIMEOUT/CANCELLED errors; [`runner::pipe`] is
+//!   the bounded in-memory pipe between the stages of a pipeline, which run at the same time.
 //! - [`scratch_tree`]: the per-server roots of scratch directories and the removal of what
 //!   commands leave there, however deep, without recursion.
 //! - [`audit`]: the audit log: staged, hash-chained JSON lines, rotation, retention, and the

@@ -25,6 +25,8 @@ struct CaptureInner {
     cap: usize,
     total: u64,
     hasher: Sha256,
+    /// The bytes went on elsewhere (a pipe): keeping none of them is not a truncation.
+    passes_on: bool,
 }
 
 impl Capture {
@@ -37,9 +39,21 @@ impl Capture {
                 cap,
                 total: 0,
                 hasher: Sha256::new(),
+                passes_on: false,
             })),
             live: None,
         }
+    }
+
+    /// A capture of bytes that go on elsewhere (to the next stage of a pipeline): it keeps
+    /// none, counts and hashes all, and is never reported as truncated.
+    pub fn passing_on() -> Self {
+        let c = Self::new(0);
+        c.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .passes_on = true;
+        c
     }
 
     /// Also adds every byte offered to `counter`, so progress reports can show output as it
@@ -79,7 +93,7 @@ impl Capture {
         let bytes = std::mem::take(&mut inner.kept);
         let sha256 = std::mem::take(&mut inner.hasher).finalize().into();
         Captured {
-            truncated: inner.total > bytes.len() as u64,
+            truncated: !inner.passes_on && inner.total > bytes.len() as u64,
             total_bytes: inner.total,
             bytes,
             sha256,
@@ -231,6 +245,17 @@ mod tests {
         let out = c.finish();
         assert!(out.bytes.is_empty());
         assert!(out.truncated);
+    }
+
+    #[test]
+    fn a_capture_passing_bytes_on_counts_and_hashes_but_is_not_truncated() {
+        let c = Capture::passing_on();
+        c.push(b"abc");
+        let out = c.finish();
+        assert!(out.bytes.is_empty());
+        assert_eq!(out.total_bytes, 3);
+        assert!(!out.truncated);
+        assert_eq!(out.sha256, <[u8; 32]>::from(Sha256::digest(b"abc")));
     }
 
     #[test]

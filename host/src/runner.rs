@@ -10,8 +10,8 @@
 //! ([`Running::stop`]); it also describes its sandbox for the audit record
 //! ([`Runner::sandbox`]).
 //!
-//! [`call`] drives one command through that contract: it makes the two bounded [`Capture`]s,
-//! waits for the start (ending it with CANCELLED if the call is cancelled meanwhile, e.g. while a
+//! [`call`] drives one command through that contract: it makes the bounded [`Capture`]s (stdout
+//! only when it is not a [`pipe`] to the next stage of a pipeline), waits for the start (ending it with CANCELLED if the call is cancelled meanwhile, e.g. while a
 //! module compiles), then races the run against the deadline (from the end of the start) and the
 //! cancellation. Whatever ends the run, the output written so far is kept in the [`Outcome`].
 //!
@@ -23,7 +23,9 @@ use crate::audit::record::SandboxInfo;
 use crate::error::{ErrorCode, RunError};
 use crate::limits::Limits;
 use crate::outcome::{Capture, FileWrites, Outcome, RunnerKind, Termination};
+use crate::wasi::p1::WritePool;
 use crate::workspace::{Workspace, WorkspaceDir};
+use pipe::{BrokenPipe, PipeReader, PipeWriter};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -41,10 +43,17 @@ pub struct CallInput<'a, P> {
     pub workspace: &'a Workspace,
     /// The working directory, resolved beneath the workspace.
     pub cwd: &'a WorkspaceDir,
-    /// Bytes on stdin.
-    pub stdin: bytes::Bytes,
+    /// Where stdin comes from: the request's bytes, or the stage before in a pipeline.
+    pub stdin: Input,
+    /// The next stage's pipe, when stdout goes there instead of into the reply.
+    pub stdout_pipe: Option<PipeWriter>,
+    /// The call's write budget, shared by the stages of a pipeline running at the same time.
+    pub write_pool: WritePool,
     /// Limits in force.
     pub limits: Limits,
+    /// When the run's time is up at the latest, whatever `limits.timeout_ms` says: the one
+    /// deadline of every stage of a pipeline (`None`: `timeout_ms` from the end of the start).
+    pub deadline: Option<Instant>,
     /// Whether the command may write to the workspace (decided once, by the check step).
     pub writable: bool,
     /// Fired when the client cancels or the server shuts down; [`call`] watches it, runners
@@ -54,14 +63,73 @@ pub struct CallInput<'a, P> {
     pub live_output: &'a Arc<AtomicU64>,
 }
 
-/// The two bounded sinks a runner writes its program's output into.
-#[derive(Debug, Clone)]
+/// Where a command's stdin comes from.
+#[derive(Debug)]
+pub enum Input {
+    /// Bytes known in advance (a request's `stdin`).
+    Bytes(bytes::Bytes),
+    /// The stage before, as it writes.
+    Pipe(PipeReader),
+}
+
+/// A stdout that feeds the next stage of a pipeline: the pipe, and a count and hash of what
+/// went through it (for the stage's result and audit record; nothing is kept).
+#[derive(Debug)]
+pub struct PipeOut {
+    /// The next stage's pipe.
+    pub pipe: PipeWriter,
+    /// What passed through it.
+    pub passed: Capture,
+}
+
+impl PipeOut {
+    /// Writes as much of `src` as fits now (see [`PipeWriter::try_write`]) and counts it.
+    ///
+    /// # Errors
+    /// [`BrokenPipe`] when the next stage stopped reading.
+    pub fn try_write(&self, src: &[u8]) -> Result<usize, BrokenPipe> {
+        let n = self.pipe.try_write(src)?;
+        self.passed.push(&src[..n]);
+        Ok(n)
+    }
+
+    /// Writes all of `src`, waiting for room, and counts what was written.
+    ///
+    /// # Errors
+    /// [`BrokenPipe`] when the next stage stopped reading.
+    pub async fn write_all(&self, mut src: &[u8]) -> Result<(), BrokenPipe> {
+        while !src.is_empty() {
+            self.pipe.writable().await?;
+            let n = self.try_write(src)?;
+            src = &src[n..];
+        }
+        Ok(())
+    }
+}
+
+/// Where a command's stdout goes.
+#[derive(Debug)]
+pub enum Output {
+    /// Into the reply, bounded.
+    Capture(Capture),
+    /// Into the next stage of a pipeline.
+    Pipe(PipeOut),
+}
+
+/// A runner's program's standard streams.
+#[derive(Debug)]
 pub struct Streams {
-    /// stdout, capped at `limits.stdout_bytes`.
-    pub stdout: Capture,
+    /// stdin.
+    pub stdin: Input,
+    /// stdout: capped at `limits.stdout_bytes`, or the next stage's pipe.
+    pub stdout: Output,
     /// stderr, capped at `limits.stderr_bytes`.
     pub stderr: Capture,
 }
+
+/// The exit code of a stage ended by writing to a pipe its reader had left, as a shell reports
+/// a process killed by SIGPIPE (128 + 13).
+pub const SIGPIPE_EXIT: i32 = 141;
 
 /// What a runner reports about a finished run besides how it ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -90,7 +158,7 @@ pub trait Runner: Sync {
     /// The sandbox `program` gets, for the audit record.
     fn sandbox(&self, program: &Self::Program, limits: Limits, writable: bool) -> SandboxInfo;
 
-    /// Starts the program with its output going to `streams`. May wait (a module's first
+    /// Starts the program with `streams` as its standard streams. May wait (a module's first
     /// compile); [`call`] ends the wait when the call is cancelled.
     ///
     /// # Errors
@@ -98,7 +166,7 @@ pub trait Runner: Sync {
     fn start<'r>(
         &'r self,
         input: &CallInput<'_, Self::Program>,
-        streams: &Streams,
+        streams: Streams,
     ) -> impl Future<Output = Result<Self::Running<'r>, RunError>> + Send;
 }
 
@@ -133,12 +201,33 @@ enum Ended<E> {
 }
 
 /// Runs one command on `runner` to its end, timeout, limit or cancellation.
-pub async fn call<R: Runner>(runner: &R, input: CallInput<'_, R::Program>) -> Outcome {
+pub async fn call<R: Runner>(runner: &R, mut input: CallInput<'_, R::Program>) -> Outcome {
+    let stderr =
+        Capture::new(input.limits.stderr_bytes).counting_into(Arc::clone(input.live_output));
+    // What a stage hands to the next is not the reply's output: it is counted and hashed, not
+    // kept, and not reported as progress.
+    let (stdout, stdout_kept) = match input.stdout_pipe.take() {
+        Some(pipe) => {
+            let passed = Capture::passing_on();
+            (
+                Output::Pipe(PipeOut {
+                    pipe,
+                    passed: passed.clone(),
+                }),
+                passed,
+            )
+        }
+        None => {
+            let c = Capture::new(input.limits.stdout_bytes)
+                .counting_into(Arc::clone(input.live_output));
+            (Output::Capture(c.clone()), c)
+        }
+    };
+    let stdin = std::mem::replace(&mut input.stdin, Input::Bytes(bytes::Bytes::new()));
     let streams = Streams {
-        stdout: Capture::new(input.limits.stdout_bytes)
-            .counting_into(Arc::clone(input.live_output)),
-        stderr: Capture::new(input.limits.stderr_bytes)
-            .counting_into(Arc::clone(input.live_output)),
+        stdin,
+        stdout,
+        stderr: stderr.clone(),
     };
     let started = std::time::Instant::now();
     // A start that waits (a module's first compile, seconds) must still end, with its end
@@ -146,7 +235,7 @@ pub async fn call<R: Runner>(runner: &R, input: CallInput<'_, R::Program>) -> Ou
     // once wins, so a cancellation is then handled by the race below, after the start.
     let start = tokio::select! {
         biased;
-        r = runner.start(&input, &streams) => r,
+        r = runner.start(&input, streams) => r,
         () = input.cancel.cancelled() => Err(RunError::new(
             ErrorCode::Cancelled,
             format!("the call was cancelled while {}", R::WHILE_STARTING),
@@ -158,8 +247,8 @@ pub async fn call<R: Runner>(runner: &R, input: CallInput<'_, R::Program>) -> Ou
     };
     Outcome {
         termination,
-        stdout: streams.stdout.finish(),
-        stderr: streams.stderr.finish(),
+        stdout: stdout_kept.finish(),
+        stderr: stderr.finish(),
         duration: started.elapsed(),
         runner: R::KIND,
         processes_killed: aftermath.processes_killed,
@@ -173,7 +262,8 @@ async fn race<R: Runner, G: Running>(
     mut running: G,
     input: &CallInput<'_, R::Program>,
 ) -> (Termination, Aftermath) {
-    let deadline = Instant::now() + input.limits.timeout();
+    let own = Instant::now() + input.limits.timeout();
+    let deadline = input.deadline.map_or(own, |shared| shared.min(own));
     let ended = tokio::select! {
         biased;
         () = input.cancel.cancelled() => Ended::Cancelled,
@@ -196,6 +286,8 @@ async fn race<R: Runner, G: Running>(
     let aftermath = running.stop(deadline).await;
     (Termination::Stopped(error), aftermath)
 }
+
+pub mod pipe;
 
 #[cfg(test)]
 mod tests;

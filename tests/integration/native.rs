@@ -23,7 +23,7 @@ memory_bytes = 268435456
 "#;
 
 /// Why native tests cannot run here, if they cannot (from `runbox doctor`).
-fn confinement_missing() -> Option<&'static str> {
+pub(crate) fn confinement_missing() -> Option<&'static str> {
     static MISSING: OnceLock<Option<String>> = OnceLock::new();
     MISSING
         .get_or_init(|| {
@@ -89,7 +89,7 @@ fn chown_tree(path: &Path) {
     }
 }
 
-fn native_env(extra: &str) -> Env {
+pub(crate) fn native_env(extra: &str) -> Env {
     let env = Env::new().with_config(&format!("{POLICY}{extra}"));
     make_usable_by_sandbox(&env);
     env
@@ -105,7 +105,7 @@ fn stdout_of(r: &Value) -> String {
 }
 
 /// Pids (in this namespace) of live processes whose command line contains `marker`.
-fn pids_with(marker: &str) -> Vec<i32> {
+pub(crate) fn pids_with(marker: &str) -> Vec<i32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {

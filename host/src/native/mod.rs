@@ -6,8 +6,10 @@
 //! an empty scratch `HOME`/`TMPDIR` ([`scratch`]), a Landlock ruleset and seccomp filters
 //! ([`confine`]), the child's environment and rlimits (`plan`), then a child in its own user +
 //! PID namespace that drops to the sandbox uid and execs the binary ([`spawn`], `child`). It
-//! implements the [`crate::runner`] contract for [`NativeCommand`]s: stdout and stderr stream
-//! into the contract's bounded captures, and when the contract stops the run (timeout,
+//! implements the [`crate::runner`] contract for [`NativeCommand`]s: its streams are OS pipes
+//! the server pumps from and to the contract's captures and a pipeline's in-memory pipes
+//! (`stdio`; a command writing to a pipe nobody reads any more is killed and exits 141, the
+//! SIGPIPE its PID-1 status would keep the kernel from delivering), and when the contract stops the run (timeout,
 //! cancellation, server exit) the whole tree dies ([`reap`]) and the outcome says how many
 //! processes were killed; `verdict` turns an exit into the client's result.
 //!
@@ -26,25 +28,24 @@ pub mod probe;
 pub mod reap;
 pub mod scratch;
 pub mod spawn;
+mod stdio;
 mod verdict;
 
 use crate::audit::record::SandboxInfo;
 use crate::error::{ErrorCode, RunError};
 use crate::limits::Limits;
-use crate::outcome::{Capture, RunnerKind, Termination};
+use crate::outcome::{RunnerKind, Termination};
 use crate::policy::{self, Policy};
 use crate::runner::{Aftermath, CallInput, Runner, Running, Streams};
 use crate::workspace::Workspace;
 use confine::SystemPaths;
-use plan::{above_stdio, cstring, environment, pipe, rlimits, stdin_fd};
+use plan::{above_stdio, cstring, environment, rlimits};
 use policy::NativeCommand;
 use probe::{Enforcement, Protections};
 use reap::Sandboxed;
 use spawn::{ChildPlan, Identity};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use verdict::{classify, spawn_error};
 
@@ -188,11 +189,11 @@ impl Runner for NativeRunner {
     }
 
     /// Makes the call's scratch directory, pipes and ruleset, and spawns the confined child
-    /// with its output pumped into `streams`. Never waits.
+    /// with its streams pumped from and to `streams` ([`stdio`]). Never waits.
     async fn start<'r>(
         &'r self,
         run: &CallInput<'_, NativeCommand>,
-        streams: &Streams,
+        streams: Streams,
     ) -> Result<NativeChild<'r>, RunError> {
         let began = std::time::Instant::now();
         let owner = match self.identity {
@@ -203,8 +204,9 @@ impl Runner for NativeRunner {
             .scratch
             .call(owner)
             .map_err(|e| unavailable("cannot make the call's scratch directory", &e))?;
-        let (out_r, out_w) = pipe().map_err(|e| unavailable("pipe", &e))?;
-        let (err_r, err_w) = pipe().map_err(|e| unavailable("pipe", &e))?;
+        let (ends, pumps) = stdio::connect(streams.stdin, streams.stdout, streams.stderr)
+            .map_err(|e| unavailable("cannot make the command's pipes", &e))?;
+        // From here on, an early return drops `pumps`, which aborts its tasks.
         let namespaces = self.protections.namespaces.is_ok();
         let plan = ChildPlan {
             path: cstring(run.program.path.as_os_str().as_encoded_bytes())?,
@@ -215,9 +217,9 @@ impl Runner for NativeRunner {
                 .collect::<Result<_, _>>()?,
             envp: environment(run.program, &scratch)?,
             stdio: [
-                above_stdio(stdin_fd(&run.stdin).map_err(|e| unavailable("stdin", &e))?)?,
-                above_stdio(out_w)?,
-                above_stdio(err_w)?,
+                above_stdio(ends.stdin)?,
+                above_stdio(ends.stdout)?,
+                above_stdio(ends.stderr)?,
             ],
             cwd: run.cwd.dir.as_fd(),
             ruleset: self.ruleset(run, &scratch)?,
@@ -238,10 +240,7 @@ impl Runner for NativeRunner {
             .map_err(|e| RunError::internal(format!("cannot watch the child: {e}")))?;
         Ok(NativeChild {
             child,
-            readers: [
-                pump(out_r, streams.stdout.clone()),
-                pump(err_r, streams.stderr.clone()),
-            ],
+            pumps,
             scratch,
             began,
             execd: std::time::Instant::now(),
@@ -249,18 +248,19 @@ impl Runner for NativeRunner {
     }
 }
 
-/// One started native command: its confined tree, the tasks pumping its output, and its scratch
-/// directory (emptied once the tree is gone).
+/// One started native command: its confined tree, the tasks pumping its streams, and its
+/// scratch directory (emptied once the tree is gone).
 pub struct NativeChild<'r> {
     child: Sandboxed,
-    readers: [JoinHandle<()>; 2],
+    pumps: stdio::Pumps,
     scratch: scratch::CallScratch<'r>,
     began: std::time::Instant,
     execd: std::time::Instant,
 }
 
 impl NativeChild<'_> {
-    /// The tree is gone: drains what is left in the pipes, then frees the scratch directory.
+    /// The tree is gone: drains what is left in the pipes (cut when it was `killed`), then
+    /// frees the scratch directory.
     async fn finish(self, deadline: Instant, killed: Option<u32>) {
         let ended = std::time::Instant::now();
         // The pipes are at EOF unless something outside the tree holds them; never wait long
@@ -269,12 +269,7 @@ impl NativeChild<'_> {
             .saturating_duration_since(Instant::now())
             .min(DRAIN_GRACE)
             .max(Duration::from_millis(20));
-        for reader in self.readers {
-            let abort = reader.abort_handle();
-            if tokio::time::timeout(grace, reader).await.is_err() {
-                abort.abort();
-            }
-        }
+        self.pumps.finish(killed.is_some(), grace).await;
         drop(self.scratch);
         tracing::debug!(
             setup_us = micros(self.execd - self.began),
@@ -286,25 +281,44 @@ impl NativeChild<'_> {
     }
 }
 
-impl Running for NativeChild<'_> {
-    type Exit = std::io::Result<reap::Exit>;
+/// How a native command ended by itself.
+pub enum NativeExit {
+    /// Its PID 1 exited (and with it the tree).
+    Ended(std::io::Result<reap::Exit>),
+    /// It wrote to a pipe the next stage had stopped reading, and was killed for it (with
+    /// everything it started), as SIGPIPE would have.
+    BrokenPipe,
+}
 
-    /// Waits for the command's PID 1 (and with it the tree) to exit; cancel-safe.
-    async fn wait(&mut self) -> std::io::Result<reap::Exit> {
-        self.child.wait().await
+impl Running for NativeChild<'_> {
+    type Exit = NativeExit;
+
+    /// Waits for the command's PID 1 (and with it the tree) to exit, or for the next stage to
+    /// stop reading its stdout (then kills the tree); cancel-safe.
+    async fn wait(&mut self) -> NativeExit {
+        tokio::select! {
+            biased;
+            exit = self.child.wait() => NativeExit::Ended(exit),
+            () = self.pumps.broken() => {
+                self.child.kill_tree();
+                let _ = self.child.wait().await;
+                NativeExit::BrokenPipe
+            }
+        }
     }
 
     async fn exited(
         self,
-        exit: std::io::Result<reap::Exit>,
+        exit: NativeExit,
         limits: &Limits,
         deadline: Instant,
     ) -> (Termination, Aftermath) {
         let termination = match exit {
-            Ok(exit) => classify(exit, limits),
-            Err(e) => Termination::Stopped(RunError::internal(format!(
+            NativeExit::Ended(Ok(exit)) => classify(exit, limits),
+            NativeExit::Ended(Err(e)) => Termination::Stopped(RunError::internal(format!(
                 "cannot wait for the command: {e}"
             ))),
+            NativeExit::BrokenPipe => Termination::Exited(crate::runner::SIGPIPE_EXIT),
         };
         self.finish(deadline, None).await;
         (termination, Aftermath::default())
@@ -363,20 +377,4 @@ pub fn prepare(
             .map_err(|e| probe::ProbeError::FilterBuild(e.to_string())),
     );
     (system, seccomp.unwrap_or_default(), protections)
-}
-
-/// Streams one pipe into a capture until EOF.
-fn pump(fd: OwnedFd, capture: Capture) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
-            return;
-        };
-        let mut buf = vec![0u8; 64 * 1024];
-        while let Ok(n) = rx.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            capture.push(&buf[..n]);
-        }
-    })
 }

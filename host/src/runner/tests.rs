@@ -42,9 +42,11 @@ impl Runner for Fake {
     async fn start<'r>(
         &'r self,
         _: &CallInput<'_, ()>,
-        streams: &Streams,
+        streams: Streams,
     ) -> Result<FakeRunning<'r>, RunError> {
-        streams.stdout.push(b"partial ");
+        if let Output::Capture(stdout) = &streams.stdout {
+            stdout.push(b"partial ");
+        }
         streams.stderr.push(b"err");
         if let Script::StartHangs = self.script {
             std::future::pending::<()>().await;
@@ -98,7 +100,10 @@ async fn drive(script: Script, timeout_ms: u64, cancel: &CancellationToken) -> (
         argv: &["fake".to_owned()],
         workspace: &workspace,
         cwd: &cwd,
-        stdin: bytes::Bytes::new(),
+        stdin: Input::Bytes(bytes::Bytes::new()),
+        stdout_pipe: None,
+        write_pool: WritePool::new(0),
+        deadline: None,
         limits: Limits {
             timeout_ms,
             stdout_bytes: 4,

@@ -6,9 +6,9 @@
 //! 3. refused: a `denied` record per stage and the refusal as the reply; allowed: the runner,
 //!    rule and sandbox go into every later record;
 //! 4. wait for a call slot (or the cancellation: a `failed` record per stage);
-//! 5. run the stages ([`super::pipeline`] says what passes between them), each on its own
+//! 5. run the stages at the same time, joined by pipes ([`super::pipeline`]), each on its own
 //!    runner through the [`crate::runner`] contract, and audit each stage's end as it ends (a
-//!    stage a stop kept from running gets a `failed` record saying so);
+//!    stage stopped because another one was gets a `failed` record saying so);
 //! 6. reply ([`super::reply`]).
 //!
 //! Every path writes a `received` record and then exactly one `denied`, `completed` or `failed`
@@ -16,17 +16,19 @@
 //! run anything the check step did not pass, nor decide anything the check step decides.
 
 use super::check::{CallRequest, Checked, Refusal, Shape, Target};
-use super::pipeline::Feed;
+use super::pipeline::{self, StageIo, Stop};
 use super::reply::{Tally, in_stage, not_run, ran_unrecorded, unavailable};
 use super::{CallContext, CallReply, Service};
 use crate::api::ErrorEnvelope;
-use crate::audit::AuditError;
 use crate::audit::call::CallTrail;
 use crate::audit::record::SandboxInfo;
 use crate::error::{ErrorCode, RunError};
 use crate::outcome::Outcome;
 use crate::runner::{self, CallInput, Runner};
+use crate::wasi::p1::WritePool;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use tokio_util::sync::CancellationToken;
 
 impl Service {
     /// Runs a call of any shape through the whole flow (see the module docs).
@@ -114,8 +116,8 @@ impl Service {
         }
     }
 
-    /// Runs checked stages in order, feeding each one's stdout to the next, recording each
-    /// stage's end as it ends.
+    /// Runs the checked stages at the same time, joined by pipes ([`super::pipeline`]),
+    /// recording each stage's end as it ends.
     async fn run_stages(
         &self,
         call: &CallRequest<'_>,
@@ -125,65 +127,63 @@ impl Service {
     ) -> CallReply {
         let n = stages.len();
         let timeout_ms = call.timeout_ms.unwrap_or(self.policy.limits.timeout_ms);
-        let mut feed = Feed::new(call.shape, timeout_ms, self.policy.request.max_stdin_bytes);
-        let mut tally = Tally::new(call.shape, self.policy.limits.stderr_bytes, n);
-        for (i, c) in stages.iter_mut().enumerate() {
-            let last = i + 1 == n;
-            let command = call.stages[i].command;
-            feed.prepare(c, tally.bytes_written(), last);
-            let outcome = self.execute(c, ctx).await;
-            if let Err(e) = self.record(trails[i].finished(&outcome)).await {
-                return ran_unrecorded(&ctx.request_id, &e, &outcome);
-            }
-            tally.add(command, &outcome);
-            if let Some(e) = feed.stop_after(call.shape, i, command, &outcome, last) {
-                let rest = &stages[i + 1..];
-                if let Err(ae) = self
-                    .record_not_run(call, &trails[i + 1..], rest, &e, &mut tally)
-                    .await
-                {
-                    return unavailable(&ctx.request_id, &ae);
+        let deadline = pipeline::deadline(call.shape, timeout_ms);
+        let ios = pipeline::plumb(&stages);
+        let pool = WritePool::new(self.policy.limits.write_bytes);
+        let stop = Stop::new(call.shape, &ctx.cancel);
+        let runs = stages.iter_mut().zip(ios).enumerate().map(|(i, (c, io))| {
+            let (stop, pool) = (&stop, &pool);
+            async move {
+                pipeline::fit_deadline(c, deadline);
+                let joined = Joined {
+                    io,
+                    deadline,
+                    pool,
+                    cancel: stop.token(),
+                    live_output: &ctx.live_output,
+                };
+                let mut outcome = self.execute(c, joined).await;
+                stop.settle(i, call.stages[i].command, &mut outcome);
+                let recorded = self.record(trails[i].finished(&outcome)).await;
+                if recorded.is_err() {
+                    stop.stop_all();
                 }
-                return tally.stopped(&ctx.request_id, &outcome, &e);
+                (outcome, recorded)
             }
-            if last {
-                return tally.ran(&ctx.request_id, &outcome);
+        });
+        let ended = futures_util::future::join_all(runs).await;
+        let mut tally = Tally::new(call.shape, self.policy.limits.stderr_bytes, n);
+        let mut unrecorded = None;
+        for ((outcome, recorded), asked) in ended.iter().zip(&call.stages) {
+            if let Err(e) = recorded {
+                unrecorded.get_or_insert((e, outcome));
             }
-            feed.hand_on(outcome);
+            tally.add(asked.command, outcome);
         }
-        // Every call has at least one stage, so the loop returned.
-        CallReply::Failed(ErrorEnvelope::new(
-            &ctx.request_id,
-            &RunError::internal("a call ended without a last stage"),
-            None,
-        ))
+        if let Some((e, outcome)) = unrecorded {
+            return ran_unrecorded(&ctx.request_id, e, outcome);
+        }
+        let Some((last, _)) = ended.last() else {
+            return CallReply::Failed(ErrorEnvelope::new(
+                &ctx.request_id,
+                &RunError::internal("a call ended without a last stage"),
+                None,
+            ));
+        };
+        match stop.error() {
+            Some(e) => tally.stopped(&ctx.request_id, last, &e),
+            None => tally.ran(&ctx.request_id, last),
+        }
     }
 
-    /// A stage ended the call with `e`: records the stages after it (`rest`, with their
-    /// `trails`) as not run, and adds them to the tally.
-    async fn record_not_run(
-        &self,
-        call: &CallRequest<'_>,
-        trails: &[CallTrail],
-        rest: &[Checked<'_>],
-        e: &RunError,
-        tally: &mut Tally,
-    ) -> Result<(), AuditError> {
-        let why = not_run(e);
-        let first = call.stages.len() - rest.len();
-        for ((t, c), asked) in trails.iter().zip(rest).zip(&call.stages[first..]) {
-            self.record(t.failed(&why)).await?;
-            tally.add_not_run(asked.command, c.spec.runner, e.code);
-        }
-        Ok(())
-    }
-
-    /// Runs one checked stage on the runner its program names.
-    async fn execute(&self, c: &Checked<'_>, ctx: &CallContext) -> Outcome {
+    /// Runs one checked stage on the runner its program names, joined to the call by `joined`.
+    async fn execute(&self, c: &Checked<'_>, joined: Joined<'_>) -> Outcome {
         match &c.target {
-            Target::Wasi(program) => runner::call(&self.wasi, input(c, program, self, ctx)).await,
+            Target::Wasi(program) => {
+                runner::call(&self.wasi, input(c, program, self, joined)).await
+            }
             Target::Native { runner, command } => {
-                runner::call(*runner, input(c, command.as_ref(), self, ctx)).await
+                runner::call(*runner, input(c, command.as_ref(), self, joined)).await
             }
         }
     }
@@ -197,22 +197,35 @@ impl Service {
     }
 }
 
+/// What a stage gets from the call besides its checked request: its streams, the call's
+/// deadline, write budget and stop, and the progress counter.
+struct Joined<'a> {
+    io: StageIo,
+    deadline: Option<tokio::time::Instant>,
+    pool: &'a WritePool,
+    cancel: &'a CancellationToken,
+    live_output: &'a Arc<AtomicU64>,
+}
+
 /// The runner contract's input for checked stage `c`.
 fn input<'a, P>(
     c: &'a Checked<'_>,
     program: &'a P,
     service: &'a Service,
-    ctx: &'a CallContext,
+    joined: Joined<'a>,
 ) -> CallInput<'a, P> {
     CallInput {
         program,
         argv: &c.argv,
         workspace: &service.workspace,
         cwd: &c.cwd,
-        stdin: c.stdin.clone(),
+        stdin: joined.io.stdin,
+        stdout_pipe: joined.io.stdout,
+        write_pool: joined.pool.clone(),
         limits: c.limits,
+        deadline: joined.deadline,
         writable: c.writable,
-        cancel: &ctx.cancel,
-        live_output: &ctx.live_output,
+        cancel: joined.cancel,
+        live_output: joined.live_output,
     }
 }

@@ -81,7 +81,7 @@ fn single(request_id: &str, outcome: &Outcome) -> CallReply {
     }
 }
 
-/// What the stages that ran so far add up to, for the reply.
+/// What the stages add up to, for the reply.
 pub(super) struct Tally {
     shape: Shape,
     started: Instant,
@@ -102,12 +102,6 @@ impl Tally {
         }
     }
 
-    /// Bytes the stages so far wrote to files (what is left of the call's write budget is the
-    /// next stage's).
-    pub fn bytes_written(&self) -> u64 {
-        self.writes.map_or(0, |w| w.bytes)
-    }
-
     /// Adds the outcome of stage `command`.
     pub fn add(&mut self, command: &str, outcome: &Outcome) {
         if let Some(w) = outcome.file_writes {
@@ -119,17 +113,6 @@ impl Tally {
             self.stderr.push(outcome);
             self.results.push(StageResult::of(command, outcome));
         }
-    }
-
-    /// Adds a stage that did not run because another one stopped the call with `why`.
-    pub fn add_not_run(
-        &mut self,
-        command: &str,
-        runner: crate::outcome::RunnerKind,
-        why: ErrorCode,
-    ) {
-        self.results
-            .push(StageResult::not_run(command, runner, why));
     }
 
     /// The reply of a call whose last stage ended by itself with `outcome`.
@@ -148,7 +131,8 @@ impl Tally {
         })
     }
 
-    /// The reply of a call that stage `outcome` stopped with `e`.
+    /// The reply of a call a stage stopped with `e`; `outcome` is the last stage's, whose
+    /// stdout is the reply's.
     pub fn stopped(self, request_id: &str, outcome: &Outcome, e: &RunError) -> CallReply {
         if self.shape == Shape::Single {
             return single(request_id, outcome);

@@ -5,8 +5,9 @@
 //! Each call gets a fresh store with its own fuel, memory/table limiter and epoch deadline; a
 //! WASI context with two preopens, the workspace (as the guest's `/`, read-only unless the
 //! command may write) and an empty private scratch directory ([`scratch`]); an empty environment
-//! apart from what the policy names plus `PWD` and `TMPDIR`; the request's stdin; and bounded
-//! stdout/stderr.
+//! apart from what the policy names plus `PWD` and `TMPDIR`; the request's stdin or the pipe
+//! from the stage before; bounded stdout (or the pipe to the next stage) and stderr. A guest
+//! that writes to a pipe nobody reads any more is stopped and exits 141, as after SIGPIPE.
 //!
 //! It implements the [`crate::runner`] contract for [`WasiProgram`]s (the built-in module or an
 //! operator-supplied one), so a native command cannot reach it; output capture, the deadline
@@ -212,7 +213,7 @@ impl Runner for WasiRuntime {
     async fn start<'r>(
         &'r self,
         input: &CallInput<'_, WasiProgram>,
-        streams: &Streams,
+        streams: Streams,
     ) -> Result<Guest<'r>, RunError> {
         let pre = self.prepare(input.program).await?;
         // A private, empty scratch directory (the guest's TMPDIR); what the call leaves in it
@@ -369,6 +370,11 @@ fn classify(
     match ended {
         Ok(()) => Termination::Exited(0),
         Err(e) => {
+            // Written to a pipe nobody reads: ended as SIGPIPE ends a GNU tool, whatever else
+            // it had run into.
+            if e.downcast_ref::<p1::KilledBySigpipe>().is_some() {
+                return Termination::Exited(crate::runner::SIGPIPE_EXIT);
+            }
             if let Some(exit) = e.downcast_ref::<I32Exit>() {
                 if exit.0 != 0 && limiter.memory_refused {
                     return memory_stop();
@@ -428,7 +434,7 @@ pub const GUEST_TMP: &str = "/.runbox-tmp";
 fn build_context(
     run: &CallInput<'_, WasiProgram>,
     scratch: &std::path::Path,
-    streams: &Streams,
+    streams: Streams,
 ) -> Result<p1::GuestWasi, RunError> {
     let mut env: Vec<(String, String)> = run.program.env().to_vec();
     env.push(("PWD".into(), run.cwd.guest_path()));
@@ -455,11 +461,11 @@ fn build_context(
     p1::GuestWasi::new(
         run.argv.to_vec(),
         env,
-        run.stdin.clone(),
-        streams.stdout.clone(),
-        streams.stderr.clone(),
+        streams.stdin,
+        streams.stdout,
+        streams.stderr,
         preopens,
-        p1::WriteBudget::new(run.limits.write_bytes),
+        p1::WriteBudget::drawing_on(run.limits.write_bytes, run.write_pool.clone()),
     )
     .map_err(|e| RunError::internal(format!("cannot set up the guest's descriptors: {e}")))
 }

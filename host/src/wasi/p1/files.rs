@@ -3,12 +3,13 @@
 //! Reads go straight into guest memory and writes straight out of it when the memory is not
 //! shared (runbox's guests never share memory), so a large read costs one system call and no
 //! host buffer. Writes to files are charged to the call's write budget; writes to stdout and
-//! stderr go into the bounded captures and never fail. This module must not open anything: it
+//! stderr go into the bounded captures and never fail, or into the next stage's pipe
+//! ([`super::stdio`]). This module must not open anything: it
 //! only works on descriptors [`super::paths`] opened.
 
-use super::errno;
 use super::table::{Descriptor, FileDesc};
 use super::{GuestWasi, MAX_TRANSFER, Result};
+use super::{errno, stdio};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
@@ -37,15 +38,7 @@ impl GuestWasi {
                 if offset.is_some() {
                     return Err(Errno::Spipe.into());
                 }
-                let rest = self.stdin.get(self.stdin_pos..).unwrap_or_default();
-                let n = rest.len().min(buf.len() as usize);
-                let n32 = u32::try_from(n)?;
-                if let Some(dest) = buf.get_range(0..n32) {
-                    // Straight from the request's bytes into guest memory: one copy.
-                    memory.copy_from_slice(&rest[..n], dest)?;
-                }
-                self.stdin_pos += n;
-                Ok(n32)
+                self.read_stdin(memory, buf)
             }
             Descriptor::File(f) => {
                 if !f.readable {
@@ -117,7 +110,13 @@ impl GuestWasi {
 
     fn write_one(&mut self, fd: u32, bytes: &[u8], offset: Option<u64>) -> Result<usize> {
         match self.fds.get(fd)? {
-            Descriptor::Stdout(c) | Descriptor::Stderr(c) => {
+            Descriptor::Stdout(out) => {
+                if offset.is_some() {
+                    return Err(Errno::Spipe.into());
+                }
+                stdio::write_stdout(out, bytes)
+            }
+            Descriptor::Stderr(c) => {
                 if offset.is_some() {
                     return Err(Errno::Spipe.into());
                 }
@@ -144,6 +143,7 @@ impl GuestWasi {
                         Ok(n)
                     }
                     Err(e) => {
+                        self.budget.spend(0);
                         if e.raw_os_error() == Some(libc::ENOSPC) {
                             self.budget.disk_was_full();
                         }

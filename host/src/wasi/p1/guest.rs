@@ -6,6 +6,7 @@
 use super::table::{Descriptor, DirDesc, FdTable};
 use super::{Result, WriteBudget, dirs};
 use crate::outcome::Capture;
+use crate::runner::{Input, Output};
 use std::sync::Arc;
 use wasmtime_wasi::p1::types::Errno;
 use wiggle::{GuestMemory, GuestPtr};
@@ -26,7 +27,7 @@ pub struct Preopen {
 pub struct GuestWasi {
     pub(super) args: Vec<String>,
     pub(super) env: Vec<(String, String)>,
-    pub(super) stdin: bytes::Bytes,
+    pub(super) stdin: Input,
     pub(super) stdin_pos: usize,
     pub(super) fds: FdTable,
     pub(super) budget: WriteBudget,
@@ -34,13 +35,13 @@ pub struct GuestWasi {
 
 impl GuestWasi {
     /// A guest with `args` (argv\[0\] first), `env`, `stdin` as its standard input, `stdout`
-    /// and `stderr` capturing its output, and `preopens` as fds 3, 4, … in order. Writes to
-    /// files are charged to `budget`.
+    /// (a capture or the next stage's pipe) and `stderr` taking its output, and `preopens` as
+    /// fds 3, 4, … in order. Writes to files are charged to `budget`.
     pub fn new(
         args: Vec<String>,
         env: Vec<(String, String)>,
-        stdin: bytes::Bytes,
-        stdout: Capture,
+        stdin: Input,
+        stdout: Output,
         stderr: Capture,
         preopens: Vec<Preopen>,
         budget: WriteBudget,
@@ -72,7 +73,7 @@ impl GuestWasi {
         Self {
             args: Vec::new(),
             env: Vec::new(),
-            stdin: bytes::Bytes::new(),
+            stdin: Input::Bytes(bytes::Bytes::new()),
             stdin_pos: 0,
             fds: FdTable::default(),
             budget: WriteBudget::new(0),

@@ -11,8 +11,9 @@
 //!   read-only preopen are refused before the filesystem is touched.
 //! - **Nothing blocks for good.** Files are opened `O_NONBLOCK | O_NOCTTY` and anything but a
 //!   regular file or a directory (a FIFO, a socket, a device) is refused with `ENOTSUP`, so a
-//!   planted FIFO cannot hold a thread; stdin is memory; sleeping is a timer the call's deadline
-//!   and cancellation can drop.
+//!   planted FIFO cannot hold a thread; stdin is memory or a pipe from the stage before and
+//!   stdout may be a pipe to the next ([`stdio`]), both awaited as futures; sleeping is a timer;
+//!   the call's deadline and cancellation drop any of these waits.
 //! - **Bounded.** Descriptors per guest ([`table::MAX_DESCRIPTORS`]), bytes written to files per
 //!   call ([`budget::WriteBudget`], `EDQUOT` past it), host buffers per call.
 //! - **Faithful.** Names are byte strings (a file name that is not UTF-8 lists, opens and
@@ -20,7 +21,8 @@
 //!   and `dev`/`ino` are the real ones; errnos are the kernel's.
 //!
 //! The calls are in [`files`] (descriptors), [`paths`] (names below a directory), [`dirs`]
-//! (listings) and [`process`] (arguments, environment, clocks, random, polling, exit); [`guest`]
+//! (listings), [`process`] (arguments, environment, clocks, random, polling, exit) and [`stdio`]
+//! (stdin and stdout as pipes); [`guest`]
 //! holds the per-guest state; this file holds the trait, whose methods only delegate. It must not
 //! resolve a path any other way than through a directory descriptor's handle.
 
@@ -31,10 +33,12 @@ mod files;
 mod guest;
 mod paths;
 mod process;
+mod stdio;
 mod table;
 
-pub use budget::WriteBudget;
+pub use budget::{WriteBudget, WritePool};
 pub use guest::{GuestWasi, Preopen, add_to_linker};
+pub use stdio::KilledBySigpipe;
 pub use table::MAX_DESCRIPTORS;
 
 use guest::{guest_path, write_bytes};
@@ -202,6 +206,7 @@ impl WasiSnapshotPreview1 for GuestWasi {
         fd: types::Fd,
         iovs: types::IovecArray,
     ) -> Result<types::Size> {
+        self.stdin_wait(fd.into()).await;
         self.read(memory, fd.into(), iovs, None)
     }
 
@@ -221,6 +226,7 @@ impl WasiSnapshotPreview1 for GuestWasi {
         fd: types::Fd,
         ciovs: types::CiovecArray,
     ) -> Result<types::Size> {
+        self.stdout_wait(fd.into()).await?;
         self.write(memory, fd.into(), ciovs, None)
     }
 
@@ -449,7 +455,7 @@ impl WasiSnapshotPreview1 for GuestWasi {
         events: GuestPtr<types::Event>,
         nsubscriptions: types::Size,
     ) -> Result<types::Size> {
-        process::poll_oneoff(&self.fds, memory, subs, events, nsubscriptions).await
+        process::poll_oneoff(self, memory, subs, events, nsubscriptions).await
     }
 
     fn proc_exit(

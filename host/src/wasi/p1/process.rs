@@ -2,12 +2,11 @@
 //!
 //! Sleeping (`poll_oneoff` on a clock) is a tokio timer, so a sleeping guest holds no thread
 //! and the call's deadline or cancellation drops it like any other pending host call. Polling a
-//! descriptor reports it ready at once: stdin is memory and files are regular files, neither
-//! ever blocks. CPU-time clocks are not offered (`EBADF`, as wasmtime-wasi does), so a guest
+//! descriptor reports it ready at once when it is memory or a regular file, and a pipe between
+//! stages when a read or write would not wait ([`super::stdio`]). CPU-time clocks are not offered (`EBADF`, as wasmtime-wasi does), so a guest
 //! learns nothing about the host's scheduling beyond wall and monotonic time.
 
-use super::table::{Descriptor, FdTable};
-use super::{Result, write_bytes};
+use super::{GuestWasi, Result, stdio, write_bytes};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime_wasi::p1::types::{self, Errno};
 use wiggle::{GuestMemory, GuestPtr};
@@ -113,9 +112,11 @@ pub fn exit(status: types::Exitcode) -> wasmtime::Error {
     wasmtime_wasi::I32Exit(status as i32).into()
 }
 
-/// `poll_oneoff`: descriptors are ready at once; otherwise it sleeps until the earliest clock.
+/// `poll_oneoff`: reports the descriptors that are ready (files and stdio at once, pipes when
+/// a read or write would not wait, see [`stdio::poll_ready`]); when none is, waits for the
+/// earliest clock or for a waited-on pipe to change, and looks again.
 pub async fn poll_oneoff(
-    fds: &FdTable,
+    guest: &GuestWasi,
     memory: &mut GuestMemory<'_>,
     subs: GuestPtr<types::Subscription>,
     events: GuestPtr<types::Event>,
@@ -124,45 +125,54 @@ pub async fn poll_oneoff(
     if n == 0 || n > MAX_SUBSCRIPTIONS {
         return Err(Errno::Inval.into());
     }
-    let subs = subs.as_array(n);
     let events = events.as_array(n);
-    let mut ready = Vec::new();
-    let mut earliest: Option<(Duration, types::Subscription)> = None;
-    for sub in subs.iter() {
+    let mut subscriptions = Vec::new();
+    let mut earliest: Option<(tokio::time::Instant, u64)> = None;
+    for sub in subs.as_array(n).iter() {
         let sub = memory.read(sub?)?;
-        match &sub.u {
-            types::SubscriptionU::Clock(clock) => {
-                let wait = clock_wait(clock)?;
-                if earliest.as_ref().is_none_or(|(w, _)| wait < *w) {
-                    earliest = Some((wait, sub));
-                }
-            }
-            types::SubscriptionU::FdRead(s) | types::SubscriptionU::FdWrite(s) => {
-                let (error, nbytes) = match fds.get(s.file_descriptor.into()) {
-                    Ok(Descriptor::Dir(_)) => (Errno::Badf, 0),
-                    Ok(_) => (Errno::Success, 1),
-                    Err(e) => (e, 0),
-                };
-                let type_ = match sub.u {
-                    types::SubscriptionU::FdRead(_) => types::Eventtype::FdRead,
-                    _ => types::Eventtype::FdWrite,
-                };
-                ready.push(event(sub.userdata, error, type_, nbytes));
+        if let types::SubscriptionU::Clock(clock) = &sub.u {
+            let at = tokio::time::Instant::now() + clock_wait(clock)?.min(MAX_SLEEP);
+            if earliest.is_none_or(|(w, _)| at < w) {
+                earliest = Some((at, sub.userdata));
             }
         }
+        subscriptions.push(sub);
     }
-    if ready.is_empty() {
-        let Some((wait, sub)) = earliest else {
+    let ready = loop {
+        let mut ready = Vec::new();
+        let mut waiting = Vec::new();
+        for sub in &subscriptions {
+            let (s, read, type_) = match &sub.u {
+                types::SubscriptionU::Clock(_) => continue,
+                types::SubscriptionU::FdRead(s) => (s, true, types::Eventtype::FdRead),
+                types::SubscriptionU::FdWrite(s) => (s, false, types::Eventtype::FdWrite),
+            };
+            let fd = s.file_descriptor.into();
+            match stdio::poll_ready(&guest.fds, &guest.stdin, guest.stdin_pos, fd, read) {
+                Some((error, nbytes)) => ready.push(event(sub.userdata, error, type_, nbytes)),
+                None => waiting.push((fd, read)),
+            }
+        }
+        if !ready.is_empty() {
+            break ready;
+        }
+        if waiting.is_empty() && earliest.is_none() {
             return Err(Errno::Inval.into());
+        }
+        let clock = async {
+            match earliest {
+                Some((at, _)) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
         };
-        tokio::time::sleep(wait.min(MAX_SLEEP)).await;
-        ready.push(event(
-            sub.userdata,
-            Errno::Success,
-            types::Eventtype::Clock,
-            0,
-        ));
-    }
+        tokio::select! {
+            () = clock => {
+                let userdata = earliest.map_or(0, |(_, u)| u);
+                break vec![event(userdata, Errno::Success, types::Eventtype::Clock, 0)];
+            }
+            () = stdio::changed(&guest.fds, &guest.stdin, &waiting) => {}
+        }
+    };
     let count = u32::try_from(ready.len())?;
     for (slot, ev) in events.iter().zip(ready) {
         memory.write(slot?, ev)?;

@@ -49,10 +49,10 @@ pub struct FileDesc {
 /// What a descriptor number stands for.
 #[derive(Debug)]
 pub enum Descriptor {
-    /// The request's stdin, read from memory.
+    /// Standard input (the request's bytes or a pipe, held by the guest's state).
     Stdin,
-    /// Standard output, into the call's bounded capture.
-    Stdout(Capture),
+    /// Standard output, into the call's bounded capture or the next stage's pipe.
+    Stdout(crate::runner::Output),
     /// Standard error, into the call's bounded capture.
     Stderr(Capture),
     /// A directory.
@@ -182,7 +182,7 @@ mod tests {
     fn renumber_replaces_the_target() {
         let mut t = FdTable::default();
         t.push(Descriptor::Stdin).unwrap();
-        t.push(Descriptor::Stdout(Capture::new(1))).unwrap();
+        t.push(Descriptor::Stderr(Capture::new(1))).unwrap();
         t.renumber(0, 1).unwrap();
         assert!(matches!(t.get(1), Ok(Descriptor::Stdin)));
         assert_eq!(t.get(0).unwrap_err(), Errno::Badf);
