@@ -4,6 +4,8 @@
 //! defaults and the ceilings; a request may only lower the wall-clock limit or raise it up to the
 //! ceiling ([`Limits::with_timeout`]). Every default is written down here, where it is defined.
 
+pub mod write_pool;
+
 use crate::error::RunError;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

@@ -22,8 +22,8 @@
 use crate::audit::record::SandboxInfo;
 use crate::error::{ErrorCode, RunError};
 use crate::limits::Limits;
+use crate::limits::write_pool::WritePool;
 use crate::outcome::{Capture, FileWrites, Outcome, RunnerKind, Termination};
-use crate::wasi::p1::WritePool;
 use crate::workspace::{Workspace, WorkspaceDir};
 use pipe::{BrokenPipe, PipeReader, PipeWriter};
 use std::future::Future;

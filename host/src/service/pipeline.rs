@@ -10,7 +10,7 @@
 //! stage reads the request's stdin; only the last stage's stdout is the reply's.
 //!
 //! All stages share one deadline (`timeout_ms`, from the start of the call), one cancellation
-//! and the call's write budget ([`crate::wasi::p1::WritePool`]). As in a shell without
+//! and the call's write budget ([`crate::limits::write_pool::WritePool`]). As in a shell without
 //! `pipefail`, a non-zero exit stops nothing and the call's exit code is the last stage's. A
 //! stage stopped by a limit, the deadline or a cancellation stops every other stage ([`Stop`]):
 //! the call ends with the first such stage's error, and a stage stopped because of it records
