@@ -27,7 +27,9 @@ pub enum ErrorCode {
     CpuLimit,
     /// The command asked for more memory than its limit allows and failed because of it.
     MemoryLimit,
-    /// The command produced more output than may be kept or passed on.
+    /// Retired: it meant "a pipeline stage wrote more than may be passed to the next stage";
+    /// stages now stream through bounded pipes, so nothing produces it. Kept so that clients
+    /// branching on it still compile.
     OutputLimit,
     /// A WASI command wrote more to files than its per-call write budget (`write_bytes`)
     /// allows; it was refused further writes and failed because of it.
