@@ -555,3 +555,35 @@ fn a_timeout_mid_stream_stops_native_and_wasi_stages_both_ways() {
         );
     }
 }
+
+/// Found by review: all the WASI stages of every call share the guest instance pool, and a
+/// stage that found it full failed at once with COMMAND_FAILED — one 8-stage pipeline made
+/// every other WASI call fail. A call now waits until its stages' instances are free.
+#[test]
+fn a_full_guest_pool_makes_calls_wait_never_fail() {
+    let env = Env::new();
+    let mut s = env.serve();
+    let mut stages = vec![stage("sleep", &["2"])];
+    stages.extend((0..7).map(|_| stage("cat", &[])));
+    let call = |id: u32, arguments: Value| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "run", "arguments": arguments}})
+        .to_string()
+    };
+    s.send_raw(call(101, json!({ "pipeline": stages })).as_bytes());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    s.send_raw(call(102, json!({"command": "echo", "args": ["waited"]})).as_bytes());
+    let mut replies: Vec<Value> = (0..2).map(|_| s.next_response()).collect();
+    replies.sort_by_key(|r| r["id"].as_u64());
+    for r in &replies {
+        assert_ne!(r["result"]["isError"], json!(true), "{r}");
+    }
+    assert_eq!(
+        replies[1]["result"]["structuredContent"]["stdout"],
+        "waited\n"
+    );
+    assert_eq!(
+        exit_codes(&replies[0]["result"]["structuredContent"]).len(),
+        8
+    );
+}

@@ -30,6 +30,12 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use tokio_util::sync::CancellationToken;
 
+/// A call slot and the guest instances of the call's WASI stages, released together.
+type SlotPermits = (
+    tokio::sync::OwnedSemaphorePermit,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
 impl Service {
     /// Runs a call of any shape through the whole flow (see the module docs).
     pub(super) async fn run_call(&self, call: &CallRequest<'_>, ctx: &CallContext) -> CallReply {
@@ -61,7 +67,11 @@ impl Service {
             t.allowed(c.spec.runner, &c.cwd.relative, c.rule(), self.sandbox(c));
         }
 
-        let _permit = match self.acquire_slot(ctx).await {
+        let wasi_stages = stages
+            .iter()
+            .filter(|c| matches!(c.target, Target::Wasi(_)))
+            .count();
+        let _permit = match self.acquire_slot(ctx, wasi_stages).await {
             Ok(p) => p,
             Err(e) => {
                 for t in &trails {
@@ -100,15 +110,24 @@ impl Service {
         CallReply::Failed(ErrorEnvelope::new(&ctx.request_id, &e, None))
     }
 
-    /// Waits for one of the `limits.max_concurrent` call slots, or for the call's cancellation.
+    /// Waits for one of the `limits.max_concurrent` call slots and then for a guest instance
+    /// for each of the call's `wasi_stages` (taken all at once, so two pipelines never hold
+    /// part of what each needs), or for the call's cancellation. Without this wait a stage
+    /// found the instance pool full and failed (found by review: one 8-stage pipeline made
+    /// every other WASI call fail with COMMAND_FAILED).
     async fn acquire_slot(
         &self,
         ctx: &CallContext,
-    ) -> Result<tokio::sync::OwnedSemaphorePermit, RunError> {
+        wasi_stages: usize,
+    ) -> Result<SlotPermits, RunError> {
+        let wanted = u32::try_from(wasi_stages).unwrap_or(u32::MAX);
+        let permits = async {
+            let call = Arc::clone(&self.slots).acquire_owned().await?;
+            let guests = Arc::clone(&self.guests).acquire_many_owned(wanted).await?;
+            Ok::<_, tokio::sync::AcquireError>((call, guests))
+        };
         tokio::select! {
-            p = Arc::clone(&self.slots).acquire_owned() => {
-                p.map_err(|_| RunError::internal("the call slots are closed"))
-            }
+            p = permits => p.map_err(|_| RunError::internal("the call slots are closed")),
             _ = ctx.cancel.cancelled() => Err(RunError::new(
                 ErrorCode::Cancelled,
                 "the call was cancelled while waiting for a free slot",
@@ -126,6 +145,9 @@ impl Service {
         ctx: &CallContext,
     ) -> CallReply {
         let n = stages.len();
+        // Made before the stages start, so the call's `durationMs` covers them (found by
+        // review: made after they ended, a pipeline always reported 0).
+        let mut tally = Tally::new(call.shape, self.policy.limits.stderr_bytes, n);
         let timeout_ms = call.timeout_ms.unwrap_or(self.policy.limits.timeout_ms);
         let deadline = pipeline::deadline(call.shape, timeout_ms);
         let ios = pipeline::plumb(&stages);
@@ -152,7 +174,6 @@ impl Service {
             }
         });
         let ended = futures_util::future::join_all(runs).await;
-        let mut tally = Tally::new(call.shape, self.policy.limits.stderr_bytes, n);
         let mut unrecorded = None;
         for ((outcome, recorded), asked) in ended.iter().zip(&call.stages) {
             if let Err(e) = recorded {

@@ -121,6 +121,12 @@ pub enum StartError {
     Runtime(RunError),
 }
 
+/// How many guest instances run at once: one per call slot, and never fewer than a pipeline's
+/// most stages, so that every pipeline can run (its WASI stages run at the same time).
+fn guest_slots(max_concurrent: usize) -> usize {
+    max_concurrent.max(check::MAX_STAGES)
+}
+
 /// The rejected modules, one after another.
 fn join(rejected: &[crate::policy::assemble::RejectedTool]) -> String {
     let all: Vec<String> = rejected.iter().map(ToString::to_string).collect();
@@ -137,6 +143,9 @@ pub struct Service {
     audit: Arc<AuditLog>,
     policy_hash: String,
     slots: Arc<Semaphore>,
+    /// One permit per guest instance the pool holds: a call takes one for each of its WASI
+    /// stages, all at once, before any stage starts.
+    guests: Arc<Semaphore>,
     /// The built-in module's environment (the policy's `[wasi.env]`).
     guest_env: Arc<[(String, String)]>,
     in_flight: AtomicUsize,
@@ -155,8 +164,9 @@ impl Service {
         // can change.
         own_paths::check(&workspace, &policy.own_paths())?;
         let cache = ModuleCache::new(policy.cache_dir.as_deref());
+        let guest_slots = guest_slots(policy.max_concurrent);
         let pool = crate::wasi::engine::PoolSize {
-            instances: u32::try_from(policy.max_concurrent).unwrap_or(u32::MAX),
+            instances: u32::try_from(guest_slots).unwrap_or(u32::MAX),
             memory_bytes: policy.limits.memory_bytes,
             table_elements: policy.limits.table_elements,
         };
@@ -204,6 +214,7 @@ impl Service {
             .collect();
         Ok(Self {
             slots: Arc::new(Semaphore::new(policy.max_concurrent)),
+            guests: Arc::new(Semaphore::new(guest_slots)),
             policy_hash: policy.hash(),
             policy,
             catalog,
