@@ -128,6 +128,28 @@ fn a_pipeline_shares_one_write_budget_across_its_stages() {
     assert!(on_disk <= BUDGET, "the stages wrote {on_disk} bytes in all");
 }
 
+/// Found by review of streaming pipelines: `tee` hit the write budget (its file cut short),
+/// went on writing to stdout, got a broken pipe from `head` and ended 141; the call answered
+/// exit 0 and nothing said the file was cut. A refused write is the call's WRITE_LIMIT.
+#[test]
+fn a_write_budget_overrun_is_reported_even_when_the_writer_then_meets_a_closed_pipe() {
+    const BUDGET: u64 = 1024 * 1024;
+    let env = Env::new().with_config(&format!("[limits]\nwrite_bytes = {BUDGET}\n"));
+    let mut s = env.serve();
+    let r = s.call(
+        "run",
+        json!({"pipeline": [
+            {"command": "seq", "args": ["1", "3000000"]},
+            {"command": "tee", "args": ["c"]},
+            {"command": "head", "args": ["-c", "5000000"]},
+            {"command": "wc", "args": ["-c"]},
+        ]}),
+    );
+    assert_eq!(error_code(&r), "WRITE_LIMIT", "{r}");
+    let written = std::fs::metadata(env.ws.join("c")).unwrap().len();
+    assert!(written <= BUDGET, "{written}");
+}
+
 /// A small file system mounted for one test and unmounted when dropped.
 struct SmallDisk(PathBuf);
 

@@ -370,6 +370,12 @@ fn classify(
     match ended {
         Ok(()) => Termination::Exited(0),
         Err(e) => {
+            // A write the budget refused left a file cut short: that is what the call must say,
+            // even when the command went on and then wrote to a pipe nobody reads (found by
+            // review: `tee f | head -c N` ended 141 and the call exit 0, the file cut short).
+            if budget.refused() {
+                return write_stop();
+            }
             // Written to a pipe nobody reads: ended as SIGPIPE ends a GNU tool, whatever else
             // it had run into.
             if e.downcast_ref::<p1::KilledBySigpipe>().is_some() {
