@@ -421,6 +421,9 @@ fn a_client_cancellation_mid_stream_stops_every_stage() {
     // The pipeline is streaming when a later call gets its answer (one slot each).
     let r = s.run("echo", &["started"]);
     assert_eq!(structured(&r)["exitCode"], 0);
+    // Give `seq` time to have written (the check below wants output from it); under a loaded
+    // machine the echo alone was not always enough.
+    std::thread::sleep(std::time::Duration::from_secs(1));
     s.notify(
         "notifications/cancelled",
         json!({"requestId": id, "reason": "test"}),
