@@ -13,6 +13,11 @@ use std::path::PathBuf;
 
 fn main() {
     println!("cargo::rerun-if-changed=commands.toml");
+    // An empty path must not mean the current directory (src/empty_path.rs).
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("wasi") {
+        println!("cargo::rustc-link-arg-bins=--wrap=__wasilibc_find_relpath");
+        println!("cargo::rustc-link-arg-bins=--wrap=__wasilibc_find_relpath_alloc");
+    }
     if let Err(message) = run() {
         println!("cargo::error=commands.toml: {message}");
     }

@@ -245,3 +245,45 @@ fn a_disk_that_fills_up_mid_call_gives_a_truthful_result_and_every_end_record() 
     assert_eq!(stop["stage"], "stop", "{stop}");
     drop(disk);
 }
+
+/// Found by review of the listing paths: an empty path meant the current directory (wasi-libc
+/// makes `""` absolute as the cwd), so `rm -rf ''` removed the call's cwd — at the root, the
+/// whole workspace — and `stat ''`/`test -e ''` found a directory. It names no file now, as on
+/// Linux.
+#[test]
+fn an_empty_path_names_no_file() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.ws.join("project/src")).unwrap();
+    std::fs::write(env.ws.join("project/src/main.rs"), "fn main() {}\n").unwrap();
+    std::fs::write(env.ws.join("notes.txt"), "n\n").unwrap();
+    let mut s = env.serve();
+    for cwd in ["project", ""] {
+        let r = s.call(
+            "run",
+            json!({"command": "rm", "args": ["-rf", ""], "cwd": cwd}),
+        );
+        assert_eq!(structured(&r)["exitCode"], 0, "{r}");
+    }
+    assert!(
+        env.ws.join("project/src/main.rs").is_file(),
+        "rm -rf '' removed the cwd"
+    );
+    assert!(
+        env.ws.join("notes.txt").is_file(),
+        "rm -rf '' emptied the workspace"
+    );
+    for (command, args) in [
+        ("stat", vec![""]),
+        ("test", vec!["-e", ""]),
+        ("du", vec![""]),
+    ] {
+        let r = s.run(command, &args);
+        assert_ne!(structured(&r)["exitCode"], 0, "{command} {args:?}: {r}");
+    }
+    let r = s.run("stat", &[""]);
+    let stderr = structured(&r)["stderr"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(stderr.contains("No such file or directory"), "{stderr}");
+}

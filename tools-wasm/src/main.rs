@@ -23,10 +23,14 @@
 //! - [`stat`], [`du`], [`tree`]: written on `std::fs` and walkdir.
 //! - [`pattern`]: POSIX regexes, wildcards and bracket expressions → Rust regex syntax.
 //! - [`cli`]: small argument-parsing helpers shared by the hand-written front ends.
+//! - `empty_path` (WASI only): an empty path is `ENOENT`, never the current directory.
 
 mod cli;
 mod diff;
 mod du;
+#[cfg(target_os = "wasi")]
+#[allow(unsafe_code)]
+mod empty_path;
 mod exit;
 mod find;
 mod grep;

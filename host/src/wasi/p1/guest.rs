@@ -117,6 +117,10 @@ pub(super) fn guest_path(
     if bytes.contains(&0) {
         return Err(Errno::Ilseq.into());
     }
+    // An empty path names no file (as `openat` without `AT_EMPTY_PATH`), never the directory.
+    if bytes.is_empty() {
+        return Err(Errno::Noent.into());
+    }
     Ok(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(
         &bytes,
     )))
