@@ -115,6 +115,70 @@ impl StageResult {
     }
 }
 
+/// Input of the `shell` tool.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShellArgs {
+    /// Bash syntax, interpreted by runbox itself (never a real shell): pipes, `&&`, `||`, `;`,
+    /// redirections inside the workspace, globs, variables, `$(...)`, `$((...))`, `if`/`for`/
+    /// `while`/`case`, functions. Every command must be an allowlisted name (see
+    /// list_commands) or one of the interpreter's built-ins (cd, echo, read, test, export, ...).
+    pub script: String,
+    /// Working directory relative to the workspace root, e.g. "src". Defaults to the root.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Text the script reads on standard input. Defaults to empty input.
+    #[serde(default)]
+    pub stdin: Option<String>,
+    /// Wall-clock limit in milliseconds for the whole script, at most the policy's maximum.
+    /// Defaults to the policy's timeout.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub timeout_ms: Option<u64>,
+}
+
+/// One command a `shell` script started.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScriptCommand {
+    /// Its arguments as started (long ones cut), the command's name first.
+    pub argv: Vec<String>,
+    /// Which runner ran it ("wasi" or "native"); absent when it never started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<RunnerKind>,
+    /// Its exit code, when it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The code it was refused or stopped with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorCode>,
+}
+
+/// Result of a `shell` call that ran to its end (any exit status).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShellOutput {
+    /// runbox's id for this call; the audit log records it and every command's records.
+    pub request_id: String,
+    /// The script's exit status (bash's `$?` at its end, or `exit N`).
+    pub exit_code: i32,
+    /// Standard output (UTF-8; invalid bytes replaced), cut at the policy's cap.
+    pub stdout: String,
+    /// Standard error, cut at the policy's cap.
+    pub stderr: String,
+    /// True when stdout was cut.
+    pub stdout_truncated: bool,
+    /// True when stderr was cut.
+    pub stderr_truncated: bool,
+    /// Wall-clock milliseconds the script ran.
+    pub duration_ms: u64,
+    /// The commands it started, in order (at most 1000; built-ins are not listed).
+    pub commands: Vec<ScriptCommand>,
+    /// How many commands it started, when more than `commands` lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands_started: Option<u64>,
+}
+
 /// Result of a `run` call that ran to its own exit (any exit code).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -199,6 +263,9 @@ pub struct PartialOutput {
     /// and those after it that did not run, carry an `error`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<Vec<StageResult>>,
+    /// `shell` only: the commands the script started before it was stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Vec<ScriptCommand>>,
 }
 
 impl PartialOutput {
@@ -215,6 +282,7 @@ impl PartialOutput {
             bytes_written: outcome.file_writes.map(|w| w.bytes),
             disk_full: outcome.file_writes.is_some_and(|w| w.disk_full),
             stages: None,
+            commands: None,
         }
     }
 }
@@ -307,6 +375,16 @@ pub enum RunResult {
     /// The command ran to its own exit.
     Ran(RunOutput),
     /// The call failed or was refused.
+    Failed(ErrorEnvelope),
+}
+
+/// Every structured result of `shell`: its output schema.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ShellResult {
+    /// The script ran to its end.
+    Ran(ShellOutput),
+    /// The script was refused or stopped.
     Failed(ErrorEnvelope),
 }
 

@@ -299,6 +299,11 @@ async fn exec(a: ExecArgs) -> ExitCode {
             }
             ExitCode::from(u8::try_from(out.exit_code).unwrap_or(1))
         }
+        CallReply::Script(out) => {
+            let _ = std::io::stdout().write_all(out.stdout.as_bytes());
+            let _ = std::io::stderr().write_all(out.stderr.as_bytes());
+            ExitCode::from(u8::try_from(out.exit_code).unwrap_or(1))
+        }
         CallReply::Failed(env) => {
             if let Some(p) = &env.error.partial {
                 let _ = std::io::stdout().write_all(p.stdout.as_bytes());

@@ -34,6 +34,10 @@ pub enum ErrorCode {
     /// A WASI command wrote more to files than its per-call write budget (`write_bytes`)
     /// allows; it was refused further writes and failed because of it.
     WriteLimit,
+    /// A `shell` script went past one of the interpreter's bounds: commands started, steps
+    /// (commands and loop iterations), nesting of functions and subshells, the size of a
+    /// value, a word list or a command substitution, or the script's own size or nesting.
+    ScriptLimit,
     /// The command was cancelled by the client or by server shutdown.
     Cancelled,
     /// The command tried to write while the policy makes the workspace read-only.
@@ -62,6 +66,7 @@ impl ErrorCode {
             Self::MemoryLimit => "MEMORY_LIMIT",
             Self::OutputLimit => "OUTPUT_LIMIT",
             Self::WriteLimit => "WRITE_LIMIT",
+            Self::ScriptLimit => "SCRIPT_LIMIT",
             Self::Cancelled => "CANCELLED",
             Self::ReadOnly => "READ_ONLY",
             Self::AuditUnavailable => "AUDIT_UNAVAILABLE",
@@ -91,6 +96,7 @@ impl ErrorCode {
         Self::MemoryLimit,
         Self::OutputLimit,
         Self::WriteLimit,
+        Self::ScriptLimit,
         Self::Cancelled,
         Self::ReadOnly,
         Self::AuditUnavailable,

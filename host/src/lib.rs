@@ -64,6 +64,8 @@ pub mod mcp;
 #[cfg(feature = "runtime")]
 pub mod native;
 pub mod outcome;
+#[cfg(feature = "framing")]
+pub mod pipe;
 pub mod policy;
 #[cfg(feature = "runtime")]
 pub mod runner;
@@ -71,6 +73,8 @@ pub mod runner;
 pub mod scratch_tree;
 #[cfg(feature = "runtime")]
 pub mod service;
+#[cfg(feature = "shell")]
+pub mod shell;
 pub mod tools_dir;
 #[cfg(feature = "runtime")]
 pub mod wasi;

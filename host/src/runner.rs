@@ -287,7 +287,8 @@ async fn race<R: Runner, G: Running>(
     (Termination::Stopped(error), aftermath)
 }
 
-pub mod pipe;
+/// The bounded pipes between stages ([`crate::pipe`]), where runners have always found them.
+pub use crate::pipe;
 
 #[cfg(test)]
 mod tests;

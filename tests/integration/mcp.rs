@@ -24,7 +24,7 @@ fn tools_have_schemas_and_honest_annotations() {
     let r = s.request("tools/list", json!({}));
     let tools = r["result"]["tools"].as_array().expect("tools");
     let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
-    assert_eq!(names, ["run", "list_commands"]);
+    assert_eq!(names, ["run", "shell", "list_commands"]);
     let run = &tools[0];
     assert_eq!(run["inputSchema"]["type"], "object");
     // `command` or `pipeline`: neither is required on its own (the server says which is missing).
@@ -44,7 +44,11 @@ fn tools_have_schemas_and_honest_annotations() {
     assert_eq!(run["outputSchema"]["type"], "object");
     assert_eq!(run["annotations"]["readOnlyHint"], false);
     assert_eq!(run["annotations"]["openWorldHint"], false);
-    let list = &tools[1];
+    let shell = &tools[1];
+    assert_eq!(shell["inputSchema"]["required"], json!(["script"]));
+    assert_eq!(shell["annotations"]["readOnlyHint"], false);
+    assert_eq!(shell["outputSchema"]["type"], "object");
+    let list = &tools[2];
     assert_eq!(list["annotations"]["readOnlyHint"], true);
     assert_eq!(list["annotations"]["destructiveHint"], false);
 }

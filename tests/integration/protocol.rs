@@ -26,7 +26,7 @@ fn malformed_json_gets_a_parse_error() {
 fn unknown_tool_and_method_are_protocol_errors() {
     let env = Env::new();
     let mut s = env.serve();
-    let r = s.request("tools/call", json!({"name": "shell", "arguments": {}}));
+    let r = s.request("tools/call", json!({"name": "bash", "arguments": {}}));
     assert_eq!(r["error"]["code"], -32602, "{r}");
     let r = s.request("no/such/method", json!({}));
     assert_eq!(r["error"]["code"], -32601, "{r}");

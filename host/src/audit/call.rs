@@ -55,6 +55,12 @@ impl CallTrail {
         self.base.cwd = cwd.map(Text::of);
     }
 
+    /// Records a `shell` call's script and working directory as requested.
+    pub fn request_script(&mut self, script: &str, cwd: Option<&str>) {
+        self.base.script = Some(Text::of(script));
+        self.base.cwd = cwd.map(Text::of);
+    }
+
     /// Records the client line the MCP front refused (for `tool` `protocol`).
     pub fn refused_line(&mut self, line: Text) {
         self.base.line = Some(line);

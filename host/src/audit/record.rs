@@ -398,6 +398,10 @@ pub struct AuditRecord {
     /// invalid UTF-8 in its head replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<Text>,
+    /// A `shell` call's script (on its own records, not on those of the commands it started):
+    /// never kept whole when long, as an argument is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<Text>,
     /// How many arguments the request carried.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub argc: Option<u64>,
@@ -461,6 +465,7 @@ impl AuditRecord {
             runner: None,
             command: None,
             line: None,
+            script: None,
             argc: None,
             argv: None,
             argv_omitted: None,
@@ -548,6 +553,7 @@ pub fn denial_rule(code: ErrorCode) -> &'static str {
         | ErrorCode::MemoryLimit
         | ErrorCode::OutputLimit
         | ErrorCode::WriteLimit
+        | ErrorCode::ScriptLimit
         | ErrorCode::CommandFailed
         | ErrorCode::Internal => "internal",
     }

@@ -3,7 +3,9 @@
 
 use super::transport::key_of;
 use super::window::ReplyWindow;
-use crate::api::{ErrorEnvelope, ListCommandsArgs, ListResult, RunArgs, RunResult};
+use crate::api::{
+    ErrorEnvelope, ListCommandsArgs, ListResult, RunArgs, RunResult, ShellArgs, ShellResult,
+};
 use crate::error::RunError;
 use crate::service::{CallContext, CallReply, Service};
 use rmcp::handler::server::common::schema_for_type;
@@ -23,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Name of the tool that runs a command.
 pub const RUN_TOOL: &str = "run";
+/// Name of the tool that interprets a bash script.
+pub const SHELL_TOOL: &str = "shell";
 /// Name of the tool that lists the allowlist.
 pub const LIST_TOOL: &str = "list_commands";
 
@@ -76,6 +80,7 @@ impl RunboxHandler {
 
     async fn call_run(
         &self,
+        tool: &str,
         arguments: Option<rmcp::model::JsonObject>,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
@@ -113,14 +118,22 @@ impl RunboxHandler {
             ))
         });
 
-        let args: RunArgs = match serde_json::from_value(serde_json::Value::Object(
-            arguments.unwrap_or_default(),
-        )) {
-            Ok(a) => a,
+        let arguments = serde_json::Value::Object(arguments.unwrap_or_default());
+        let call = if tool == SHELL_TOOL {
+            serde_json::from_value::<ShellArgs>(arguments).map(Call::Shell)
+        } else {
+            serde_json::from_value::<RunArgs>(arguments).map(Call::Run)
+        };
+        let call = match call {
+            Ok(c) => c,
             Err(e) => {
                 watcher.abort();
-                let err = RunError::invalid(format!("bad arguments for run: {e}")).with_hint(
-                    "pass {\"command\": NAME, \"args\": [..]} or {\"pipeline\": [{\"command\": NAME, \"args\": [..]}, ..]}; see the tool's inputSchema",
+                let err = RunError::invalid(format!("bad arguments for {tool}: {e}")).with_hint(
+                    if tool == SHELL_TOOL {
+                        "pass {\"script\": \"...\"} with optional cwd, stdin and timeout_ms; see the tool's inputSchema"
+                    } else {
+                        "pass {\"command\": NAME, \"args\": [..]} or {\"pipeline\": [{\"command\": NAME, \"args\": [..]}, ..]}; see the tool's inputSchema"
+                    },
                 );
                 self.service.record_invalid_request(&ctx, &err).await;
                 return error_result(&ErrorEnvelope::new(&request_id, &err, None));
@@ -128,13 +141,20 @@ impl RunboxHandler {
         };
         let service = Arc::clone(&self.service);
         let call_ctx = ctx.clone();
-        let reply = isolate(async move { service.run(args, &call_ctx).await }).await;
+        let reply = isolate(async move {
+            match call {
+                Call::Run(args) => service.run(args, &call_ctx).await,
+                Call::Shell(args) => service.shell(args, &call_ctx).await,
+            }
+        })
+        .await;
         watcher.abort();
         if let Some(p) = progress {
             p.abort();
         }
         match reply {
             Ok(CallReply::Ran(out)) => ok_result(&out),
+            Ok(CallReply::Script(out)) => ok_result(&out),
             Ok(CallReply::Failed(env)) => error_result(&env),
             Err(err) => {
                 tracing::error!(request_id, "call task failed: {}", err.message);
@@ -143,6 +163,12 @@ impl RunboxHandler {
             }
         }
     }
+}
+
+/// A call of one of the tools that run commands.
+enum Call {
+    Run(RunArgs),
+    Shell(ShellArgs),
 }
 
 /// How often a running call reports progress when the client asked for it.
@@ -255,7 +281,10 @@ impl ServerHandler for RunboxHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         match request.name.as_ref() {
-            RUN_TOOL => Ok(self.call_run(request.arguments, context).await.into()),
+            RUN_TOOL | SHELL_TOOL => Ok(self
+                .call_run(request.name.as_ref(), request.arguments, context)
+                .await
+                .into()),
             LIST_TOOL => {
                 let extra = request.arguments.map(|a| a.len()).unwrap_or(0);
                 if extra > 0 {
@@ -267,7 +296,7 @@ impl ServerHandler for RunboxHandler {
             }
             other => Err(McpError::invalid_params(
                 format!(
-                    "unknown tool {:?}; the tools are run and list_commands",
+                    "unknown tool {:?}; the tools are run, shell and list_commands",
                     other.chars().take(64).collect::<String>()
                 ),
                 None,
@@ -380,7 +409,28 @@ pub fn tool_definitions() -> Vec<Tool> {
             .idempotent(true)
             .open_world(false),
     );
-    vec![run, list]
+    let shell = Tool::new_with_raw(
+        SHELL_TOOL,
+        Some(Cow::Borrowed(
+            "Run a bash script in the workspace: pipes, &&, ||, ;, redirections, globs, variables, $(...), \
+             if/for/while/case and functions, interpreted by runbox itself (never a real shell). Every \
+             command must be a name from list_commands or a shell built-in (cd, echo, read, test, export, ...); \
+             a script naming any other command, or using &, eval, exec or source, is refused before it runs. \
+             Paths stay inside the workspace (`/` is its root); the result has exitCode, stdout, stderr and \
+             each command that ran.",
+        )),
+        portable_schema::<ShellArgs>(),
+    )
+    .with_title("Run a shell script")
+    .with_raw_output_schema(portable_schema::<ShellResult>())
+    .with_annotations(
+        ToolAnnotations::with_title("Run a shell script")
+            .read_only(false)
+            .destructive(true)
+            .idempotent(false)
+            .open_world(false),
+    );
+    vec![run, shell, list]
 }
 
 #[cfg(test)]
@@ -463,7 +513,7 @@ mod tests {
     #[test]
     fn tool_schemas_are_objects_with_annotations() {
         let tools = tool_definitions();
-        assert_eq!(tools.len(), 2);
+        assert_eq!(tools.len(), 3);
         for t in &tools {
             assert_eq!(
                 t.input_schema.get("type").and_then(|v| v.as_str()),

@@ -198,7 +198,7 @@ impl Service {
     }
 
     /// Runs one checked stage on the runner its program names, joined to the call by `joined`.
-    async fn execute(&self, c: &Checked<'_>, joined: Joined<'_>) -> Outcome {
+    pub(super) async fn execute(&self, c: &Checked<'_>, joined: Joined<'_>) -> Outcome {
         match &c.target {
             Target::Wasi(program) => {
                 runner::call(&self.wasi, input(c, program, self, joined)).await
@@ -210,7 +210,7 @@ impl Service {
     }
 
     /// The sandbox a checked stage runs in, as its runner describes it, for the audit log.
-    fn sandbox(&self, c: &Checked<'_>) -> SandboxInfo {
+    pub(super) fn sandbox(&self, c: &Checked<'_>) -> SandboxInfo {
         match &c.target {
             Target::Wasi(program) => self.wasi.sandbox(program, c.limits, c.writable),
             Target::Native { runner, command } => runner.sandbox(command, c.limits, c.writable),
@@ -220,12 +220,12 @@ impl Service {
 
 /// What a stage gets from the call besides its checked request: its streams, the call's
 /// deadline, write budget and stop, and the progress counter.
-struct Joined<'a> {
-    io: StageIo,
-    deadline: Option<tokio::time::Instant>,
-    pool: &'a WritePool,
-    cancel: &'a CancellationToken,
-    live_output: &'a Arc<AtomicU64>,
+pub(super) struct Joined<'a> {
+    pub io: StageIo,
+    pub deadline: Option<tokio::time::Instant>,
+    pub pool: &'a WritePool,
+    pub cancel: &'a CancellationToken,
+    pub live_output: &'a Arc<AtomicU64>,
 }
 
 /// The runner contract's input for checked stage `c`.

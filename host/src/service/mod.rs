@@ -30,6 +30,7 @@ mod check;
 mod flow;
 mod pipeline;
 mod reply;
+mod script;
 pub use check::MAX_STAGES;
 
 /// Per-call facts that do not come from the tool arguments.
@@ -92,6 +93,8 @@ pub enum CallReply {
     Ran(RunOutput),
     /// The call failed or was refused.
     Failed(ErrorEnvelope),
+    /// A `shell` script ran to its end (any exit status).
+    Script(crate::api::ShellOutput),
 }
 
 /// Why the service could not start.

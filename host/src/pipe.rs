@@ -35,8 +35,11 @@ pub enum ReadReady {
 #[derive(Debug)]
 struct State {
     buf: VecDeque<u8>,
-    reader_open: bool,
-    writer_open: bool,
+    /// Open reading handles ([`PipeReader::share`] makes more, as a shell's children share one
+    /// descriptor); the pipe is broken when the last one goes.
+    readers: usize,
+    /// Open writing handles; end-of-file when the last one goes.
+    writers: usize,
 }
 
 #[derive(Debug)]
@@ -60,8 +63,8 @@ pub fn pipe(capacity: usize) -> (PipeWriter, PipeReader) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             buf: VecDeque::new(),
-            reader_open: true,
-            writer_open: true,
+            readers: 1,
+            writers: 1,
         }),
         capacity: capacity.max(1),
         to_reader: Notify::new(),
@@ -85,9 +88,9 @@ impl PipeReader {
     /// What a read would get now, without waiting.
     pub fn ready(&self) -> ReadReady {
         let state = self.shared.lock();
-        match (state.buf.len(), state.writer_open) {
-            (0, true) => ReadReady::Empty,
-            (0, false) => ReadReady::Eof,
+        match (state.buf.len(), state.writers) {
+            (0, w) if w > 0 => ReadReady::Empty,
+            (0, _) => ReadReady::Eof,
             (n, _) => ReadReady::Data(n),
         }
     }
@@ -122,6 +125,16 @@ impl PipeReader {
         n
     }
 
+    /// Another handle on this reading end, as a shell's commands share one stdin: the bytes
+    /// one handle reads are gone for the others, and the writer sees a broken pipe only once
+    /// every handle is gone. Handles must not read at the same time (a shell's do not).
+    pub fn share(&self) -> Self {
+        self.shared.lock().readers += 1;
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// Reads at least one byte into `dest` (waiting for it), or returns 0 at end of file or
     /// for an empty `dest`. Cancel-safe: bytes are only taken once this returns.
     pub async fn read(&self, dest: &mut [u8]) -> usize {
@@ -135,10 +148,14 @@ impl PipeReader {
 impl Drop for PipeReader {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
-        state.reader_open = false;
+        state.readers = state.readers.saturating_sub(1);
+        if state.readers > 0 {
+            return;
+        }
         // Nobody will read these: free them now, not when the writer ends.
         state.buf = VecDeque::new();
         drop(state);
+        self.shared.to_writer.notify_waiters();
         self.shared.to_writer.notify_one();
     }
 }
@@ -150,13 +167,22 @@ pub struct PipeWriter {
 }
 
 impl PipeWriter {
+    /// Another handle on this writing end, as a shell's commands share one stdout: the reader
+    /// sees end-of-file only once every handle is gone.
+    pub fn share(&self) -> Self {
+        self.shared.lock().writers += 1;
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// Bytes that can be written now without waiting.
     ///
     /// # Errors
     /// [`BrokenPipe`] when the reader is gone.
     pub fn room(&self) -> Result<usize, BrokenPipe> {
         let state = self.shared.lock();
-        if !state.reader_open {
+        if state.readers == 0 {
             return Err(BrokenPipe);
         }
         Ok(self.shared.capacity.saturating_sub(state.buf.len()))
@@ -181,7 +207,7 @@ impl PipeWriter {
     /// [`BrokenPipe`] when the reader is gone.
     pub fn try_write(&self, src: &[u8]) -> Result<usize, BrokenPipe> {
         let mut state = self.shared.lock();
-        if !state.reader_open {
+        if state.readers == 0 {
             return Err(BrokenPipe);
         }
         let n = src
@@ -215,7 +241,13 @@ impl PipeWriter {
 
 impl Drop for PipeWriter {
     fn drop(&mut self) {
-        self.shared.lock().writer_open = false;
+        let mut state = self.shared.lock();
+        state.writers = state.writers.saturating_sub(1);
+        if state.writers > 0 {
+            return;
+        }
+        drop(state);
+        self.shared.to_reader.notify_waiters();
         self.shared.to_reader.notify_one();
     }
 }

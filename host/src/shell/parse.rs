@@ -1,0 +1,135 @@
+//! Turns a script's text into brush-parser's syntax tree, within bounds: the script's size,
+//! how deeply its brackets nest (brush-parser's parsers recurse once per level, so an
+//! unbounded nesting would overflow the stack and abort the server), and on a thread of its
+//! own with a stack sized for the deepest nesting allowed.
+//!
+//! This module must not judge what the script runs (that is [`super::check`]) nor run it.
+
+use super::ShellError;
+use brush_parser::ast::Program;
+use brush_parser::{ParserOptions, SourcePosition};
+
+/// Most bytes a script may have.
+pub const MAX_SCRIPT_BYTES: usize = 64 * 1024;
+
+/// Deepest nesting of brackets, braces, parentheses, backquotes and compound keywords.
+pub const MAX_NESTING: usize = 100;
+
+/// The stack of the parsing thread: the deepest nesting allowed parses in a small part of it.
+const PARSER_STACK_BYTES: usize = 64 * 1024 * 1024;
+
+/// The options runbox parses with: bash's, without extended globs (bash's default is off).
+pub fn options() -> ParserOptions {
+    ParserOptions {
+        enable_extended_globbing: false,
+        ..ParserOptions::default()
+    }
+}
+
+/// Parses `script` into a program.
+///
+/// # Errors
+/// [`ShellError::Syntax`] for a script brush-parser rejects (with its line and column),
+/// [`ShellError::Bounds`] for one too long or too deeply nested.
+pub fn parse(script: &str) -> Result<Program, ShellError> {
+    if script.len() > MAX_SCRIPT_BYTES {
+        return Err(ShellError::Bounds(format!(
+            "the script is {} bytes; the limit is {MAX_SCRIPT_BYTES}",
+            script.len()
+        )));
+    }
+    if script.contains('\0') {
+        return Err(ShellError::Syntax("the script contains a NUL byte".into()));
+    }
+    let depth = nesting(script);
+    if depth > MAX_NESTING {
+        return Err(ShellError::Bounds(format!(
+            "the script nests {depth} levels deep; the limit is {MAX_NESTING}"
+        )));
+    }
+    let text = script.to_owned();
+    let parsed = std::thread::Builder::new()
+        .name("runbox-shell-parse".into())
+        .stack_size(PARSER_STACK_BYTES)
+        .spawn(move || {
+            let mut parser = brush_parser::Parser::new(text.as_bytes(), &options());
+            parser.parse_program().map_err(|e| e.to_string())
+        })
+        .map_err(|e| ShellError::Internal(format!("cannot start the parser thread: {e}")))?
+        .join()
+        .map_err(|_| ShellError::Internal("the parser panicked".into()))?;
+    parsed.map_err(ShellError::Syntax)
+}
+
+/// How deeply `script` nests: every opening bracket, brace, parenthesis or compound keyword
+/// counts one level, every closing one ends one; a backquote toggles a level. Quoting is not
+/// looked at, so this is an upper bound of what the parser will meet (a quoted bracket counts
+/// too), which is the safe direction.
+fn nesting(script: &str) -> usize {
+    let mut depth: usize = 0;
+    let mut deepest = 0;
+    let mut in_backquote = false;
+    for word in script.split(|c: char| c.is_whitespace() || c == ';') {
+        match word {
+            "if" | "case" | "for" | "while" | "until" | "select" | "do" => depth += 1,
+            "fi" | "esac" | "done" => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        deepest = deepest.max(depth);
+        for c in word.chars() {
+            match c {
+                '(' | '{' | '[' => depth += 1,
+                ')' | '}' | ']' => depth = depth.saturating_sub(1),
+                '`' => {
+                    if in_backquote {
+                        depth = depth.saturating_sub(1);
+                    } else {
+                        depth += 1;
+                    }
+                    in_backquote = !in_backquote;
+                }
+                _ => {}
+            }
+            deepest = deepest.max(depth);
+        }
+    }
+    deepest
+}
+
+/// The byte offset in `script` of brush-parser's character position `pos`.
+pub fn byte_offset(script: &str, pos: &SourcePosition) -> usize {
+    script
+        .char_indices()
+        .nth(pos.index)
+        .map_or(script.len(), |(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_script_parses() {
+        let p = parse("grep -rn TODO src | sort | head -20").unwrap();
+        assert_eq!(p.complete_commands.len(), 1);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_parser_sees_it() {
+        let deep = format!("{}true{}", "(".repeat(5000), ")".repeat(5000));
+        assert!(matches!(parse(&deep), Err(ShellError::Bounds(_))));
+        let ifs = "if true; then ".repeat(200) + &"fi; ".repeat(200);
+        assert!(matches!(parse(&ifs), Err(ShellError::Bounds(_))));
+        let ok = format!("{}true{}", "(".repeat(50), ")".repeat(50));
+        assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn syntax_errors_and_long_scripts_are_typed() {
+        assert!(matches!(parse("if then fi"), Err(ShellError::Syntax(_))));
+        assert!(matches!(
+            parse(&"x".repeat(MAX_SCRIPT_BYTES + 1)),
+            Err(ShellError::Bounds(_))
+        ));
+    }
+}

@@ -1,0 +1,247 @@
+//! The `shell` tool (issue #15 items 2–5): bash syntax interpreted by runbox, every command
+//! checked against the allowlist before the script runs and again as it starts, streaming
+//! pipelines, redirections inside the workspace, bounds, audit records.
+
+use crate::support::*;
+use serde_json::{Value, json};
+
+fn sh(s: &mut Server, script: &str) -> Value {
+    s.call("shell", json!({ "script": script }))
+}
+
+fn out(r: &Value) -> String {
+    assert!(!is_error(r), "expected a result, got {r}");
+    structured(r)["stdout"].as_str().unwrap().to_owned()
+}
+
+fn code(r: &Value) -> i64 {
+    assert!(!is_error(r), "expected a result, got {r}");
+    structured(r)["exitCode"].as_i64().unwrap()
+}
+
+fn fixture() -> Env {
+    let env = Env::new();
+    env.file("a.txt", "one\ntwo\nthree\n");
+    env.file("src/main.rs", "fn main() {} // TODO\n");
+    env.file("src/lib.rs", "// TODO one\n// TODO two\npub fn f() {}\n");
+    env.file("logs/x.log", "start\nend-x\n");
+    env.file("logs/y.log", "start\nend-y\n");
+    env
+}
+
+#[test]
+fn the_issues_examples_run_as_bash_runs_them() {
+    let env = fixture();
+    let mut s = env.serve();
+    assert_eq!(
+        out(&sh(&mut s, "grep -rn TODO src | sort | head -20")),
+        "src/lib.rs:1:// TODO one\nsrc/lib.rs:2:// TODO two\nsrc/main.rs:1:fn main() {} // TODO\n"
+    );
+    assert_eq!(
+        out(&sh(&mut s, "wc -l src/*.rs")),
+        " 3 src/lib.rs\n 1 src/main.rs\n 4 total\n"
+    );
+    assert_eq!(
+        out(&sh(&mut s, "for f in logs/*.log; do tail -1 \"$f\"; done")),
+        "end-x\nend-y\n"
+    );
+    assert_eq!(
+        out(&sh(
+            &mut s,
+            "cat > notes.md <<'EOF'\n# $HOME\nbody\nEOF\ncat notes.md"
+        )),
+        "# $HOME\nbody\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.ws.join("notes.md")).unwrap(),
+        "# $HOME\nbody\n"
+    );
+    assert_eq!(out(&sh(&mut s, "cd src && ls")), "lib.rs\nmain.rs\n");
+    assert_eq!(out(&sh(&mut s, "n=$(wc -l < a.txt); echo $n")), "3\n");
+}
+
+#[test]
+fn control_flow_variables_and_expansions() {
+    let env = fixture();
+    let mut s = env.serve();
+    let cases: &[(&str, &str)] = &[
+        (
+            "x=5; if [ $x -gt 3 ]; then echo big; else echo small; fi",
+            "big\n",
+        ),
+        ("for i in 1 2 3; do echo -n $i; done; echo", "123\n"),
+        (
+            "i=0; while [ $i -lt 3 ]; do i=$((i+1)); done; echo $i",
+            "3\n",
+        ),
+        ("case foo.rs in *.txt) echo t;; *.rs) echo r;; esac", "r\n"),
+        (
+            "f() { local y=$1; echo \"<$y>\"; }; f 'a b'; echo \"[$y]\"",
+            "<a b>\n[]\n",
+        ),
+        (
+            "set -- a 'b c' d; echo $#; for a in \"$@\"; do echo \"$a\"; done",
+            "3\na\nb c\nd\n",
+        ),
+        (
+            "x=path/to/file.tar.gz; echo ${x##*/} ${x%%.*} ${x%.*} ${#x}",
+            "file.tar.gz path/to/file path/to/file.tar 19\n",
+        ),
+        ("echo ${unset:-default} ${unset:+alt}x", "default x\n"),
+        (
+            "false || echo recovered; true && echo chained",
+            "recovered\nchained\n",
+        ),
+        ("(cd src; echo in) ; pwd", "in\n/\n"),
+        ("echo {a,b}{1,2}", "a1 a2 b1 b2\n"),
+        ("printf '%s-%d\\n' x 3", "x-3\n"),
+        ("echo \"$(echo nested $(echo deep))\"", "nested deep\n"),
+        ("[[ abc == a* ]] && echo match", "match\n"),
+        ("read a b <<< 'one two three'; echo \"$b\"", "two three\n"),
+        (
+            "while IFS= read -r line; do echo \"[$line]\"; done < a.txt",
+            "[one]\n[two]\n[three]\n",
+        ),
+        ("echo '*.txt' *.txt \"*.txt\"", "*.txt a.txt *.txt\n"),
+        ("echo nomatch*", "nomatch*\n"),
+        ("seq 5 | head -2", "1\n2\n"),
+        ("seq 1 100000000 | head -3", "1\n2\n3\n"),
+        ("echo $((2**10 + 7 % 4))", "1027\n"),
+        (
+            "cat a.txt | while read l; do echo $l; done | tail -1",
+            "three\n",
+        ),
+        ("echo err >&2; echo out", "out\n"),
+        ("ls nonexistent 2>/dev/null; echo $?", "2\n"),
+        ("echo a > f.txt; echo b >> f.txt; cat f.txt", "a\nb\n"),
+    ];
+    for (script, want) in cases {
+        let r = sh(&mut s, script);
+        assert_eq!(&out(&r), want, "script: {script}\nresult: {r}");
+    }
+}
+
+#[test]
+fn exit_status_set_e_and_pipefail() {
+    let env = fixture();
+    let mut s = env.serve();
+    assert_eq!(code(&sh(&mut s, "exit 3")), 3);
+    assert_eq!(code(&sh(&mut s, "false")), 1);
+    let r = sh(&mut s, "set -e; echo a; false; echo b");
+    assert_eq!((out(&r), code(&r)), ("a\n".into(), 1));
+    let r = sh(&mut s, "set -o pipefail; false | true; echo $?");
+    assert_eq!(out(&r), "1\n");
+    assert_eq!(code(&sh(&mut s, "! true")), 1);
+}
+
+#[test]
+fn a_command_outside_the_allowlist_refuses_the_whole_script_before_anything_runs() {
+    let env = fixture();
+    let mut s = env.serve();
+    let r = sh(&mut s, "echo x > made.txt; curl http://example.com");
+    assert_eq!(error_code(&r), "COMMAND_NOT_ALLOWED");
+    let msg = structured(&r)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(msg.contains("curl") && msg.contains("at byte 19"), "{msg}");
+    assert!(!env.ws.join("made.txt").exists(), "nothing ran");
+    for script in [
+        "eval ls",
+        "bash -c ls",
+        "echo $(python3 -c 1)",
+        "ls &",
+        "cat <(ls)",
+        "source x.sh",
+        "exec 3>f",
+    ] {
+        let r = sh(&mut s, script);
+        assert!(is_error(&r), "{script}: {r}");
+        let c = error_code(&r);
+        assert!(
+            c == "COMMAND_NOT_ALLOWED" || c == "INVALID_ARGUMENT",
+            "{script}: {r}"
+        );
+    }
+}
+
+#[test]
+fn a_command_made_at_run_time_is_judged_when_it_would_start() {
+    let env = fixture();
+    let mut s = env.serve();
+    let r = sh(&mut s, "echo before; c=curl; $c http://x; echo after");
+    assert_eq!(error_code(&r), "COMMAND_NOT_ALLOWED");
+    let partial = &structured(&r)["error"]["partial"];
+    assert_eq!(partial["stdout"], "before\n", "{r}");
+}
+
+#[test]
+fn paths_stay_in_the_workspace() {
+    let env = fixture();
+    let mut s = env.serve();
+    let r = sh(&mut s, "cd ..");
+    assert_eq!(error_code(&r), "PATH_OUTSIDE_WORKSPACE");
+    let r = sh(&mut s, "echo x > ../escape.txt");
+    assert_eq!(error_code(&r), "PATH_OUTSIDE_WORKSPACE");
+    assert!(!env.dir.path().join("escape.txt").exists());
+    assert_eq!(
+        out(&sh(&mut s, "cd /src && pwd && cd / && pwd")),
+        "/src\n/\n"
+    );
+}
+
+#[test]
+fn bounds_stop_runaway_scripts() {
+    let env = fixture();
+    let mut s = env.serve();
+    let r = sh(&mut s, "while true; do :; done");
+    assert_eq!(error_code(&r), "SCRIPT_LIMIT", "{r}");
+    let r = sh(&mut s, "f() { f; }; f");
+    assert_eq!(error_code(&r), "SCRIPT_LIMIT", "{r}");
+    let r = sh(&mut s, "echo {1..100000000}");
+    assert_eq!(error_code(&r), "SCRIPT_LIMIT", "{r}");
+    let r = s.call(
+        "shell",
+        json!({"script": "while true; do sleep 1; done", "timeout_ms": 1500}),
+    );
+    assert_eq!(error_code(&r), "TIMEOUT", "{r}");
+}
+
+#[test]
+fn the_result_lists_the_commands_and_the_audit_log_records_the_script() {
+    let env = fixture();
+    let mut s = env.serve();
+    let r = sh(&mut s, "echo hi | wc -c; ls nope");
+    let st = structured(&r);
+    let cmds = st["commands"].as_array().unwrap();
+    let argv: Vec<&Value> = cmds.iter().map(|c| &c["argv"]).collect();
+    assert_eq!(argv, [&json!(["wc", "-c"]), &json!(["ls", "nope"])], "{r}");
+    assert_eq!(cmds[1]["exitCode"], 2);
+    let rid = request_id(&r);
+    drop(s);
+    let log = std::fs::read_dir(&env.audit)
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<String>();
+    let mine: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["requestId"] == rid)
+        .collect();
+    assert!(
+        mine.iter()
+            .any(|v| v["stage"] == "received" && v["script"].is_string()),
+        "{mine:?}"
+    );
+    assert!(
+        mine.iter()
+            .any(|v| v["command"] == "wc" && v["stage"] == "completed"),
+        "{mine:?}"
+    );
+    assert!(
+        mine.iter()
+            .any(|v| v["command"] == "ls" && v["stage"] == "completed"),
+        "{mine:?}"
+    );
+}
