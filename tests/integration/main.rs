@@ -24,4 +24,5 @@ mod perf;
 mod pipeline;
 mod protocol;
 mod python_sdk;
+mod shell_diff;
 mod wasi_fs;
