@@ -16,8 +16,8 @@
 //! corpus against another runbox binary.
 
 mod run;
-mod spec;
-mod tree;
+pub(crate) mod spec;
+pub(crate) mod tree;
 
 use crate::support::warm_cache;
 use run::Outcome;

@@ -25,4 +25,5 @@ mod pipeline;
 mod protocol;
 mod python_sdk;
 mod shell;
+mod shell_diff;
 mod wasi_fs;
