@@ -16,8 +16,7 @@
 //!
 //! While editing: `RUNBOX_SHELL_DIFF_FILTER=heredoc` runs the cases and refusals whose name
 //! contains `heredoc`, `RUNBOX_SHELL_DIFF_VERBOSE=1` prints both sides of every case,
-//! `RUNBOX_SHELL_DIFF_RUNBOX=PATH` runs them against another server binary. Without a `shell`
-//! tool in the server the two runbox tests say so and pass, unless `RUNBOX_REQUIRE_SHELL_TOOL=1`.
+//! `RUNBOX_SHELL_DIFF_RUNBOX=PATH` runs them against another server binary.
 
 mod bash;
 mod judge;
@@ -95,21 +94,12 @@ fn shell_cases_are_valid_under_bash() {
     );
 }
 
-/// Starts the server; `None` (after saying why) if it has no `shell` tool.
+/// Starts the server, which must offer the `shell` tool.
 fn start_runbox(test: &str) -> Option<Runbox> {
     warm_cache();
     let mut rb = Runbox::start();
-    if rb.has_shell() {
-        return Some(rb);
-    }
-    assert!(
-        std::env::var_os("RUNBOX_REQUIRE_SHELL_TOOL").is_none(),
-        "RUNBOX_REQUIRE_SHELL_TOOL is set but the server has no `shell` tool"
-    );
-    print(&format!(
-        "SKIPPED {test}: this runbox has no `shell` tool yet\n"
-    ));
-    None
+    assert!(rb.has_shell(), "{test}: the server has no `shell` tool");
+    Some(rb)
 }
 
 #[test]

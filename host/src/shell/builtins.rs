@@ -75,7 +75,7 @@ pub async fn run<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, argv: &[String]) -> 
                     text.truncate(cut);
                     newline = false;
                 }
-                text = super::expand::ansi_c(&text);
+                text = echo_escapes(&text);
             }
             if newline {
                 text.push('\n');
@@ -368,6 +368,44 @@ async fn read<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, args: &[String]) -> Res
     Ok(if found_delim { 0 } else { 1 })
 }
 
+/// `echo -e`'s escapes: those of `$'…'`, except that octal is `\0NNN` (up to three digits
+/// after the zero) and `\1`…`\7` are not escapes.
+fn echo_escapes(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&super::expand::ansi_c(&rest[..i]));
+        let after = &rest[i + 1..];
+        if let Some(oct) = after.strip_prefix('0') {
+            let digits = oct
+                .bytes()
+                .take(3)
+                .take_while(|b| (b'0'..=b'7').contains(b))
+                .count();
+            let v = u32::from_str_radix(&oct[..digits], 8).unwrap_or(0);
+            out.extend(char::from_u32(v));
+            rest = &oct[digits..];
+        } else if after.starts_with(|c: char| ('1'..='7').contains(&c)) {
+            out.push('\\');
+            rest = after;
+        } else {
+            let n = after.chars().next().map_or(0, char::len_utf8);
+            // Hex takes up to two more digits.
+            let extra = after.strip_prefix('x').map_or(0, |hex| {
+                hex.bytes()
+                    .take(2)
+                    .take_while(u8::is_ascii_hexdigit)
+                    .count()
+            });
+            let end = (n + extra).min(after.len());
+            out.push_str(&super::expand::ansi_c(&rest[i..i + 1 + end]));
+            rest = &after[end..];
+        }
+    }
+    out.push_str(&super::expand::ansi_c(rest));
+    out
+}
+
 fn unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut it = s.chars();
@@ -419,6 +457,14 @@ fn split_read(text: &str, ifs: &str, n: usize, raw: bool) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echo_escapes_as_bash() {
+        assert_eq!(
+            echo_escapes(r"x\ny \x41 \0101 \101 \t"),
+            "x\ny A A \\101 \t"
+        );
+    }
 
     #[test]
     fn read_splits_as_bash() {

@@ -473,25 +473,8 @@ fn compound<'a, H: Host>(
 
 /// Evaluates arithmetic text (expanded first).
 async fn arith<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, text: &str) -> Res<i64> {
-    let expanded = expand::single(ctx, st, &format!("\"{}\"", text.replace('"', "\\\""))).await?;
-    match super::arith::eval_text(
-        &expanded,
-        &mut expand::ArithVars {
-            st,
-            ctx_bounds: ctx.bounds,
-        },
-    ) {
-        Ok(v) => Ok(v),
-        Err(ShellError::Syntax(m)) => {
-            let _ = st
-                .io
-                .stderr
-                .write_all(format!("runbox: {m}\n").as_bytes())
-                .await;
-            Err(Abort::Exit(1))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let expanded = expand::expand_text(ctx, st, text).await?;
+    expand::arith_or_exit(ctx, st, &expanded).await
 }
 
 /// One more level of nesting, or SCRIPT_LIMIT.
@@ -573,10 +556,8 @@ async fn simple<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, s: &SimpleCommand) ->
         }
     }
     let substitutions = st.substitutions;
-    let mut values = Vec::with_capacity(assigns.len());
-    for a in assigns {
-        values.push(assignment(ctx, st, a).await?);
-    }
+    // The command's words first, then the assignments left to right, each visible to the
+    // next (POSIX's order: `x=1 echo $x` prints the old `x`).
     let mut fields = Vec::new();
     for (w, whole) in words {
         if whole {
@@ -592,6 +573,14 @@ async fn simple<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, s: &SimpleCommand) ->
             .into());
         }
     }
+    let mut values = Vec::with_capacity(assigns.len());
+    let mut saved: Saved = Vec::with_capacity(assigns.len());
+    for a in assigns {
+        let (k, v) = assignment(ctx, st, a).await?;
+        saved.push((k.clone(), st.get(&k).map(str::to_owned)));
+        st.set(&k, v.clone(), &ctx.bounds)?;
+        values.push((k, v));
+    }
     let redirects: Vec<IoRedirect> = redirects.into_iter().cloned().collect();
     if fields.is_empty() {
         // `$?` of an assignment alone: its last command substitution's, or 0.
@@ -600,15 +589,14 @@ async fn simple<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, s: &SimpleCommand) ->
         } else {
             st.status
         };
-        for (k, v) in values {
-            st.set(&k, v, &ctx.bounds)?;
-        }
         if redirects.is_empty() {
             st.status = status;
             return Ok(Flow::Normal);
         }
         return with_redirects(ctx, st, &redirects, Body::Nothing).await;
     }
+    // A command's assignments are its own: undone here, set again around it.
+    restore(st, saved, &ctx.bounds)?;
     with_redirects(ctx, st, &redirects, Body::Simple(fields, values)).await
 }
 
@@ -754,6 +742,9 @@ async fn external<H: Host>(
 pub async fn substitute<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, text: &str) -> Res<String> {
     deeper(ctx, st)?;
     let program_ast = super::parse::parse(text)?;
+    if let Some(path) = read_file_shortcut(&program_ast) {
+        return read_whole_file(ctx, st, path).await;
+    }
     let (w, r) = pipe(PIPE_CAPACITY);
     let mut sub = st.subshell(Io {
         stdin: st.io.stdin.share(),
@@ -781,6 +772,66 @@ pub async fn substitute<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, text: &str) -
         ))
         .into());
     }
+    let mut s = String::from_utf8_lossy(&bytes).into_owned();
+    while s.ends_with('\n') {
+        s.pop();
+    }
+    Ok(s)
+}
+
+/// `$(< file)`: the file named by a command substitution that is one input redirection alone.
+fn read_file_shortcut(p: &Program) -> Option<&Word> {
+    let [list] = p.complete_commands.as_slice() else {
+        return None;
+    };
+    let [item] = list.0.as_slice() else {
+        return None;
+    };
+    if !item.0.additional.is_empty() || item.0.first.bang || item.0.first.seq.len() != 1 {
+        return None;
+    }
+    let Command::Simple(s) = &item.0.first.seq[0] else {
+        return None;
+    };
+    if s.word_or_name.is_some() || s.suffix.as_ref().is_some_and(|x| !x.0.is_empty()) {
+        return None;
+    }
+    match s.prefix.as_ref().map(|x| x.0.as_slice()) {
+        Some([Item::IoRedirect(IoRedirect::File(None | Some(0), K::Read, T::Filename(w)))]) => {
+            Some(w)
+        }
+        _ => None,
+    }
+}
+
+/// The contents of the file `$(< file)` names, bounded as any command substitution.
+async fn read_whole_file<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, w: &Word) -> Res<String> {
+    let path = expand::single(ctx, st, &w.value).await?;
+    let file = match io::open(ctx.host.workspace(), &st.cwd, &path, Mode::Read, false)? {
+        Ok(f) => f,
+        Err(msg) => {
+            let _ = st
+                .io
+                .stderr
+                .write_all(format!("runbox: {msg}\n").as_bytes())
+                .await;
+            st.status = 1;
+            return Ok(String::new());
+        }
+    };
+    let (wr, r) = pipe(PIPE_CAPACITY);
+    let buf = io::Bounded::default();
+    let limit = ctx.bounds.max_capture_bytes;
+    futures_util::join!(io::feed_file(wr, file), buf.fill(r, limit));
+    let (bytes, overflow) = buf.take();
+    if overflow {
+        return Err(ShellError::Bounds(format!(
+            "a command substitution captured more than {limit} bytes"
+        ))
+        .into());
+    }
+    st.status = 0;
+    st.substitutions += 1;
     let mut s = String::from_utf8_lossy(&bytes).into_owned();
     while s.ends_with('\n') {
         s.pop();

@@ -200,13 +200,7 @@ fn pieces_into<'a, H: Host>(
                 }
                 WP::ArithmeticExpression(e) => {
                     let text = expand_text(ctx, st, &e.value).await?;
-                    let n = arith::eval_text(
-                        &text,
-                        &mut ArithVars {
-                            st,
-                            ctx_bounds: ctx.bounds,
-                        },
-                    )?;
+                    let n = arith_or_exit(ctx, st, &text).await?;
                     push_checked(ctx, out, value(n.to_string()))?;
                 }
             }
@@ -215,8 +209,31 @@ fn pieces_into<'a, H: Host>(
     })
 }
 
+/// Evaluates arithmetic; a malformed expression (or a division by zero) is printed and ends
+/// the shell with status 1, as in a non-interactive bash.
+pub async fn arith_or_exit<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, text: &str) -> Res<i64> {
+    match arith::eval_text(
+        text,
+        &mut ArithVars {
+            st,
+            ctx_bounds: ctx.bounds,
+        },
+    ) {
+        Ok(v) => Ok(v),
+        Err(ShellError::Syntax(m)) => {
+            let _ = st
+                .io
+                .stderr
+                .write_all(format!("runbox: {m}\n").as_bytes())
+                .await;
+            Err(Abort::Exit(1))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Expands `text` as if double-quoted (arithmetic text, parameter defaults inside quotes).
-fn expand_text<'a, H: Host>(
+pub fn expand_text<'a, H: Host>(
     ctx: &'a Ctx<'a, H>,
     st: &'a mut State,
     text: &'a str,
@@ -293,6 +310,16 @@ fn lookup(st: &State, p: &Parameter) -> Result<Option<Vec<String>>, ShellError> 
             SP::ShellName => Some(vec!["runbox".into()]),
         },
         Parameter::Named(n) => st.get(n).map(|v| vec![v.to_owned()]),
+        // The one array runbox keeps: the groups of the last `[[ =~ ]]`.
+        Parameter::NamedWithIndex { name, index } if name == "BASH_REMATCH" => index
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| st.rematch.get(i))
+            .map(|v| vec![v.clone()]),
+        Parameter::NamedWithAllIndices { name, .. } if name == "BASH_REMATCH" => {
+            Some(vec![st.rematch.join(" ")])
+        }
         Parameter::NamedWithIndex { name, .. } | Parameter::NamedWithAllIndices { name, .. } => {
             return Err(ShellError::Construct {
                 construct: format!("${{{name}[..]}}"),
@@ -484,7 +511,7 @@ fn param<'a, H: Host>(
                 };
                 let line = format!("runbox: {}: {msg}\n", param_name(parameter));
                 let _ = st.io.stderr.write_all(line.as_bytes()).await;
-                Err(Abort::Exit(1))
+                Err(Abort::Exit(127))
             }
             PE::ParameterLength { parameter, .. } => {
                 let n = match is_all(parameter) {
@@ -526,13 +553,7 @@ fn param<'a, H: Host>(
                 let chars: Vec<char> = v.chars().collect();
                 let len = i64::try_from(chars.len()).unwrap_or(i64::MAX);
                 let off_text = expand_text(ctx, st, &offset.value).await?;
-                let mut off = arith::eval_text(
-                    &off_text,
-                    &mut ArithVars {
-                        st,
-                        ctx_bounds: ctx.bounds,
-                    },
-                )?;
+                let mut off = arith_or_exit(ctx, st, &off_text).await?;
                 if off < 0 {
                     off = (len + off).max(0);
                 }
@@ -540,13 +561,7 @@ fn param<'a, H: Host>(
                 let end = match length {
                     Some(l) => {
                         let t = expand_text(ctx, st, &l.value).await?;
-                        let n = arith::eval_text(
-                            &t,
-                            &mut ArithVars {
-                                st,
-                                ctx_bounds: ctx.bounds,
-                            },
-                        )?;
+                        let n = arith_or_exit(ctx, st, &t).await?;
                         if n < 0 {
                             (len + n).max(off)
                         } else {
@@ -626,7 +641,7 @@ fn param<'a, H: Host>(
 async fn unbound(st: &State, name: &str) -> Abort {
     let line = format!("runbox: {name}: unbound variable\n");
     let _ = st.io.stderr.write_all(line.as_bytes()).await;
-    Abort::Exit(1)
+    Abort::Exit(127)
 }
 
 fn first_char(v: &str, upper: bool) -> String {

@@ -76,6 +76,8 @@ pub struct State {
     pub errexit_off: u32,
     /// Command substitutions run so far (an assignment alone takes the last one's status).
     pub substitutions: u64,
+    /// `BASH_REMATCH`: the whole match and groups of the last `[[ =~ ]]` (the one array).
+    pub rematch: Vec<String>,
 }
 
 impl State {
@@ -103,6 +105,7 @@ impl State {
             depth: 0,
             errexit_off: 0,
             substitutions: 0,
+            rematch: Vec::new(),
         };
         s.sync_pwd();
         s
@@ -122,6 +125,7 @@ impl State {
             depth: self.depth + 1,
             errexit_off: self.errexit_off,
             substitutions: 0,
+            rematch: self.rematch.clone(),
         }
     }
 

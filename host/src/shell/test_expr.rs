@@ -100,6 +100,9 @@ pub fn extended<'a, H: Host>(
                     }
                     _ => expand::single(ctx, st, &b.value).await?,
                 };
+                if matches!(p, BP::StringMatchesRegex) {
+                    return Ok(regex_match(st, &left, &right).await);
+                }
                 match binary(ctx, st, p, &left, &right, true) {
                     Ok(v) => i32::from(!v),
                     Err(msg) => {
@@ -114,6 +117,32 @@ pub fn extended<'a, H: Host>(
             }
         })
     })
+}
+
+/// `[[ s =~ re ]]`: 0 and `BASH_REMATCH` set on a match, 1 without, 2 for a bad regex.
+async fn regex_match(st: &mut State, s: &str, re: &str) -> i32 {
+    let compiled = regex::RegexBuilder::new(re).size_limit(1 << 20).build();
+    let Ok(re) = compiled else {
+        let _ = st
+            .io
+            .stderr
+            .write_all(format!("runbox: {re}: invalid regular expression\n").as_bytes())
+            .await;
+        return 2;
+    };
+    match re.captures(s) {
+        Some(c) => {
+            st.rematch = c
+                .iter()
+                .map(|m| m.map_or(String::new(), |m| m.as_str().to_owned()))
+                .collect();
+            0
+        }
+        None => {
+            st.rematch.clear();
+            1
+        }
+    }
 }
 
 fn meta<H: Host>(

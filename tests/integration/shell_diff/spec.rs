@@ -164,6 +164,7 @@ const ERROR_CODES: &[&str] = &[
     "MEMORY_LIMIT",
     "OUTPUT_LIMIT",
     "WRITE_LIMIT",
+    "SCRIPT_LIMIT",
 ];
 
 #[derive(Deserialize)]
