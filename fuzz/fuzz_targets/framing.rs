@@ -35,7 +35,11 @@ fuzz_target!(|data: &[u8]| {
     let got: Vec<Line> = runtime.block_on(async {
         let mut reader = LineReader::new(stream, bounds);
         let mut lines = Vec::new();
-        while let Some(line) = reader.next().await.expect("reading from memory cannot fail") {
+        while let Some(line) = reader
+            .next()
+            .await
+            .expect("reading from memory cannot fail")
+        {
             lines.push(line);
         }
         lines
@@ -49,11 +53,18 @@ fuzz_target!(|data: &[u8]| {
 
     for (line, whole) in got.iter().zip(want) {
         let verdict = line.verdict(&bounds);
-        assert_eq!(verdict, judge_line(whole, &bounds), "verdict differs from the model");
+        assert_eq!(
+            verdict,
+            judge_line(whole, &bounds),
+            "verdict differs from the model"
+        );
         match line {
             Line::Whole(bytes) => {
                 assert_eq!(bytes.as_slice(), whole, "a line came back altered");
-                assert!(bytes.len() <= bounds.max_line_bytes, "a whole line over the bound");
+                assert!(
+                    bytes.len() <= bounds.max_line_bytes,
+                    "a whole line over the bound"
+                );
             }
             Line::Overrun { digest, .. } => {
                 assert_eq!(*digest, LineDigest::of(whole), "digest differs");
@@ -66,11 +77,18 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Verdict::Refused(r) = verdict {
             let reply = error_reply(r.id.as_ref(), r.code, &r.message());
-            assert!(reply.len() <= MAX_REPLY_BYTES, "reply of {} bytes", reply.len());
+            assert!(
+                reply.len() <= MAX_REPLY_BYTES,
+                "reply of {} bytes",
+                reply.len()
+            );
             assert!(!reply.contains('\n'), "a reply spans lines");
             let v: Value = serde_json::from_str(&reply).expect("replies are JSON");
             assert_eq!(v["jsonrpc"], "2.0");
-            assert!(matches!(v["error"]["code"].as_i64(), Some(-32700 | -32600)), "{reply}");
+            assert!(
+                matches!(v["error"]["code"].as_i64(), Some(-32700 | -32600)),
+                "{reply}"
+            );
         }
     }
 });

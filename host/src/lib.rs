@@ -22,15 +22,19 @@
 //!   write budget, no call that can block a host thread).
 //! - [`native`]: real binaries from the policy, each in a kernel-confined process tree.
 //! - [`runner`]: the contract both runners implement, and the one place that owns output
-//!   capture, the deadline/cancel race and the TIMEOUT/CANCELLED errors; [`runner::pipe`] is
-//!   the bounded in-memory pipe between the stages of a pipeline, which run at the same time.
+//!   capture, the deadline/cancel race and the TIMEOUT/CANCELLED errors.
+//! - [`pipe`]: the bounded in-memory pipe between the stages of a pipeline, which run at the
+//!   same time (its ends may be shared, as a shell's commands share descriptors).
+//! - [`shell`]: the `shell` tool's interpreter: bash syntax parsed by brush-parser and walked by
+//!   runbox (never a real shell), over a host that runs allowlisted commands.
 //! - [`scratch_tree`]: the per-server roots of scratch directories and the removal of what
 //!   commands leave there, however deep, without recursion.
 //! - [`audit`]: the audit log: staged, hash-chained JSON lines, rotation, retention, and the
 //!   `runbox audit` commands that read it.
 //! - [`api`]: tool inputs and results as clients see them (schemas derive from these types).
 //! - [`service`]: the call flow, independent of MCP: check every stage, audit, run, reply (a
-//!   single command is a pipeline of one).
+//!   single command is a pipeline of one); a `shell` script's flow, whose every command goes
+//!   through the same check, audit and runner.
 //! - [`mcp`]: stdin/stdout, line framing and the rmcp handler.
 //! - [`doctor`]: `runbox doctor`, what is in force for a policy on this machine and the fix for
 //!   what is missing.
@@ -45,8 +49,8 @@
 //! [`native`]'s runner, [`service`], the rmcp half of [`mcp`], [`cli`] and the built-in module.
 //! Without it (`default-features = false`, as the fuzz targets in `fuzz/` build) the crate is
 //! the pure core — [`policy`], [`api`], [`workspace`], [`tools_dir`], [`audit`] —
-//! and, with the `framing` feature, the stdio line framing; wasmtime, rmcp and tokio are not
-//! built.
+//! and, with the `framing` feature, the stdio line framing and the pipes; with `shell`, the
+//! interpreter (brush-parser, regex, futures); wasmtime and rmcp are not built.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod api;

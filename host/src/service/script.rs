@@ -154,7 +154,7 @@ impl Service {
         if let Err(e) = self.record(trail.received()).await {
             return unavailable(&ctx.request_id, &e);
         }
-        let prepared = self.prepare(&args);
+        let prepared = self.prepare(&args).await;
         let (program, cwd, timeout_ms) = match prepared {
             Ok(p) => p,
             Err(e) => {
@@ -229,7 +229,7 @@ impl Service {
 
     /// The checks before a script runs: its size, time limit and working directory, then
     /// its syntax and every literal command word.
-    fn prepare(
+    async fn prepare(
         &self,
         args: &ShellArgs,
     ) -> Result<(brush_parser::ast::Program, String, u64), RunError> {
@@ -257,7 +257,7 @@ impl Service {
         let cwd = self
             .workspace
             .resolve_dir(args.cwd.as_deref().unwrap_or(""))?;
-        let program = shell::parse(&args.script).map_err(|e| e.to_run_error())?;
+        let program = parse_off_the_runtime(&args.script).await?;
         let checker_host = CheckHost(self);
         shell::check::check(&checker_host, &args.script, &program).map_err(|e| e.to_run_error())?;
         Ok((program, cwd.relative, timeout_ms))
@@ -340,6 +340,30 @@ impl Service {
 
 fn clone_captured(c: &Captured) -> Captured {
     c.clone()
+}
+
+/// Longest a script's parse may take. The parser is bounded by the script's size and nesting
+/// ([`shell::parse`]), which keeps its measured worst case near a millisecond; this is the
+/// backstop for a case not measured.
+const PARSE_TIME_LIMIT: Duration = Duration::from_secs(2);
+
+/// Parses `script` on a blocking thread, never on a runtime worker, within
+/// [`PARSE_TIME_LIMIT`].
+async fn parse_off_the_runtime(script: &str) -> Result<brush_parser::ast::Program, RunError> {
+    let text = script.to_owned();
+    let parsing = tokio::task::spawn_blocking(move || shell::parse(&text));
+    match tokio::time::timeout(PARSE_TIME_LIMIT, parsing).await {
+        Ok(Ok(parsed)) => parsed.map_err(|e| e.to_run_error()),
+        Ok(Err(_)) => Err(RunError::internal("the script's parser failed")),
+        Err(_) => Err(RunError::new(
+            ErrorCode::ScriptLimit,
+            format!(
+                "the script took longer than {} s to parse",
+                PARSE_TIME_LIMIT.as_secs()
+            ),
+        )
+        .with_hint("simplify deeply nested parentheses")),
+    }
 }
 
 /// The allowlist as the check step before a script sees it (nothing runs through it).

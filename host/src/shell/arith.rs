@@ -13,6 +13,35 @@ use brush_parser::ast::{
     UnaryOperator as U,
 };
 
+/// Longest arithmetic text (after expansion) evaluated.
+pub const MAX_TEXT_BYTES: usize = 4096;
+
+/// How deeply `text` nests for the parser: open parentheses and brackets, plus the run of
+/// prefix operators (`!`, `~`, `-`, `+`) at each point, each of which the parser (and the
+/// evaluator) takes one recursion level for.
+fn nesting(text: &str) -> usize {
+    let mut open = 0usize;
+    let mut run = 0usize;
+    let mut deepest = 0usize;
+    for c in text.chars() {
+        match c {
+            '(' | '[' => {
+                open += 1;
+                run = 0;
+            }
+            ')' | ']' => {
+                open = open.saturating_sub(1);
+                run = 0;
+            }
+            '!' | '~' | '-' | '+' => run += 1,
+            c if c.is_whitespace() => {}
+            _ => run = 0,
+        }
+        deepest = deepest.max(open + run);
+    }
+    deepest
+}
+
 /// How many times a variable's value may name another variable.
 const MAX_INDIRECTION: usize = 16;
 
@@ -32,16 +61,13 @@ pub trait Vars {
 /// # Errors
 /// A syntax error, a division by zero, a negative exponent, nesting past the bound.
 pub fn eval_text(text: &str, vars: &mut dyn Vars) -> Result<i64, ShellError> {
-    let mut depth = 0usize;
-    let mut deepest = 0usize;
-    for c in text.chars() {
-        match c {
-            '(' | '[' => depth += 1,
-            ')' | ']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        deepest = deepest.max(depth);
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(ShellError::Bounds(format!(
+            "an arithmetic expression of {} bytes; the limit is {MAX_TEXT_BYTES}",
+            text.len()
+        )));
     }
+    let deepest = nesting(text);
     if deepest > MAX_NESTING {
         return Err(ShellError::Bounds(format!(
             "an arithmetic expression nests {deepest} levels; the limit is {MAX_NESTING}"
