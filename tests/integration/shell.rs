@@ -245,3 +245,22 @@ fn the_result_lists_the_commands_and_the_audit_log_records_the_script() {
         "{mine:?}"
     );
 }
+
+#[test]
+fn exported_variables_reach_commands_only_where_the_policy_allows_the_name() {
+    let env = fixture();
+    let mut s = env.serve();
+    // TZ is a guest environment name the policy allows: export and a per-command assignment
+    // both reach `date`.
+    let r = sh(
+        &mut s,
+        "date -d @0 +%H; export TZ=UTC-3; date -d @0 +%H; TZ=UTC-5 date -d @0 +%H",
+    );
+    assert_eq!(out(&r), "00\n03\n05\n", "{r}");
+    // A name outside the allowed set stays the script's own.
+    let r = sh(
+        &mut s,
+        "export SECRET=x; echo \"[$SECRET]\"; jq -n 'env.SECRET'",
+    );
+    assert_eq!(out(&r), "[x]\nnull\n", "{r}");
+}

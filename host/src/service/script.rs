@@ -83,6 +83,11 @@ impl Host for ScriptHost<'_> {
                 return not_started(e);
             }
         };
+        // `export`ed (or per-command) variables reach a built-in command when the policy's
+        // guest environment allows their names; nothing else of the script's does.
+        if let Target::Wasi(crate::wasi::WasiProgram::Builtin { env }) = &mut checked.target {
+            *env = guest_env(env, &start.env);
+        }
         trail.allowed(
             checked.spec.runner,
             &checked.cwd.relative,
@@ -135,6 +140,28 @@ impl Host for ScriptHost<'_> {
             runner: Some(outcome.runner),
         }
     }
+}
+
+/// The policy's guest environment with the script's exported variables whose names it allows
+/// ([`crate::policy::ALLOWED_GUEST_ENV`]) set on top.
+fn guest_env(
+    policy: &std::sync::Arc<[(String, String)]>,
+    exported: &[(String, String)],
+) -> std::sync::Arc<[(String, String)]> {
+    let allowed: Vec<&(String, String)> = exported
+        .iter()
+        .filter(|(k, _)| crate::policy::ALLOWED_GUEST_ENV.contains(&k.as_str()))
+        .collect();
+    if allowed.is_empty() {
+        return std::sync::Arc::clone(policy);
+    }
+    let mut env: Vec<(String, String)> = policy
+        .iter()
+        .filter(|(k, _)| !allowed.iter().any(|(a, _)| a == k))
+        .cloned()
+        .collect();
+    env.extend(allowed.into_iter().cloned());
+    env.into()
 }
 
 fn audit_error(e: &crate::audit::AuditError) -> RunError {
