@@ -45,6 +45,13 @@ impl Host for FakeHost {
     fn allows(&self, name: &str) -> bool {
         ALLOWED.contains(&name)
     }
+    async fn record_refusal(
+        &self,
+        _argv: &[String],
+        _cwd: &str,
+        _error: &runbox::error::RunError,
+    ) {
+    }
     fn workspace(&self) -> &Workspace {
         &self.ws
     }

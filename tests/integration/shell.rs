@@ -264,3 +264,98 @@ fn exported_variables_reach_commands_only_where_the_policy_allows_the_name() {
     );
     assert_eq!(out(&r), "[x]\nnull\n", "{r}");
 }
+
+/// The review's breaks (issue #15): each script aborted the server, grew it without bound or
+/// wedged WASI for every call; now each is stopped by a bound and the server answers after it.
+#[test]
+fn the_reviews_breaks_are_stopped_by_bounds_and_the_server_survives() {
+    let env = fixture();
+    let mut s = env.serve();
+    let alive = |s: &mut Server| assert_eq!(out(&sh(s, "echo ok")), "ok\n");
+    let limited: &[&str] = &[
+        // Deep recursion in the arithmetic parser (built at run time).
+        "x=!; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do x=$x$x; done; echo $(( ${x}1 ))",
+        "x=1+; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14; do x=$x$x; done; (( ${x}1 ))",
+        // A replacement whose result would be a terabyte.
+        "x=a; for i in $(seq 1 20); do x=$x$x; done; y=${x//a/$x}",
+        // A word of many megabytes from one small value.
+        "x=a; for i in $(seq 1 20); do x=$x$x; done; echo \"$x$x$x$x$x$x$x$x\" > /dev/null",
+        // A huge pattern.
+        "x=a; for i in $(seq 1 20); do x=$x$x; done; case a in $x$x) echo m;; esac",
+        // More WASI stages at once than the guest pool holds.
+        "seq 1 1000000 | cat | cat | cat | cat | cat | cat | cat | wc -l",
+    ];
+    for script in limited {
+        let r = s.call("shell", json!({ "script": script, "timeout_ms": 20000 }));
+        assert_eq!(error_code(&r), "SCRIPT_LIMIT", "{script}: {r}");
+        alive(&mut s);
+    }
+    // A `[[ ]]` thousands of operators deep is refused before it runs.
+    let deep = format!("[[ {}a ]]", "! ".repeat(3000));
+    assert_eq!(error_code(&sh(&mut s, &deep)), "SCRIPT_LIMIT");
+    alive(&mut s);
+    // `test` with thousands of arguments answers 2, as a malformed test.
+    let r = sh(
+        &mut s,
+        "x=!; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14; do x=\"$x $x\"; done; test $x a; echo $?",
+    );
+    assert_eq!(out(&r), "2\n", "{r}");
+    alive(&mut s);
+    // Eight WASI stages still run.
+    assert_eq!(
+        out(&sh(
+            &mut s,
+            "seq 1 1000 | cat | cat | cat | cat | cat | cat | wc -l"
+        )),
+        "1000\n"
+    );
+}
+
+#[test]
+fn the_reply_and_the_audit_stay_bounded_and_name_what_a_script_did() {
+    let env = fixture();
+    let mut s = env.serve();
+    // 1000 commands of long arguments of control characters: the reply keeps a bounded list.
+    let r = sh(
+        &mut s,
+        "w=$(printf '%0256d' 0); w=${w//0/$'\\x01'}; x=\"$w $w $w $w $w $w $w $w\"; for i in $(seq 1 1000); do dirname $x $x > /dev/null; done",
+    );
+    let text = r.to_string();
+    assert!(text.len() < 4 << 20, "a reply of {} bytes", text.len());
+    assert_eq!(structured(&r)["commandsStarted"], 1002, "{}", &text[..300]);
+    // The script is kept whole in the log up to 8 KiB, so a long comment cannot hide what
+    // follows it, and a command refused at run time has its own record with its argv.
+    let padding = "# a harmless comment\n".repeat(20);
+    let r = sh(
+        &mut s,
+        &format!("{padding}echo PWNED > inws.txt; c=id; $c /etc"),
+    );
+    assert_eq!(error_code(&r), "COMMAND_NOT_ALLOWED");
+    let rid = request_id(&r);
+    drop(s);
+    let log = std::fs::read_dir(&env.audit)
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<String>();
+    let mine: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["requestId"] == rid)
+        .collect();
+    let script = mine
+        .iter()
+        .find(|v| v["stage"] == "received" && v["script"].is_string())
+        .expect("the script's received record");
+    assert!(
+        script["script"]
+            .as_str()
+            .unwrap()
+            .contains("echo PWNED > inws.txt")
+    );
+    let refused = mine
+        .iter()
+        .find(|v| v["stage"] == "denied" && v["command"] == "id")
+        .unwrap_or_else(|| panic!("no denied record of id: {mine:?}"));
+    assert_eq!(refused["argv"], json!(["/etc"]));
+}

@@ -57,7 +57,7 @@ impl CallTrail {
 
     /// Records a `shell` call's script and working directory as requested.
     pub fn request_script(&mut self, script: &str, cwd: Option<&str>) {
-        self.base.script = Some(Text::of(script));
+        self.base.script = Some(Text::of_up_to(script, super::record::MAX_SCRIPT_BYTES));
         self.base.cwd = cwd.map(Text::of);
     }
 

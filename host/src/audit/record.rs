@@ -111,6 +111,20 @@ impl Text {
         })
     }
 
+    /// Records `value` as [`of`](Self::of) does, with a bound of `max` bytes instead (a
+    /// script, whose first bytes alone could hide what it does).
+    pub fn of_up_to(value: &str, max: usize) -> Self {
+        let end = logged_prefix_within(value, max);
+        if end == value.len() {
+            return Self::Full(value.to_owned());
+        }
+        Self::Cut(CutText {
+            head: value[..end].to_owned(),
+            bytes: value.len() as u64,
+            sha256: sha256_hex(value.as_bytes()),
+        })
+    }
+
     /// Records raw bytes known by their first bytes `head`, full length `bytes` and `sha256`
     /// (a client line, which may be huge and need not be UTF-8): whole when `head` is all of it,
     /// valid UTF-8 and short; otherwise cut, with invalid UTF-8 in the head replaced by U+FFFD.
@@ -559,14 +573,23 @@ pub fn denial_rule(code: ErrorCode) -> &'static str {
     }
 }
 
+/// Most bytes of a `shell` script the log keeps whole (agents' scripts are almost always
+/// shorter; a longer one is cut with its length and sha256).
+pub const MAX_SCRIPT_BYTES: usize = 8 * 1024;
+
 /// The length of the longest prefix of `value` that takes at most [`MAX_VALUE_BYTES`] in the
 /// log's JSON (on a character boundary).
 fn logged_prefix(value: &str) -> usize {
+    logged_prefix_within(value, MAX_VALUE_BYTES)
+}
+
+/// [`logged_prefix`] for a bound of `max` bytes.
+fn logged_prefix_within(value: &str, max: usize) -> usize {
     let mut end = 0;
     let mut cost = 0;
     for (i, c) in value.char_indices() {
         cost += logged_len(c);
-        if cost > MAX_VALUE_BYTES {
+        if cost > max {
             break;
         }
         end = i + c.len_utf8();

@@ -205,18 +205,26 @@ impl<H: Host> Checker<'_, H> {
                 for r in redirects.iter().flat_map(|r| r.0.iter()) {
                     self.redirect(r, depth)?;
                 }
-                self.test(&t.expr, depth)
+                self.test(&t.expr, depth, 0)
             }
         }
     }
 
-    fn test(&self, e: &X, depth: usize) -> Result<(), ShellError> {
+    /// Checks a `[[ ]]` expression's words, and its depth: its evaluation recurses once per
+    /// level (found by review: 3,000 `!` overflowed a runtime worker's stack).
+    fn test(&self, e: &X, depth: usize, level: usize) -> Result<(), ShellError> {
+        if level > MAX_NESTING {
+            return Err(ShellError::Bounds(format!(
+                "a [[ ]] expression nests more than {MAX_NESTING} operators deep"
+            )));
+        }
+        let level = level + 1;
         match e {
             X::And(a, b) | X::Or(a, b) => {
-                self.test(a, depth)?;
-                self.test(b, depth)
+                self.test(a, depth, level)?;
+                self.test(b, depth, level)
             }
-            X::Not(a) | X::Parenthesized(a) => self.test(a, depth),
+            X::Not(a) | X::Parenthesized(a) => self.test(a, depth, level),
             X::UnaryTest(_, w) => self.word(w, depth),
             X::BinaryTest(_, a, b) => {
                 self.word(a, depth)?;

@@ -218,8 +218,21 @@ async fn stages<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, seq: &[Command]) -> R
     });
     let ends = futures_util::future::join_all(runs).await;
     let mut statuses = Vec::with_capacity(n);
+    let mut stop: Option<ShellError> = None;
     for e in ends {
-        statuses.push(e?);
+        match e {
+            Ok(s) => statuses.push(s),
+            // The stage that stopped the script, not one it cancelled by stopping (found by
+            // review: a stage's own failure was reported as the CANCELLED of its neighbour).
+            Err(e) => {
+                if stop.as_ref().is_none_or(is_cancellation) {
+                    stop = Some(e);
+                }
+            }
+        }
+    }
+    if let Some(e) = stop {
+        return Err(e.into());
     }
     st.status = if st.options.pipefail {
         statuses
@@ -689,12 +702,17 @@ async fn external<H: Host>(
 ) -> Res<()> {
     let name = argv[0].clone();
     if !ctx.host.allows(&name) {
-        return Err(ShellError::NotAllowed {
+        let refusal = ShellError::NotAllowed {
             name,
             offset: None,
             why: super::check::why_refused(&argv[0]),
-        }
-        .into());
+        };
+        // Recorded as any refused command is, with its argv (found by review: it had no
+        // record of its own).
+        ctx.host
+            .record_refusal(&argv, &st.cwd, &refusal.to_run_error())
+            .await;
+        return Err(refusal.into());
     }
     ctx.command_started()?;
     let mut env = st.exported();
@@ -702,11 +720,7 @@ async fn external<H: Host>(
         env.retain(|(n, _)| *n != k);
         env.push((k, v));
     }
-    let record_argv: Vec<String> = argv
-        .iter()
-        .take(64)
-        .map(|a| a.chars().take(256).collect())
-        .collect();
+    let record_argv = super::record_argv(&argv);
     let end = ctx
         .host
         .run(CommandStart {
@@ -1051,6 +1065,10 @@ fn dup(io: &mut Io, to: i32, from: i32) {
         (2, 1) => io.stderr = io.stdout.share(),
         _ => {}
     }
+}
+
+fn is_cancellation(e: &ShellError) -> bool {
+    matches!(e, ShellError::Stopped(r) if r.code == crate::error::ErrorCode::Cancelled)
 }
 
 /// Runs `b` with `redirects` applied, beside the tasks that feed and drain them.

@@ -126,15 +126,28 @@ fn bound(msg: String) -> Abort {
     Abort::Stop(ShellError::Bounds(msg))
 }
 
-fn push_checked<H: Host>(ctx: &Ctx<'_, H>, out: &mut Vec<Seg>, seg: Seg) -> Res<()> {
-    let len = match &seg {
+fn seg_len(seg: &Seg) -> usize {
+    match seg {
         Seg::Literal(t) | Seg::Expanded(t) | Seg::Quoted(t) => t.len(),
         Seg::Break => 0,
-    };
-    if len > ctx.bounds.max_value_bytes {
+    }
+}
+
+/// Adds `seg` to a word being expanded, within the bound on a word's (or a here-document's)
+/// whole size, not only on each part's (found by review: `"$x$x…"` of a 1 MiB `x` made a
+/// word of gigabytes).
+fn push_checked<H: Host>(ctx: &Ctx<'_, H>, out: &mut Vec<Seg>, seg: Seg) -> Res<()> {
+    let total = out.iter().map(seg_len).sum::<usize>() + seg_len(&seg);
+    if total > ctx.bounds.max_value_bytes {
         return Err(bound(format!(
-            "an expansion produced {len} bytes; the limit is {}",
+            "an expansion produced {total} bytes; the limit is {}",
             ctx.bounds.max_value_bytes
+        )));
+    }
+    if out.len() >= ctx.bounds.max_fields {
+        return Err(bound(format!(
+            "an expansion made more than {} parts",
+            ctx.bounds.max_fields
         )));
     }
     out.push(seg);
@@ -605,7 +618,7 @@ fn param<'a, H: Host>(
                     SubstringMatchKind::FirstOccurrence => Replace::First,
                     SubstringMatchKind::Anywhere => Replace::All,
                 };
-                let r = Pattern::new(&pat)?.replace(&v, &rep, kind)?;
+                let r = Pattern::new(&pat)?.replace(&v, &rep, kind, ctx.bounds.max_value_bytes)?;
                 push_checked(ctx, out, value(r))
             }
             PE::Transform { parameter, op, .. } => {
@@ -714,7 +727,10 @@ fn brace<H: Host>(ctx: &Ctx<'_, H>, text: &str) -> Result<Vec<String>, ShellErro
     if !text.contains('{') {
         return Ok(vec![text.to_owned()]);
     }
-    let Ok(Some(parts)) = word::parse_brace_expansions(text, &parse::options()) else {
+    // brush-parser panics on a sequence bound past i64 (`{1..99999999999999999999}`, found by
+    // review); such a word is left as written, as bash leaves an invalid brace expression.
+    let parsed = std::panic::catch_unwind(|| word::parse_brace_expansions(text, &parse::options()));
+    let Ok(Ok(Some(parts))) = parsed else {
         return Ok(vec![text.to_owned()]);
     };
     let max = ctx.bounds.max_fields;
@@ -741,17 +757,18 @@ fn brace_list(parts: &[BT], max: usize) -> Result<Vec<String>, ShellError> {
                             increment,
                         } => {
                             let step = increment.unsigned_abs().max(1);
-                            let span = start.abs_diff(*end) / step + 1;
+                            let span = (start.abs_diff(*end) / step).saturating_add(1);
                             if span > max as u64 {
                                 return Err(too_many(max));
                             }
                             let mut v = *start;
                             for _ in 0..span {
                                 alts.push(v.to_string());
+                                let step = i64::try_from(step).unwrap_or(i64::MAX);
                                 v = if start <= end {
-                                    v.saturating_add(step as i64)
+                                    v.saturating_add(step)
                                 } else {
-                                    v.saturating_sub(step as i64)
+                                    v.saturating_sub(step)
                                 };
                             }
                         }

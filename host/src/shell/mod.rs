@@ -184,6 +184,15 @@ pub trait Host: Sync {
     /// allowlist and the policy again, whatever the interpreter already checked.
     fn run(&self, start: CommandStart) -> impl Future<Output = CommandEnd> + Send;
 
+    /// Records a command the interpreter refused as it would have started (its name is not on
+    /// the allowlist): its `received` and `denied` records, with its argv.
+    fn record_refusal(
+        &self,
+        argv: &[String],
+        cwd: &str,
+        error: &RunError,
+    ) -> impl Future<Output = ()> + Send;
+
     /// The workspace, for redirections, globs, `cd` and `test`.
     fn workspace(&self) -> &Workspace;
 
@@ -228,6 +237,29 @@ pub const SIGPIPE_STATUS: i32 = 141;
 /// Most command records a reply carries; later ones are counted only.
 pub const MAX_RECORDS: usize = 1000;
 
+/// Most bytes of argv one record keeps (its first arguments, each cut at 128 characters).
+pub const MAX_RECORD_ARGV_BYTES: usize = 1024;
+
+/// Most bytes of argv all records of a reply keep together (found by review: 1000 records of
+/// 64 long arguments of control characters made a 210 MB reply).
+pub const MAX_RECORDS_BYTES: usize = 256 * 1024;
+
+/// The argv a command record keeps: arguments in order, each at most 128 characters, until
+/// [`MAX_RECORD_ARGV_BYTES`].
+pub fn record_argv(argv: &[String]) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut room = MAX_RECORD_ARGV_BYTES;
+    for a in argv {
+        let cut: String = a.chars().take(128).collect();
+        if cut.len() > room {
+            break;
+        }
+        room -= cut.len();
+        kept.push(cut);
+    }
+    kept
+}
+
 /// How a script ended.
 #[derive(Debug)]
 pub struct ScriptEnd {
@@ -237,7 +269,7 @@ pub struct ScriptEnd {
     pub stdout: Captured,
     /// Its stderr.
     pub stderr: Captured,
-    /// The commands it started (at most [`MAX_RECORDS`]).
+    /// The commands it started (at most [`MAX_RECORDS`], within [`MAX_RECORDS_BYTES`]).
     pub commands: Vec<CommandRecord>,
     /// Commands started in all.
     pub commands_started: u64,
@@ -251,7 +283,7 @@ pub(crate) struct Ctx<'h, H: Host> {
     pub write_pool: WritePool,
     steps: AtomicU64,
     commands: AtomicU64,
-    records: Mutex<Vec<CommandRecord>>,
+    records: Mutex<(Vec<CommandRecord>, usize)>,
 }
 
 impl<H: Host> Ctx<'_, H> {
@@ -297,8 +329,10 @@ impl<H: Host> Ctx<'_, H> {
             .records
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if all.len() < MAX_RECORDS {
-            all.push(r);
+        let bytes: usize = r.argv.iter().map(String::len).sum();
+        if all.0.len() < MAX_RECORDS && all.1 + bytes <= MAX_RECORDS_BYTES {
+            all.1 += bytes;
+            all.0.push(r);
         }
     }
 }
@@ -312,7 +346,7 @@ pub async fn run_script<H: Host>(host: &H, req: ScriptRequest<'_>) -> ScriptEnd 
         write_pool: req.write_pool.clone(),
         steps: AtomicU64::new(0),
         commands: AtomicU64::new(0),
-        records: Mutex::new(Vec::new()),
+        records: Mutex::new((Vec::new(), 0)),
     };
     let (stdin_w, stdin_r) = crate::pipe::pipe(crate::pipe::PIPE_CAPACITY);
     let (stdout_w, stdout_r) = crate::pipe::pipe(crate::pipe::PIPE_CAPACITY);
@@ -340,7 +374,7 @@ pub async fn run_script<H: Host>(host: &H, req: ScriptRequest<'_>) -> ScriptEnd 
         io::collect(stdout_r, stdout.clone()),
         io::collect(stderr_r, stderr.clone()),
     );
-    let records = ctx
+    let (records, _) = ctx
         .records
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -64,12 +64,94 @@ pub fn parse(script: &str) -> Result<Program, ShellError> {
         .stack_size(PARSER_STACK_BYTES)
         .spawn(move || {
             let mut parser = brush_parser::Parser::new(text.as_bytes(), &options());
-            parser.parse_program().map_err(|e| e.to_string())
+            let program = parser.parse_program().map_err(|e| e.to_string())?;
+            // A `[[ ]]` of thousands of `!`/`&&` is a tree that deep: measured (and, if too
+            // deep, dropped) here, on this thread's stack, never on a runtime worker's (found by
+            // review: 3,000 `!` overflowed one).
+            let depth = deepest_test(&program);
+            if depth > MAX_NESTING {
+                return Err(format!(
+                    "{DEEP_TEST} ({depth} levels; the limit is {MAX_NESTING})"
+                ));
+            }
+            Ok(program)
         })
         .map_err(|e| ShellError::Internal(format!("cannot start the parser thread: {e}")))?
         .join()
         .map_err(|_| ShellError::Internal("the parser panicked".into()))?;
-    parsed.map_err(ShellError::Syntax)
+    parsed.map_err(|e| {
+        if e.starts_with(DEEP_TEST) {
+            ShellError::Bounds(e)
+        } else {
+            ShellError::Syntax(e)
+        }
+    })
+}
+
+const DEEP_TEST: &str = "a [[ ]] expression nests too deep";
+
+/// The deepest `[[ ]]` expression in `p` (0 without one).
+fn deepest_test(p: &Program) -> usize {
+    use brush_parser::ast::{
+        AndOr, Command, CompoundCommand as CC, CompoundList, ExtendedTestExpr as X,
+    };
+    fn expr(e: &X) -> usize {
+        match e {
+            X::And(a, b) | X::Or(a, b) => 1 + expr(a).max(expr(b)),
+            X::Not(a) | X::Parenthesized(a) => 1 + expr(a),
+            X::UnaryTest(..) | X::BinaryTest(..) => 1,
+        }
+    }
+    fn list(l: &CompoundList) -> usize {
+        let mut d = 0;
+        for item in &l.0 {
+            let pipes =
+                std::iter::once(&item.0.first).chain(item.0.additional.iter().map(|ao| match ao {
+                    AndOr::And(p) | AndOr::Or(p) => p,
+                }));
+            for p in pipes {
+                for c in &p.seq {
+                    d = d.max(command(c));
+                }
+            }
+        }
+        d
+    }
+    fn command(c: &Command) -> usize {
+        match c {
+            Command::ExtendedTest(t, _) => expr(&t.expr),
+            Command::Compound(cc, _) => compound(cc),
+            Command::Function(f) => compound(&f.body.0),
+            Command::Simple(_) => 0,
+        }
+    }
+    fn compound(cc: &CC) -> usize {
+        match cc {
+            CC::BraceGroup(b) => list(&b.list),
+            CC::Subshell(s) => list(&s.list),
+            CC::ForClause(f) => list(&f.body.list),
+            CC::ArithmeticForClause(f) => list(&f.body.list),
+            CC::CaseClause(c) => c
+                .cases
+                .iter()
+                .filter_map(|i| i.cmd.as_ref())
+                .map(list)
+                .max()
+                .unwrap_or(0),
+            CC::IfClause(i) => {
+                let mut d = list(&i.condition).max(list(&i.then));
+                for e in i.elses.iter().flatten() {
+                    d = d
+                        .max(e.condition.as_ref().map_or(0, list))
+                        .max(list(&e.body));
+                }
+                d
+            }
+            CC::WhileClause(w) | CC::UntilClause(w) => list(&w.0).max(list(&w.1.list)),
+            CC::Arithmetic(_) | CC::Coprocess(_) => 0,
+        }
+    }
+    p.complete_commands.iter().map(list).max().unwrap_or(0)
 }
 
 /// How deeply `script` nests, in all and in parentheses alone: every opening bracket, brace,
@@ -159,6 +241,15 @@ mod tests {
         let started = std::time::Instant::now();
         assert!(parse(&worst).is_err());
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_deep_double_bracket_test_is_refused_and_dropped_on_the_parser_thread() {
+        let deep = format!("[[ {}a ]]", "! ".repeat(20_000));
+        assert!(matches!(parse(&deep), Err(ShellError::Bounds(_))));
+        let chain = format!("[[ a{} ]]", " && a".repeat(10_000));
+        assert!(matches!(parse(&chain), Err(ShellError::Bounds(_))));
+        assert!(parse("[[ ! ! a && b || c ]]").is_ok());
     }
 
     #[test]

@@ -16,6 +16,9 @@ use regex::{Regex, RegexBuilder};
 /// Most directory entries one pathname expansion may read.
 const MAX_ENTRIES_READ: usize = 200_000;
 
+/// Longest pattern compiled (a glob, a `case` pattern, an operand of `${x%…}`).
+pub const MAX_PATTERN_BYTES: usize = 64 * 1024;
+
 /// Longest value a prefix or suffix removal (`${x%pat}`, quadratic in the length) works on.
 pub const MAX_TRIM_BYTES: usize = 16 * 1024;
 
@@ -78,6 +81,12 @@ impl Pattern {
     /// # Errors
     /// A pattern brush-parser cannot read, or one whose regex is too large.
     pub fn new(pattern: &str) -> Result<Self, ShellError> {
+        if pattern.len() > MAX_PATTERN_BYTES {
+            return Err(ShellError::Bounds(format!(
+                "a pattern of {} bytes; the limit is {MAX_PATTERN_BYTES}",
+                pattern.len()
+            )));
+        }
         let body = regex_body(pattern)?;
         Ok(Self {
             whole: build(&format!("^(?s:{body})$"))?,
@@ -135,7 +144,13 @@ impl Pattern {
     ///
     /// # Errors
     /// A regex too large to build.
-    pub fn replace(&self, text: &str, rep: &str, kind: Replace) -> Result<String, ShellError> {
+    pub fn replace(
+        &self,
+        text: &str,
+        rep: &str,
+        kind: Replace,
+        max: usize,
+    ) -> Result<String, ShellError> {
         if self.body.is_empty() {
             return Ok(text.to_owned());
         }
@@ -146,7 +161,20 @@ impl Pattern {
         };
         let re = build(&anchored)?;
         Ok(match kind {
-            Replace::All => re.replace_all(text, regex::NoExpand(rep)).into_owned(),
+            Replace::All => {
+                // The result is measured before it is built (found by review: a 1 MiB value
+                // with every character replaced by itself asked for a terabyte).
+                let mut size = text.len();
+                for m in re.find_iter(text) {
+                    size = size - m.len() + rep.len();
+                    if size > max {
+                        return Err(ShellError::Bounds(format!(
+                            "a replacement would make more than {max} bytes"
+                        )));
+                    }
+                }
+                re.replace_all(text, regex::NoExpand(rep)).into_owned()
+            }
             Replace::Suffix => {
                 // The longest suffix: the earliest start from which the rest matches.
                 let starts = text.char_indices().map(|(i, _)| i);
@@ -328,9 +356,10 @@ mod tests {
         assert_eq!(dot.trim_suffix("x.tar.gz", false).unwrap(), "x.tar");
         assert_eq!(dot.trim_suffix("x.tar.gz", true).unwrap(), "x");
         let o = Pattern::new("o").unwrap();
-        assert_eq!(o.replace("foo", "0", Replace::All).unwrap(), "f00");
-        assert_eq!(o.replace("foo", "0", Replace::First).unwrap(), "f0o");
-        assert_eq!(o.replace("foo", "0", Replace::Suffix).unwrap(), "fo0");
+        assert_eq!(o.replace("foo", "0", Replace::All, 100).unwrap(), "f00");
+        assert!(o.replace("foo", "0000", Replace::All, 8).is_err());
+        assert_eq!(o.replace("foo", "0", Replace::First, 100).unwrap(), "f0o");
+        assert_eq!(o.replace("foo", "0", Replace::Suffix, 100).unwrap(), "fo0");
         assert!(
             p.trim_prefix(&"a".repeat(MAX_TRIM_BYTES + 1), true)
                 .is_err()

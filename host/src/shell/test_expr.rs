@@ -16,8 +16,21 @@ use brush_parser::ast::{
 use cap_std::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use futures_util::future::BoxFuture;
 
+/// Most arguments `test` and `[` take.
+pub const MAX_TEST_ARGS: usize = 128;
+
 /// `test ARGS` / `[ ARGS ]`.
 pub async fn test_command<H: Host>(ctx: &Ctx<'_, H>, st: &State, args: &[String]) -> i32 {
+    // The parser recurses once per `!` or `(`: bounded by the number of arguments (found by
+    // review: 16,384 words of `!` overflowed a runtime worker's stack).
+    if args.len() > MAX_TEST_ARGS {
+        let _ = st
+            .io
+            .stderr
+            .write_all(format!("runbox: test: more than {MAX_TEST_ARGS} arguments\n").as_bytes())
+            .await;
+        return 2;
+    }
     let expr = match brush_parser::test_command::parse(args) {
         Ok(e) => e,
         Err(_) if args.is_empty() => return 1,

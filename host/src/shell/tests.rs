@@ -37,6 +37,7 @@ impl Host for FakeHost {
     fn allows(&self, name: &str) -> bool {
         matches!(name, "cat" | "fail" | "spam")
     }
+    async fn record_refusal(&self, _argv: &[String], _cwd: &str, _error: &crate::error::RunError) {}
     fn workspace(&self) -> &Workspace {
         &self.ws
     }
