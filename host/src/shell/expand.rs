@@ -722,20 +722,54 @@ pub fn ansi_c(s: &str) -> String {
     out
 }
 
+/// Most unclosed `{` (not of `${`) a word may have and still be brace-expanded.
+pub const MAX_BRACE_OPENINGS: usize = 6;
+
 /// Brace expansion of a word's text: the texts it becomes (itself when it has none).
 fn brace<H: Host>(ctx: &Ctx<'_, H>, text: &str) -> Result<Vec<String>, ShellError> {
+    brace_words_within(text, ctx.bounds.max_fields)
+}
+
+#[cfg(test)]
+fn brace_words(text: &str) -> Vec<String> {
+    brace_words_within(text, 1000).unwrap_or_default()
+}
+
+fn brace_words_within(text: &str, max: usize) -> Result<Vec<String>, ShellError> {
     if !text.contains('{') {
         return Ok(vec![text.to_owned()]);
     }
     // brush-parser panics on a sequence bound past i64 (`{1..99999999999999999999}`, found by
-    // review); such a word is left as written, as bash leaves an invalid brace expression.
+    // review and by fuzzing); such a word is left as written, as bash leaves an invalid brace
+    // expression. A number that long is never given to it; the unwind guard is the backstop.
+    let longest_number = text
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    if longest_number > 18 {
+        return Ok(vec![text.to_owned()]);
+    }
+    // brush-parser's brace grammar backtracks about three times over per unclosed `{` (found by
+    // fuzzing: 21 of them took minutes, on a runtime worker); a word with more than
+    // MAX_BRACE_OPENINGS left unclosed is not brace-expanded (measured worst case at the
+    // bound: ~0.5 ms). Closed groups parse in linear time and are bounded by `max_fields`.
+    let mut open = 0usize;
+    for (i, c) in text.char_indices() {
+        match c {
+            '{' if !text[..i].ends_with('$') => open += 1,
+            '}' => open = open.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if open > MAX_BRACE_OPENINGS {
+        return Ok(vec![text.to_owned()]);
+    }
     let parsed = std::panic::catch_unwind(|| word::parse_brace_expansions(text, &parse::options()));
     let Ok(Ok(Some(parts))) = parsed else {
         return Ok(vec![text.to_owned()]);
     };
-    let max = ctx.bounds.max_fields;
-    let out = brace_list(&parts, max)?;
-    Ok(out)
+    brace_list(&parts, max)
 }
 
 fn too_many(max: usize) -> ShellError {
@@ -910,6 +944,22 @@ mod tests {
     #[test]
     fn ansi_c_escapes() {
         assert_eq!(ansi_c(r"a\tb\n\x41\101\\"), "a\tb\nAA\\");
+    }
+
+    #[test]
+    fn words_the_brace_grammar_would_backtrack_on_are_left_as_written() {
+        let ctx_free = |t: &str| {
+            let started = std::time::Instant::now();
+            let r = brace_words(t);
+            assert!(started.elapsed() < std::time::Duration::from_secs(1), "{t}");
+            r
+        };
+        assert_eq!(ctx_free(&"{,".repeat(40)), ["{,".repeat(40)]);
+        assert_eq!(
+            ctx_free("{1..99999999999999999999}"),
+            ["{1..99999999999999999999}"]
+        );
+        assert_eq!(ctx_free("${a}{x,y}"), ["${a}x", "${a}y"]);
     }
 
     #[test]

@@ -15,10 +15,11 @@ pub const MAX_SCRIPT_BYTES: usize = 64 * 1024;
 /// Deepest nesting of brackets, braces, parentheses, backquotes and compound keywords.
 pub const MAX_NESTING: usize = 100;
 
-/// Deepest nesting of parentheses alone. brush-parser backtracks between a subshell, an
-/// arithmetic command and a process substitution at each unclosed `(`, so a script it rejects
-/// costs about twice as much per level (found by fuzzing: 26 unclosed levels, 60 bytes, took
-/// minutes); at this depth the worst case measured is about a millisecond.
+/// Deepest nesting of parentheses and square brackets. brush-parser backtracks between a
+/// subshell, an arithmetic command and a process substitution at each unclosed `(`, and
+/// between arithmetic forms at `$((` and `$[`, so a script it rejects costs about twice as much
+/// per level (found by fuzzing: 26 unclosed levels, 60 bytes, took minutes); at this depth the
+/// worst case measured is a few milliseconds (six `$((` in a here-document, expanded later).
 pub const MAX_PAREN_NESTING: usize = 12;
 
 /// The stack of the parsing thread: the deepest nesting allowed parses in a small part of it.
@@ -78,7 +79,10 @@ pub fn parse(script: &str) -> Result<Program, ShellError> {
         })
         .map_err(|e| ShellError::Internal(format!("cannot start the parser thread: {e}")))?
         .join()
-        .map_err(|_| ShellError::Internal("the parser panicked".into()))?;
+        // brush-parser's tokenizer can panic on malformed input (found by fuzzing: an
+        // unterminated `$((` inside `${v:…}` in a here-document); the thread contains it and
+        // the script is refused as one the parser cannot read.
+        .map_err(|_| ShellError::Syntax("the parser could not read this script".into()))?;
     parsed.map_err(|e| {
         if e.starts_with(DEEP_TEST) {
             ShellError::Bounds(e)
@@ -173,17 +177,17 @@ fn nesting(script: &str) -> (usize, usize) {
         deepest = deepest.max(depth);
         for c in word.chars() {
             match c {
-                '(' => {
+                '(' | '[' => {
                     depth += 1;
                     parens += 1;
                     deepest_parens = deepest_parens.max(parens);
                 }
-                ')' => {
+                ')' | ']' => {
                     depth = depth.saturating_sub(1);
                     parens = parens.saturating_sub(1);
                 }
-                '{' | '[' => depth += 1,
-                '}' | ']' => depth = depth.saturating_sub(1),
+                '{' => depth += 1,
+                '}' => depth = depth.saturating_sub(1),
                 '`' => {
                     if in_backquote {
                         depth = depth.saturating_sub(1);
@@ -231,6 +235,15 @@ mod tests {
     }
 
     #[test]
+    fn unclosed_legacy_arithmetic_is_bounded_too() {
+        assert!(matches!(
+            parse(&"echo $[".repeat(20)),
+            Err(ShellError::Bounds(_))
+        ));
+        assert!(parse("[[ -f a ]] && [ -d b ] && echo $(( (1+2) * [3] ))").is_ok());
+    }
+
+    #[test]
     fn unclosed_parentheses_are_refused_before_the_parser_backtracks_on_them() {
         // Found by fuzzing: brush-parser took minutes on this 60-byte script.
         let slow = "cat <((((((( ((@(((((((((((((((((|xEOF\n$t a.3<s]F";
@@ -250,6 +263,12 @@ mod tests {
         let chain = format!("[[ a{} ]]", " && a".repeat(10_000));
         assert!(matches!(parse(&chain), Err(ShellError::Bounds(_))));
         assert!(parse("[[ ! ! a && b || c ]]").is_ok());
+    }
+
+    #[test]
+    fn a_panic_of_the_parser_is_a_syntax_error() {
+        let script = "cat<<E \u{e}$((,a)(b) ]${v:$((,a)(-d}\nE\n";
+        assert!(matches!(parse(script), Err(ShellError::Syntax(_))));
     }
 
     #[test]

@@ -19,6 +19,10 @@ const MAX_ENTRIES_READ: usize = 200_000;
 /// Longest pattern compiled (a glob, a `case` pattern, an operand of `${x%…}`).
 pub const MAX_PATTERN_BYTES: usize = 64 * 1024;
 
+/// Most `[` a compiled pattern may have: brush-parser's translation is quadratic in them
+/// (found by review: 16,384 took 12 s; at this bound about 2 ms).
+pub const MAX_PATTERN_BRACKETS: usize = 256;
+
 /// Longest value a prefix or suffix removal (`${x%pat}`, quadratic in the length) works on.
 pub const MAX_TRIM_BYTES: usize = 16 * 1024;
 
@@ -50,9 +54,25 @@ pub fn unescape(pattern: &str) -> String {
     out
 }
 
-/// Whether `pattern` has an unescaped `*`, `?` or `[`.
+/// Whether `pattern` has an unescaped `*` or `?`, or an unescaped `[` with a `]` after it.
+/// Linear in the pattern (brush-parser's own check is quadratic in its brackets, and this runs
+/// on every unquoted word).
 pub fn has_glob(pattern: &str) -> bool {
-    brush_parser::pattern::pattern_has_glob_metacharacters(pattern, false)
+    let last_close = pattern.rfind(']');
+    let mut escaped = false;
+    for (i, c) in pattern.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '*' | '?' => return true,
+            '[' if last_close.is_some_and(|j| j > i) => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// `pattern` as a regular expression body (not anchored).
@@ -85,6 +105,12 @@ impl Pattern {
             return Err(ShellError::Bounds(format!(
                 "a pattern of {} bytes; the limit is {MAX_PATTERN_BYTES}",
                 pattern.len()
+            )));
+        }
+        let brackets = pattern.bytes().filter(|&b| b == b'[').count();
+        if brackets > MAX_PATTERN_BRACKETS {
+            return Err(ShellError::Bounds(format!(
+                "a pattern with {brackets} `[`; the limit is {MAX_PATTERN_BRACKETS}"
             )));
         }
         let body = regex_body(pattern)?;
@@ -345,6 +371,20 @@ mod tests {
         assert!(!Pattern::new(&escape("*")).unwrap().matches("x"));
         assert!(Pattern::new(&escape("*")).unwrap().matches("*"));
         assert!(Pattern::new("[!a]*").unwrap().matches("bcd"));
+    }
+
+    #[test]
+    fn glob_checks_are_linear_and_bracket_heavy_patterns_are_bounded() {
+        let brackets = "[".repeat(1 << 20);
+        let started = std::time::Instant::now();
+        assert!(!has_glob(&brackets));
+        assert!(has_glob(&format!("{brackets}]")));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(matches!(
+            Pattern::new(&"[a".repeat(300)),
+            Err(ShellError::Bounds(_))
+        ));
+        assert!(has_glob("a*") && has_glob("[ab]") && !has_glob("\\*") && !has_glob("a[b"));
     }
 
     #[test]
