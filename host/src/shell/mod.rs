@@ -25,6 +25,7 @@ mod expand;
 mod io;
 pub mod parse;
 mod pattern;
+mod redirect;
 mod state;
 mod test_expr;
 #[cfg(test)]
