@@ -60,7 +60,7 @@ pub fn eval_text(text: &str, vars: &mut dyn Vars) -> Result<i64, ShellError> {
             "an arithmetic expression has {operators} operators and parentheses; the limit is {MAX_OPERATORS}"
         )));
     }
-    let expr = brush_parser::arithmetic::parse(text)
+    let expr = super::parse::contained("expression", || brush_parser::arithmetic::parse(text))?
         .map_err(|_| arith_error(text, "syntax error in expression"))?;
     eval(&expr, vars)
 }

@@ -323,8 +323,10 @@ impl<H: Host> Checker<'_, H> {
                     ));
                 }
                 if doc.requires_expansion {
-                    let pieces = word::parse_heredoc(&doc.doc.value, &super::parse::options())
-                        .map_err(|e| ShellError::Syntax(e.to_string()))?;
+                    let pieces = super::parse::contained("here-document", || {
+                        word::parse_heredoc(&doc.doc.value, &super::parse::options())
+                    })?
+                    .map_err(|e| ShellError::Syntax(e.to_string()))?;
                     self.pieces(&pieces, self.offset(&doc.doc), depth)?;
                 }
                 Ok(())
@@ -367,8 +369,9 @@ impl<H: Host> Checker<'_, H> {
         if !text.contains('$') && !text.contains('`') {
             return Ok(());
         }
-        let pieces = word::parse(text, &super::parse::options())
-            .map_err(|e| ShellError::Syntax(e.to_string()))?;
+        let pieces =
+            super::parse::contained("word", || word::parse(text, &super::parse::options()))?
+                .map_err(|e| ShellError::Syntax(e.to_string()))?;
         self.pieces(&pieces, offset, depth)
     }
 
@@ -482,7 +485,9 @@ fn operands(pe: &PE) -> Vec<&str> {
 /// A command word's text when it is written literally (quotes and escapes allowed, no
 /// expansion); `None` when it is made at run time.
 pub fn literal(text: &str) -> Option<String> {
-    let pieces = word::parse(text, &super::parse::options()).ok()?;
+    let pieces = super::parse::contained("word", || word::parse(text, &super::parse::options()))
+        .ok()?
+        .ok()?;
     let mut out = String::new();
     fn walk(pieces: &[WordPieceWithSource], out: &mut String) -> bool {
         for p in pieces {

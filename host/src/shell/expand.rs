@@ -105,8 +105,10 @@ pub async fn pattern_of<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, w: &str) -> R
 /// # Errors
 /// As [`fields`].
 pub async fn heredoc<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, body: &str) -> Res<String> {
-    let pieces = word::parse_heredoc(body, &parse::options())
-        .map_err(|e| ShellError::Syntax(e.to_string()))?;
+    let pieces = parse::contained("here-document", || {
+        word::parse_heredoc(body, &parse::options())
+    })?
+    .map_err(|e| ShellError::Syntax(e.to_string()))?;
     let mut segs = Vec::new();
     pieces_into(ctx, st, &pieces, true, &mut segs).await?;
     Ok(segs
@@ -119,7 +121,8 @@ pub async fn heredoc<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, body: &str) -> R
 }
 
 fn parse_word(w: &str) -> Result<Vec<WordPieceWithSource>, ShellError> {
-    word::parse(w, &parse::options()).map_err(|e| ShellError::Syntax(e.to_string()))
+    parse::contained("word", || word::parse(w, &parse::options()))?
+        .map_err(|e| ShellError::Syntax(e.to_string()))
 }
 
 fn bound(msg: String) -> Abort {
@@ -252,7 +255,7 @@ pub fn expand_text<'a, H: Host>(
     text: &'a str,
 ) -> BoxFuture<'a, Res<String>> {
     Box::pin(async move {
-        let pieces = word::parse_heredoc(text, &parse::options())
+        let pieces = parse::contained("text", || word::parse_heredoc(text, &parse::options()))?
             .map_err(|e| ShellError::Syntax(e.to_string()))?;
         let mut segs = Vec::new();
         pieces_into(ctx, st, &pieces, true, &mut segs).await?;
@@ -765,7 +768,9 @@ fn brace_words_within(text: &str, max: usize) -> Result<Vec<String>, ShellError>
     if open > MAX_BRACE_OPENINGS {
         return Ok(vec![text.to_owned()]);
     }
-    let parsed = std::panic::catch_unwind(|| word::parse_brace_expansions(text, &parse::options()));
+    let parsed = parse::contained("word", || {
+        word::parse_brace_expansions(text, &parse::options())
+    });
     let Ok(Ok(Some(parts))) = parsed else {
         return Ok(vec![text.to_owned()]);
     };

@@ -204,6 +204,17 @@ fn nesting(script: &str) -> (usize, usize) {
     (deepest, deepest_parens)
 }
 
+/// Runs one of brush-parser's functions, its panic contained: brush-parser is written for an
+/// interactive shell and can panic on malformed input (found by fuzzing, in its tokenizer and
+/// brace grammar); runbox answers such input as one it cannot read.
+///
+/// # Errors
+/// [`ShellError::Syntax`] when it panicked.
+pub fn contained<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, ShellError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|_| ShellError::Syntax(format!("the parser could not read this {what}")))
+}
+
 /// The byte offset in `script` of brush-parser's character position `pos`.
 pub fn byte_offset(script: &str, pos: &SourcePosition) -> usize {
     script

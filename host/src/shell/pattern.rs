@@ -77,8 +77,10 @@ pub fn has_glob(pattern: &str) -> bool {
 
 /// `pattern` as a regular expression body (not anchored).
 fn regex_body(pattern: &str) -> Result<String, ShellError> {
-    brush_parser::pattern::pattern_to_regex_str(pattern, false)
-        .map_err(|e| ShellError::Syntax(format!("bad pattern {pattern:?}: {e}")))
+    super::parse::contained("pattern", || {
+        brush_parser::pattern::pattern_to_regex_str(pattern, false)
+    })?
+    .map_err(|e| ShellError::Syntax(format!("bad pattern {pattern:?}: {e}")))
 }
 
 fn build(re: &str) -> Result<Regex, ShellError> {

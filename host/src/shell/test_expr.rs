@@ -31,7 +31,10 @@ pub async fn test_command<H: Host>(ctx: &Ctx<'_, H>, st: &State, args: &[String]
             .await;
         return 2;
     }
-    let expr = match brush_parser::test_command::parse(args) {
+    let parsed = super::parse::contained("test", || brush_parser::test_command::parse(args))
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let expr = match parsed {
         Ok(e) => e,
         Err(_) if args.is_empty() => return 1,
         Err(e) => {
