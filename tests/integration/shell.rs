@@ -19,6 +19,27 @@ fn code(r: &Value) -> i64 {
     structured(r)["exitCode"].as_i64().unwrap()
 }
 
+/// The audit records of request `rid`, in the order written.
+fn audit_records(env: &Env, rid: &str) -> Vec<Value> {
+    let mut files: Vec<_> = std::fs::read_dir(&env.audit)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .collect::<Vec<_>>()
+        })
+        .filter(|v| v["requestId"] == rid)
+        .collect()
+}
+
 fn fixture() -> Env {
     let env = Env::new();
     env.file("a.txt", "one\ntwo\nthree\n");
@@ -219,16 +240,7 @@ fn the_result_lists_the_commands_and_the_audit_log_records_the_script() {
     assert_eq!(cmds[1]["exitCode"], 2);
     let rid = request_id(&r);
     drop(s);
-    let log = std::fs::read_dir(&env.audit)
-        .unwrap()
-        .flatten()
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect::<String>();
-    let mine: Vec<Value> = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["requestId"] == rid)
-        .collect();
+    let mine = audit_records(&env, &rid);
     assert!(
         mine.iter()
             .any(|v| v["stage"] == "received" && v["script"].is_string()),
@@ -333,16 +345,7 @@ fn the_reply_and_the_audit_stay_bounded_and_name_what_a_script_did() {
     assert_eq!(error_code(&r), "COMMAND_NOT_ALLOWED");
     let rid = request_id(&r);
     drop(s);
-    let log = std::fs::read_dir(&env.audit)
-        .unwrap()
-        .flatten()
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect::<String>();
-    let mine: Vec<Value> = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["requestId"] == rid)
-        .collect();
+    let mine = audit_records(&env, &rid);
     let script = mine
         .iter()
         .find(|v| v["stage"] == "received" && v["script"].is_string())

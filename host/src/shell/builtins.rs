@@ -31,10 +31,6 @@ async fn out<H: Host>(_ctx: &Ctx<'_, H>, st: &State, text: &str) -> Res<()> {
         .map_err(|_| Abort::Exit(super::SIGPIPE_STATUS))
 }
 
-async fn err(st: &State, text: &str) {
-    let _ = st.io.stderr.write_all(text.as_bytes()).await;
-}
-
 fn number(arg: Option<&String>, default: i32) -> Option<i32> {
     match arg {
         None => Some(default),
@@ -115,11 +111,8 @@ pub async fn run<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, argv: &[String]) -> 
                     None => (a.as_str(), None),
                 };
                 if !is_name(name) {
-                    err(
-                        st,
-                        &format!("runbox: {}: `{a}': not a valid identifier\n", argv[0]),
-                    )
-                    .await;
+                    st.complain(&format!("{}: `{a}': not a valid identifier", argv[0]))
+                        .await;
                     status = 1;
                     continue;
                 }
@@ -155,7 +148,7 @@ pub async fn run<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, argv: &[String]) -> 
             let mut a: Vec<String> = args.to_vec();
             if argv[0] == "[" {
                 if a.last().map(String::as_str) != Some("]") {
-                    err(st, "runbox: [: missing `]'\n").await;
+                    st.complain("[: missing `]'").await;
                     st.status = 2;
                     return Ok(Flow::Normal);
                 }
@@ -224,7 +217,7 @@ async fn cd<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, args: &[String]) -> Res<i
             } else {
                 "No such file or directory"
             };
-            err(st, &format!("runbox: cd: {target}: {why}\n")).await;
+            st.complain(&format!("cd: {target}: {why}")).await;
             Ok(1)
         }
     }
@@ -260,14 +253,14 @@ async fn set(st: &mut State, args: &[String]) -> i32 {
                         Some("noglob") => st.options.noglob = on,
                         Some("xtrace" | "verbose" | "noclobber") => {}
                         Some(o) => {
-                            err(st, &format!("runbox: set: {o}: invalid option name\n")).await;
+                            st.complain(&format!("set: {o}: invalid option name")).await;
                             return 2;
                         }
                         None => return 0,
                     }
                 }
                 other => {
-                    err(st, &format!("runbox: set: -{other}: invalid option\n")).await;
+                    st.complain(&format!("set: -{other}: invalid option")).await;
                     return 2;
                 }
             }
@@ -355,11 +348,8 @@ async fn read<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, args: &[String]) -> Res
         let values = split_read(&text, &ifs, names.len(), raw);
         for (name, v) in names.iter().zip(values) {
             if !is_name(name) {
-                err(
-                    st,
-                    &format!("runbox: read: `{name}': not a valid identifier\n"),
-                )
-                .await;
+                st.complain(&format!("read: `{name}': not a valid identifier"))
+                    .await;
                 return Ok(1);
             }
             st.set(name, v, &ctx.bounds)?;

@@ -824,11 +824,7 @@ async fn read_whole_file<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, w: &Word) ->
     let file = match io::open(ctx.host.workspace(), &st.cwd, &path, Mode::Read, false)? {
         Ok(f) => f,
         Err(msg) => {
-            let _ = st
-                .io
-                .stderr
-                .write_all(format!("runbox: {msg}\n").as_bytes())
-                .await;
+            st.complain(&msg).await;
             st.status = 1;
             return Ok(String::new());
         }
@@ -870,11 +866,7 @@ async fn with_redirects<H: Host>(
     let applied = match super::redirect::apply(ctx, st, redirects).await? {
         Ok(a) => a,
         Err(msg) => {
-            let _ = st
-                .io
-                .stderr
-                .write_all(format!("runbox: {msg}\n").as_bytes())
-                .await;
+            st.complain(&msg).await;
             st.status = 1;
             return Ok(Flow::Normal);
         }

@@ -61,6 +61,20 @@ pub async fn fields<H: Host>(
     Ok(out)
 }
 
+/// The text of expanded segments as one string; quoted parts escaped as pattern text when
+/// `as_pattern`.
+fn join_segs(segs: Vec<Seg>, as_pattern: bool) -> String {
+    let mut s = String::new();
+    for seg in segs {
+        match seg {
+            Seg::Quoted(t) if as_pattern => s.push_str(&pattern::escape(&t)),
+            Seg::Literal(t) | Seg::Expanded(t) | Seg::Quoted(t) => s.push_str(&t),
+            Seg::Break => s.push(' '),
+        }
+    }
+    s
+}
+
 /// Expands one word into one string: no splitting, no globbing (assignments, redirection
 /// targets, `case` words, here-strings, `[[ ]]` operands).
 ///
@@ -70,14 +84,7 @@ pub async fn single<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, w: &str) -> Res<S
     let pieces = parse_word(w)?;
     let mut segs = Vec::new();
     pieces_into(ctx, st, &pieces, false, &mut segs).await?;
-    let mut s = String::new();
-    for seg in segs {
-        match seg {
-            Seg::Literal(t) | Seg::Expanded(t) | Seg::Quoted(t) => s.push_str(&t),
-            Seg::Break => s.push(' '),
-        }
-    }
-    Ok(s)
+    Ok(join_segs(segs, false))
 }
 
 /// Expands one word into a pattern: quoted parts are escaped so they match only themselves.
@@ -88,15 +95,7 @@ pub async fn pattern_of<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, w: &str) -> R
     let pieces = parse_word(w)?;
     let mut segs = Vec::new();
     pieces_into(ctx, st, &pieces, false, &mut segs).await?;
-    let mut s = String::new();
-    for seg in segs {
-        match seg {
-            Seg::Literal(t) | Seg::Expanded(t) => s.push_str(&t),
-            Seg::Quoted(t) => s.push_str(&pattern::escape(&t)),
-            Seg::Break => s.push(' '),
-        }
-    }
-    Ok(s)
+    Ok(join_segs(segs, true))
 }
 
 /// Expands a here-document's body (unquoted delimiter): parameters, command substitution and
@@ -105,19 +104,7 @@ pub async fn pattern_of<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, w: &str) -> R
 /// # Errors
 /// As [`fields`].
 pub async fn heredoc<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, body: &str) -> Res<String> {
-    let pieces = parse::contained("here-document", || {
-        word::parse_heredoc(body, &parse::options())
-    })?
-    .map_err(|e| ShellError::Syntax(e.to_string()))?;
-    let mut segs = Vec::new();
-    pieces_into(ctx, st, &pieces, true, &mut segs).await?;
-    Ok(segs
-        .into_iter()
-        .map(|s| match s {
-            Seg::Literal(t) | Seg::Expanded(t) | Seg::Quoted(t) => t,
-            Seg::Break => " ".into(),
-        })
-        .collect())
+    expand_text(ctx, st, body).await
 }
 
 fn parse_word(w: &str) -> Result<Vec<WordPieceWithSource>, ShellError> {
@@ -237,11 +224,7 @@ pub async fn arith_or_exit<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, text: &str
     ) {
         Ok(v) => Ok(v),
         Err(ShellError::Syntax(m)) => {
-            let _ = st
-                .io
-                .stderr
-                .write_all(format!("runbox: {m}\n").as_bytes())
-                .await;
+            st.complain(&m).await;
             Err(Abort::Exit(1))
         }
         Err(e) => Err(e.into()),
@@ -259,13 +242,7 @@ pub fn expand_text<'a, H: Host>(
             .map_err(|e| ShellError::Syntax(e.to_string()))?;
         let mut segs = Vec::new();
         pieces_into(ctx, st, &pieces, true, &mut segs).await?;
-        Ok(segs
-            .into_iter()
-            .map(|s| match s {
-                Seg::Literal(t) | Seg::Expanded(t) | Seg::Quoted(t) => t,
-                Seg::Break => " ".into(),
-            })
-            .collect())
+        Ok(join_segs(segs, false))
     })
 }
 
@@ -525,8 +502,8 @@ fn param<'a, H: Host>(
                     Some(m) => expand_text(ctx, st, m).await?,
                     None => "parameter null or not set".into(),
                 };
-                let line = format!("runbox: {}: {msg}\n", param_name(parameter));
-                let _ = st.io.stderr.write_all(line.as_bytes()).await;
+                st.complain(&format!("{}: {msg}", param_name(parameter)))
+                    .await;
                 Err(Abort::Exit(127))
             }
             PE::ParameterLength { parameter, .. } => {
@@ -655,8 +632,7 @@ fn param<'a, H: Host>(
 }
 
 async fn unbound(st: &State, name: &str) -> Abort {
-    let line = format!("runbox: {name}: unbound variable\n");
-    let _ = st.io.stderr.write_all(line.as_bytes()).await;
+    st.complain(&format!("{name}: unbound variable")).await;
     Abort::Exit(127)
 }
 

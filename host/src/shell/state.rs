@@ -129,6 +129,13 @@ impl State {
         }
     }
 
+    /// Writes `runbox: MESSAGE` on the shell's stderr, as bash prints its own errors (a stderr
+    /// nobody reads any more is ignored).
+    pub async fn complain(&self, message: &str) {
+        let line = format!("runbox: {message}\n");
+        let _ = self.io.stderr.write_all(line.as_bytes()).await;
+    }
+
     /// The guest's view of the working directory (`/` is the workspace root).
     pub fn guest_cwd(&self) -> String {
         format!("/{}", self.cwd)

@@ -24,10 +24,7 @@ pub async fn test_command<H: Host>(ctx: &Ctx<'_, H>, st: &State, args: &[String]
     // The parser recurses once per `!` or `(`: bounded by the number of arguments (found by
     // review: 16,384 words of `!` overflowed a runtime worker's stack).
     if args.len() > MAX_TEST_ARGS {
-        let _ = st
-            .io
-            .stderr
-            .write_all(format!("runbox: test: more than {MAX_TEST_ARGS} arguments\n").as_bytes())
+        st.complain(&format!("test: more than {MAX_TEST_ARGS} arguments"))
             .await;
         return 2;
     }
@@ -38,11 +35,7 @@ pub async fn test_command<H: Host>(ctx: &Ctx<'_, H>, st: &State, args: &[String]
         Ok(e) => e,
         Err(_) if args.is_empty() => return 1,
         Err(e) => {
-            let _ = st
-                .io
-                .stderr
-                .write_all(format!("runbox: test: {e}\n").as_bytes())
-                .await;
+            st.complain(&format!("test: {e}")).await;
             return 2;
         }
     };
@@ -50,11 +43,7 @@ pub async fn test_command<H: Host>(ctx: &Ctx<'_, H>, st: &State, args: &[String]
         Ok(true) => 0,
         Ok(false) => 1,
         Err(msg) => {
-            let _ = st
-                .io
-                .stderr
-                .write_all(format!("runbox: test: {msg}\n").as_bytes())
-                .await;
+            st.complain(&format!("test: {msg}")).await;
             2
         }
     }
@@ -122,11 +111,7 @@ pub fn extended<'a, H: Host>(
                 match binary(ctx, st, p, &left, &right, true) {
                     Ok(v) => i32::from(!v),
                     Err(msg) => {
-                        let _ = st
-                            .io
-                            .stderr
-                            .write_all(format!("runbox: {msg}\n").as_bytes())
-                            .await;
+                        st.complain(&msg).await;
                         2
                     }
                 }
@@ -139,10 +124,7 @@ pub fn extended<'a, H: Host>(
 async fn regex_match(st: &mut State, s: &str, re: &str) -> i32 {
     let compiled = regex::RegexBuilder::new(re).size_limit(1 << 20).build();
     let Ok(re) = compiled else {
-        let _ = st
-            .io
-            .stderr
-            .write_all(format!("runbox: {re}: invalid regular expression\n").as_bytes())
+        st.complain(&format!("{re}: invalid regular expression"))
             .await;
         return 2;
     };
