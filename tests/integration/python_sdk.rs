@@ -55,18 +55,26 @@ fn run_client(mode: &str) -> Option<Value> {
         .to_owned();
     let report: Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad report {line:?}: {e}"));
-    let records = env.call_ends();
+    let ends = env.call_ends();
+    let records: Vec<&Value> = ends.iter().filter(|r| r["tool"] == "run").collect();
     assert_eq!(
         records.len(),
         2,
         "two run calls, two ends of calls in the audit log"
+    );
+    assert!(
+        ends.iter().any(|r| r["tool"] == "shell"),
+        "the shell call is in the audit log"
     );
     assert_eq!(records[1]["requestId"], report["sudo_error"]["requestId"]);
     Some(report)
 }
 
 fn check(report: &Value) {
-    assert_eq!(report["tools"], serde_json::json!(["list_commands", "run"]));
+    assert_eq!(
+        report["tools"],
+        serde_json::json!(["list_commands", "run", "shell"])
+    );
     assert_eq!(report["run_has_output_schema"], true);
     assert_eq!(report["echo_is_error"], false);
     assert_eq!(report["echo"]["stdout"], "hello\n");
@@ -76,6 +84,24 @@ fn check(report: &Value) {
     assert!(is_uuid_v7(
         report["sudo_error"]["requestId"].as_str().unwrap()
     ));
+    assert_eq!(report["shell_is_error"], false);
+    assert_eq!(report["shell"]["stdout"], "2\n");
+    // The loop and `wc` are two stages running at once: the order they start in is not fixed.
+    let mut argvs: Vec<&Value> = report["shell"]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["argv"])
+        .collect();
+    argvs.sort_by_key(|a| a.to_string());
+    assert_eq!(
+        argvs,
+        [
+            &serde_json::json!(["basename", "/x/a"]),
+            &serde_json::json!(["basename", "/x/b"]),
+            &serde_json::json!(["wc", "-l"])
+        ]
+    );
     assert!(report["command_count"].as_u64().unwrap() >= 5);
 }
 

@@ -2,7 +2,8 @@
 
 Usage: sdk_client.py MODE COMMAND [ARGS...]   (the full server command line, e.g. runbox serve ...)
 MODE is "legacy" (the initialize handshake) or "2026-07-28" (the stateless era).
-It lists the tools, runs `echo hello`, asks for a forbidden command, and prints one JSON line
+It lists the tools, runs `echo hello`, asks for a forbidden command, runs a small shell script
+(whose structured result the SDK validates against the tool's output schema), and prints one JSON line
 with what it saw; the Rust test that starts it checks that line. Exits non-zero on any surprise.
 """
 
@@ -30,6 +31,10 @@ async def main() -> int:
         report["sudo_is_error"] = bool(denied.is_error)
         text = denied.content[0].text if denied.content else "{}"
         report["sudo_error"] = json.loads(text).get("error", {})
+
+        script = await client.call_tool("shell", {"script": "for w in a b; do basename /x/$w; done | wc -l"})
+        report["shell_is_error"] = bool(script.is_error)
+        report["shell"] = script.structured_content
 
         listed = await client.call_tool("list_commands", {})
         report["command_count"] = len((listed.structured_content or {}).get("commands", []))
