@@ -128,6 +128,7 @@ fn call_trail(i: usize) -> CallTrail {
         request_id: runbox::service::new_request_id(),
         mcp_request_id: Some(i.to_string()),
         client: None,
+        session: None,
     };
     let mut t = CallTrail::new(&caller, "run", &"0".repeat(64));
     t.request("echo", &["hello".to_owned()], None);

@@ -31,8 +31,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve MCP on stdin/stdout.
-    Serve(PolicyArgs),
+    /// Serve MCP on stdin/stdout, or with --listen over streamable HTTP at /mcp.
+    Serve(ServeArgs),
     /// Run one command in the workspace exactly as the `run` tool would, without an MCP client.
     Exec(ExecArgs),
     /// Print the effective policy (defaults, file and flags merged) as TOML.
@@ -49,6 +49,17 @@ enum Command {
     /// (files 0444; an image build runs this as root). Without: into the module cache
     /// (`cache_dir`), as the first `serve` would. Needs no workspace.
     Precompile(PrecompileArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Serve streamable HTTP on IP:PORT (policy: http.listen) instead of stdio; MCP is at
+    /// /mcp, a health check at /healthz. Port 0 picks a free port; the address bound is printed
+    /// on stderr.
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -294,7 +305,11 @@ fn load_policy(p: &PolicyArgs) -> Result<Policy, ConfigError> {
 /// Loads the policy, refuses root without consent, and starts the service (which refuses a
 /// policy file, or any other path of runbox's own, inside the workspace).
 fn start(p: &PolicyArgs) -> Result<Service, StartupError> {
-    let policy = load_policy(p)?;
+    start_with(load_policy(p)?)
+}
+
+/// [`start`] for a policy already loaded (and adjusted by `serve`'s own flags).
+fn start_with(policy: Policy) -> Result<Service, StartupError> {
     if nix::unistd::geteuid().is_root() && !policy.allow_root {
         return Err(StartupError::Root);
     }
@@ -305,19 +320,31 @@ fn start(p: &PolicyArgs) -> Result<Service, StartupError> {
     )?)
 }
 
-async fn serve(p: PolicyArgs) -> ExitCode {
-    let service = match start(&p) {
+/// `runbox serve`: the policy with `--listen` applied, then stdio or HTTP.
+async fn serve(args: ServeArgs) -> ExitCode {
+    let mut policy = match load_policy(&args.policy) {
+        Ok(p) => p,
+        Err(e) => return fail(&e.to_string()),
+    };
+    if let Some(listen) = &args.listen {
+        match crate::policy::http::parse_listen("--listen", listen) {
+            Ok(addr) => policy.http.listen = Some(addr),
+            Err(e) => return fail(&e.to_string()),
+        }
+    }
+    let listen = policy.http.listen;
+    let service = match start_with(policy) {
         Ok(s) => Arc::new(s),
         Err(e) => return fail(&e.to_string()),
     };
-    tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
-        workspace = %service.policy().workspace.display(),
-        audit = %service.audit().dir().display(),
-        policy_hash = %service.policy().hash(),
-        "runbox serving MCP on stdio"
-    );
-    service.announce("serve").await;
+    match listen {
+        Some(addr) => serve_http(service, addr).await,
+        None => serve_stdio(service).await,
+    }
+}
+
+/// Sets up the signal watch: the token fires on SIGTERM or SIGINT, the cell names it.
+fn termination() -> (CancellationToken, Arc<std::sync::OnceLock<&'static str>>) {
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
     let signalled = Arc::new(std::sync::OnceLock::new());
@@ -326,6 +353,19 @@ async fn serve(p: PolicyArgs) -> ExitCode {
         let _ = which.set(wait_for_termination().await);
         signals.cancel();
     });
+    (shutdown, signalled)
+}
+
+async fn serve_stdio(service: Arc<Service>) -> ExitCode {
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        workspace = %service.policy().workspace.display(),
+        audit = %service.audit().dir().display(),
+        policy_hash = %service.policy().hash(),
+        "runbox serving MCP on stdio"
+    );
+    service.announce("serve").await;
+    let (shutdown, signalled) = termination();
     let served = crate::mcp::serve(
         Arc::clone(&service),
         crate::mcp::stdio::input(),
@@ -343,6 +383,32 @@ async fn serve(p: PolicyArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }
+}
+
+async fn serve_http(service: Arc<Service>, addr: std::net::SocketAddr) -> ExitCode {
+    use crate::mcp::http;
+    let listener = match http::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let bound = listener.local_addr().unwrap_or(addr);
+    let settings = http::HttpSettings::resolve(&service.policy().http, bound);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        workspace = %service.policy().workspace.display(),
+        audit = %service.audit().dir().display(),
+        policy_hash = %service.policy().hash(),
+        "runbox serving MCP over streamable HTTP"
+    );
+    // On stderr whatever the log filter: tests and operators read the port a `:0` got here.
+    eprintln!("runbox: serving MCP on http://{bound}/mcp");
+    service.announce("serve").await;
+    let (shutdown, signalled) = termination();
+    http::serve(Arc::clone(&service), listener, &settings, shutdown).await;
+    service
+        .stop("serve", signalled.get().copied().unwrap_or("shutdown"))
+        .await;
+    ExitCode::SUCCESS
 }
 
 /// Resolves on SIGTERM or SIGINT, naming the signal.

@@ -16,6 +16,8 @@ mod container;
 mod differential;
 mod docs;
 mod doctor;
+mod http;
+mod http_client;
 mod limits;
 mod load;
 mod mcp;

@@ -9,7 +9,7 @@
 use super::AuditConfig;
 use super::record::{
     AuditRecord, AuditSettings, ClientInfo, Confinement, Decision, PolicyInfo, ResultInfo,
-    SandboxInfo, ServerInfo, Stage, Text, denial_rule,
+    SandboxInfo, ServerInfo, SessionInfo, Stage, Text, denial_rule,
 };
 use crate::error::RunError;
 use crate::limits::Limits;
@@ -25,6 +25,8 @@ pub struct Caller {
     pub mcp_request_id: Option<String>,
     /// The client's name and version from the MCP handshake.
     pub client: Option<ClientInfo>,
+    /// The HTTP session the call came through, if any.
+    pub session: Option<SessionInfo>,
 }
 
 /// The records of one call.
@@ -41,6 +43,7 @@ impl CallTrail {
         base.request_id = Some(caller.request_id.clone());
         base.mcp_request_id = caller.mcp_request_id.as_deref().map(Text::of);
         base.client = caller.client.clone();
+        base.session = caller.session.clone();
         base.tool = Some(tool.to_owned());
         Self {
             base,
@@ -238,6 +241,7 @@ mod tests {
                 name: Text::of("client"),
                 version: Text::of("1.0"),
             }),
+            session: None,
         };
         let mut t = CallTrail::new(&caller, "run", "ph");
         t.request("echo", &["hi".into()], Some("sub"));
@@ -265,6 +269,7 @@ mod tests {
             request_id: "rid".into(),
             mcp_request_id: Some(long.clone()),
             client: None,
+            session: None,
         };
         let t = CallTrail::new(&caller, "run", "ph");
         let line = crate::audit::chain::seal(&mut t.received()).unwrap();

@@ -172,6 +172,15 @@ pub struct ClientInfo {
     pub version: Text,
 }
 
+/// The HTTP session a call came through (`serve --listen`); absent on stdio.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// The MCP session id (`Mcp-Session-Id`); absent for a request outside a session (the
+    /// stateless 2026-07-28 era, or the `initialize` that creates the session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Text>,
+}
+
 /// Allowed or refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -399,6 +408,9 @@ pub struct AuditRecord {
     /// The MCP client, from the handshake.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<ClientInfo>,
+    /// The HTTP session (`serve --listen` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionInfo>,
     /// The MCP tool (`run`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
@@ -475,6 +487,7 @@ impl AuditRecord {
             request_id: None,
             mcp_request_id: None,
             client: None,
+            session: None,
             tool: None,
             runner: None,
             command: None,

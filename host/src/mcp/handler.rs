@@ -6,6 +6,7 @@ use super::window::ReplyWindow;
 use crate::api::{
     ErrorEnvelope, ListCommandsArgs, ListResult, RunArgs, RunResult, ShellArgs, ShellResult,
 };
+use crate::audit::record::{SessionInfo, Text};
 use crate::error::RunError;
 use crate::service::{CallContext, CallReply, Service};
 use rmcp::handler::server::common::schema_for_type;
@@ -109,6 +110,9 @@ impl RunboxHandler {
         if let Some(peer) = context.peer.peer_info() {
             ctx = ctx.with_client(&peer.client_info.name, &peer.client_info.version);
         }
+        if let Some(parts) = context.extensions.get::<http::request::Parts>() {
+            ctx = ctx.with_session(session_of(parts));
+        }
         let request_id = ctx.request_id.clone();
         let progress = context.meta.get_progress_token().map(|token| {
             tokio::spawn(report_progress(
@@ -162,6 +166,17 @@ impl RunboxHandler {
                 error_result(&ErrorEnvelope::new(&request_id, &err, None))
             }
         }
+    }
+}
+
+/// The HTTP session of a request that came over streamable HTTP (rmcp hands the request's
+/// head to the handler).
+fn session_of(parts: &http::request::Parts) -> SessionInfo {
+    SessionInfo {
+        id: parts
+            .headers
+            .get("mcp-session-id")
+            .map(|v| Text::of(&String::from_utf8_lossy(v.as_bytes()))),
     }
 }
 

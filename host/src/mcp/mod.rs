@@ -3,7 +3,8 @@
 //! refuses, holds or passes each line (`inbound`) and audits what it refuses
 //! (`protocol_audit`), the rmcp transport ([`transport`]), the rmcp handler ([`handler`]), the
 //! process's stdin/stdout as async streams ([`stdio`]) and [`serve`] (in `session`), which wires
-//! them together and stops every running command when the client goes away.
+//! them together and stops every running command when the client goes away. [`http`] serves
+//! the same handler over streamable HTTP instead (`serve --listen`).
 //!
 //! Without the `runtime` feature only [`scan`], [`head`] and [`framing`] are built (the fuzz
 //! targets use them).
@@ -12,6 +13,8 @@ pub mod framing;
 #[cfg(feature = "runtime")]
 pub mod handler;
 pub mod head;
+#[cfg(feature = "runtime")]
+pub mod http;
 #[cfg(feature = "runtime")]
 mod inbound;
 #[cfg(feature = "runtime")]

@@ -138,6 +138,7 @@ impl ProtocolAudit {
             request_id: new_request_id(),
             mcp_request_id: mcp_id,
             client: self.client.clone(),
+            session: None,
         };
         let mut trail = CallTrail::new(&caller, "protocol", &self.policy_hash);
         if let Some(line) = line {

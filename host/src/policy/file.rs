@@ -45,6 +45,8 @@ pub struct PolicyFile {
     pub native: Option<BTreeMap<String, NativeFile>>,
     /// Audit log rotation and retention.
     pub audit: Option<AuditFile>,
+    /// Streamable HTTP (`serve --listen`).
+    pub http: Option<super::http::HttpFile>,
 }
 
 /// The `[wasi]` table as written.

@@ -23,6 +23,7 @@ pub mod assemble;
 pub mod audit_settings;
 pub mod catalog;
 pub mod file;
+pub mod http;
 pub mod limits;
 pub mod manifest;
 pub mod native;
@@ -137,6 +138,8 @@ pub struct Policy {
     pub native: BTreeMap<String, NativeCommand>,
     /// Audit log retention and size limits.
     pub audit: AuditLimits,
+    /// Streamable HTTP (`serve --listen`): address, accepted origins and hosts.
+    pub http: http::HttpPolicy,
     /// The policy file this policy was read from, if any (`--config`). Not part of the policy's
     /// hash or of `check-config`'s output; used only to refuse one inside the workspace
     /// ([`own_paths`]).
@@ -279,6 +282,7 @@ impl Policy {
             sandbox,
             native,
             audit,
+            http: http::HttpPolicy::build(file.http)?,
             policy_file: flags.config.clone(),
         };
         policy.validate()?;
@@ -380,6 +384,7 @@ impl Policy {
                 max_total_bytes: Some(self.audit.max_total_bytes),
                 sync: Some(self.audit.sync),
             }),
+            http: Some(self.http.to_file()),
         }
     }
 

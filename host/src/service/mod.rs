@@ -9,7 +9,7 @@
 
 use crate::api::{CommandInfo, CommandList, ErrorEnvelope, RunArgs, RunOutput};
 use crate::audit::call::{CallTrail, Caller};
-use crate::audit::record::{ClientInfo, ServerInfo, Text};
+use crate::audit::record::{ClientInfo, ServerInfo, SessionInfo, Text};
 use crate::audit::{AuditError, AuditLog, AuditRecord, Stage, SyncPolicy, SystemClock};
 use crate::error::RunError;
 use crate::native::NativeRunner;
@@ -46,6 +46,8 @@ pub struct CallContext {
     pub live_output: Arc<AtomicU64>,
     /// The MCP client's name and version from its handshake, for the audit log.
     pub client: Option<ClientInfo>,
+    /// The HTTP session the call came through (`serve --listen`), for the audit log.
+    pub session: Option<SessionInfo>,
 }
 
 impl CallContext {
@@ -57,7 +59,14 @@ impl CallContext {
             cancel,
             live_output: Arc::new(AtomicU64::new(0)),
             client: None,
+            session: None,
         }
+    }
+
+    /// Adds the HTTP session the call came through.
+    pub fn with_session(mut self, session: SessionInfo) -> Self {
+        self.session = Some(session);
+        self
     }
 
     /// Adds the client's name and version (long values are cut for the log).
@@ -74,6 +83,7 @@ impl CallContext {
             request_id: self.request_id.clone(),
             mcp_request_id: self.mcp_request_id.clone(),
             client: self.client.clone(),
+            session: self.session.clone(),
         }
     }
 }
@@ -253,16 +263,8 @@ impl Service {
     /// Waits (at most a few seconds) for running calls to write their last record, then writes
     /// the `stop` record.
     pub async fn stop(&self, mode: &str, reason: &str) {
-        let deadline = tokio::time::Instant::now() + STOP_DRAIN;
-        loop {
-            let drained = self.drained.notified();
-            if self.in_flight.load(Ordering::Acquire) == 0 {
-                break;
-            }
-            if tokio::time::timeout_at(deadline, drained).await.is_err() {
-                break;
-            }
-        }
+        self.wait_idle(tokio::time::Instant::now() + STOP_DRAIN)
+            .await;
         let mut r = AuditRecord::new(Stage::Stop);
         let mut info = self.server_info(mode);
         info.protections.clear();
@@ -271,6 +273,19 @@ impl Service {
         info.in_flight = Some(self.in_flight.load(Ordering::Acquire) as u64);
         r.server = Some(info);
         let _ = self.record(r).await;
+    }
+
+    /// Waits until no call is running or `deadline` passes; returns whether none is running.
+    pub async fn wait_idle(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let drained = self.drained.notified();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                return self.in_flight.load(Ordering::Acquire) == 0;
+            }
+        }
     }
 
     fn server_info(&self, mode: &str) -> ServerInfo {

@@ -1,0 +1,120 @@
+//! MCP over streamable HTTP (`runbox serve --listen IP:PORT`): rmcp's streamable HTTP service at
+//! `/mcp`, behind runbox's own front ([`front`]: routes, bounds on sessions and bodies) and
+//! served by hyper ([`server`]: bounded connections, graceful drain).
+//!
+//! The same [`Service`] answers as on stdio — same tools, results, errors, limits and audit —
+//! shared by every session. Bounds, each a constant here: [`MAX_CONNECTIONS`] open connections
+//! (so at most that many streams, one request at a time on each), [`MAX_SESSIONS`] open MCP
+//! sessions (each closed after [`SESSION_IDLE`] without a request), request headers within
+//! [`HEADER_READ_TIMEOUT`] and [`MAX_HEADER_BYTES`], bodies as long as a stdio line may be
+//! (`body`).
+//!
+//! Shutdown ([`serve`] after `shutdown` fires): stop accepting, let each connection finish its
+//! request in progress, wait up to [`SHUTDOWN_GRACE`] for running calls to end, then cancel the
+//! rest (they answer `CANCELLED` and are audited), end every session, and return; the caller
+//! writes the audit `stop` record.
+
+pub mod body;
+pub mod front;
+pub mod server;
+
+use crate::policy::http::HttpPolicy;
+use crate::service::Service;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Open connections at most; the next waits in the kernel's backlog.
+pub const MAX_CONNECTIONS: usize = 128;
+/// Open MCP sessions at most; an `initialize` past it gets HTTP 503.
+pub const MAX_SESSIONS: usize = 64;
+/// A session with no request for this long is closed.
+pub const SESSION_IDLE: Duration = Duration::from_secs(300);
+/// How long a client may take to send a request's headers (and, on an idle keep-alive
+/// connection, to begin the next request).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head (start line and headers).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// How long running calls may go on after SIGTERM before they are cancelled.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// After the cancellation: how long cancelled calls have to answer and connections to close.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// What the front enforces, resolved for the address actually bound.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// `Host` values accepted; empty means any.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins accepted (a request without `Origin` passes).
+    pub allowed_origins: Vec<String>,
+}
+
+impl HttpSettings {
+    /// The settings of `policy` for a server bound to `bound`.
+    pub fn resolve(policy: &HttpPolicy, bound: SocketAddr) -> Self {
+        Self {
+            allowed_hosts: policy.hosts_for(bound),
+            allowed_origins: policy.allowed_origins.clone(),
+        }
+    }
+}
+
+/// Why the HTTP server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Binds `addr`; the listener's own address says which port a `:0` got.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind { addr, source })
+}
+
+/// Serves MCP on `listener` until `shutdown` fires, then drains (see the module docs).
+pub async fn serve(
+    service: Arc<Service>,
+    listener: TcpListener,
+    settings: &HttpSettings,
+    shutdown: CancellationToken,
+) {
+    let calls = CancellationToken::new();
+    let sessions_end = CancellationToken::new();
+    let front = Arc::new(front::Front::new(
+        Arc::clone(&service),
+        settings,
+        calls.clone(),
+        sessions_end.clone(),
+    ));
+    let warm = Arc::clone(&service);
+    tokio::spawn(async move { warm.warm_up().await });
+
+    let mut connections = server::Connections::new();
+    connections.accept(&listener, &front, &shutdown).await;
+    drop(listener);
+
+    connections.drain();
+    let idle = service
+        .wait_idle(tokio::time::Instant::now() + SHUTDOWN_GRACE)
+        .await;
+    if !idle {
+        tracing::info!("cancelling the calls still running after {SHUTDOWN_GRACE:?}");
+        calls.cancel();
+        service
+            .wait_idle(tokio::time::Instant::now() + CLOSE_GRACE)
+            .await;
+    }
+    sessions_end.cancel();
+    connections.close(CLOSE_GRACE).await;
+    calls.cancel();
+}

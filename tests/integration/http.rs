@@ -1,0 +1,234 @@
+//! `runbox serve --listen`: MCP over streamable HTTP, driven through the real binary — the same
+//! tools, results, errors and audit as stdio, several sessions, the DNS-rebinding rule, the
+//! bounds on bodies and sessions, the health endpoint and the drain on SIGTERM.
+
+use crate::http_client::*;
+use crate::support::*;
+use serde_json::json;
+
+#[test]
+fn http_serves_the_same_tools_results_errors_and_audit_as_stdio() {
+    let env = Env::new();
+    let server = HttpServer::start(&env, &[]);
+    assert!(server.addr.ip().is_loopback() && server.addr.port() != 0);
+    let mut s = Session::open(server.addr, None);
+
+    let tools = s.request("tools/list", json!({}));
+    let mut names: Vec<&str> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["list_commands", "run", "shell"]);
+
+    let ok = s.call("run", json!({"command": "echo", "args": ["hello"]}));
+    assert!(!is_error(&ok), "{ok}");
+    assert_eq!(structured(&ok)["stdout"], "hello\n");
+
+    let denied = s.call("run", json!({"command": "sudo", "args": ["id"]}));
+    assert_eq!(error_code(&denied), "COMMAND_NOT_ALLOWED");
+
+    let script = s.call("shell", json!({"script": "echo a | wc -l"}));
+    assert_eq!(structured(&script)["stdout"].as_str().unwrap().trim(), "1");
+
+    let unknown = s.request("tools/call", json!({"name": "nope", "arguments": {}}));
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+
+    // Every record of every call names the session it came through.
+    for result in [&ok, &denied] {
+        let records = env.records_of(&request_id(result));
+        assert!(records.len() >= 2, "{records:?}");
+        for r in &records {
+            assert_eq!(r["session"]["id"], s.id.as_str(), "{r}");
+        }
+    }
+    assert_eq!(server.terminate().code(), Some(0));
+    let last = env.audit_records().pop().unwrap();
+    assert_eq!(last["stage"], "stop");
+    assert_eq!(last["server"]["reason"], "SIGTERM");
+}
+
+#[test]
+fn http_sessions_are_separate_and_run_at_the_same_time() {
+    let env = Env::new();
+    let server = HttpServer::start(&env, &[]);
+    let addr = server.addr;
+    let sessions: Vec<Session> = (0..2).map(|_| Session::open(addr, None)).collect();
+    assert_ne!(sessions[0].id, sessions[1].id);
+    let ids: Vec<String> = sessions.iter().map(|s| s.id.clone()).collect();
+    // Both sessions call at once: each sleeps, and both answer.
+    let handles: Vec<_> = sessions
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut s)| {
+            std::thread::spawn(move || {
+                let r = s.call(
+                    "shell",
+                    json!({"script": format!("sleep 1; echo session{n}")}),
+                );
+                (s.id.clone(), r)
+            })
+        })
+        .collect();
+    for (n, h) in handles.into_iter().enumerate() {
+        let (id, r) = h.join().unwrap();
+        assert!(!is_error(&r), "{r}");
+        assert_eq!(structured(&r)["stdout"], format!("session{n}\n"));
+        let records = env.records_of(&request_id(&r));
+        assert!(
+            records
+                .iter()
+                .all(|rec| rec["session"]["id"] == id.as_str())
+        );
+    }
+    // A session id that does not exist is refused; a real one works from any connection.
+    let message = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"});
+    let r = post(addr, Some("not-a-session"), None, &[], &message);
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = post(addr, Some(&ids[0]), None, &[], &message);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.messages()[0]["result"]["tools"].is_array());
+}
+
+#[test]
+fn http_refuses_a_foreign_origin_and_host() {
+    let env = Env::new();
+    let server = HttpServer::start(&env, &[]);
+    let addr = server.addr;
+    let init = initialize_message();
+    let evil = post(
+        addr,
+        None,
+        None,
+        &[("Origin", "http://evil.example")],
+        &init,
+    );
+    assert_eq!(evil.status, 403, "{}", evil.text());
+    assert!(evil.header("mcp-session-id").is_none());
+    let local = post(
+        addr,
+        None,
+        None,
+        &[("Origin", "http://localhost:5173")],
+        &init,
+    );
+    assert_eq!(local.status, 200, "{}", local.text());
+    // A rebound name reaches the loopback address with a foreign Host.
+    let rebound = send(
+        addr,
+        "GET",
+        "/mcp",
+        &[
+            ("Host", "attacker.example"),
+            ("Accept", "text/event-stream"),
+        ],
+        b"",
+    );
+    assert_eq!(rebound.status, 403, "{}", rebound.text());
+}
+
+#[test]
+fn http_refuses_an_oversized_or_deep_body() {
+    let env = Env::new().with_config("[limits]\nmax_stdin_bytes = 1024\nmax_arg_bytes = 1024\n");
+    let server = HttpServer::start(&env, &[]);
+    let addr = server.addr;
+    // The stdio line bound under this policy: 2 * (1024 + 8 * 1024) + 1 MiB.
+    let bound = 2 * (1024 + 8 * 1024) + 1024 * 1024;
+    let mut s = Session::open(addr, None);
+    let big = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": "run", "arguments": {"command": "echo", "args": ["x".repeat(bound)]}}});
+    let r = post(addr, Some(&s.id), None, &[], &big);
+    assert_eq!(r.status, 413, "{}", r.text());
+    // Announced but never sent: refused from the length alone.
+    let announced = send(
+        addr,
+        "POST",
+        "/mcp",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("Content-Length", "1000000000"),
+        ],
+        b"",
+    );
+    assert_eq!(announced.status, 413, "{}", announced.text());
+    let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+    let r = send(
+        addr,
+        "POST",
+        "/mcp",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ],
+        deep.as_bytes(),
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    // The session is unharmed.
+    let ok = s.call("run", json!({"command": "echo", "args": ["still"]}));
+    assert_eq!(structured(&ok)["stdout"], "still\n");
+}
+
+#[test]
+fn http_bounds_open_sessions() {
+    let env = Env::new();
+    let server = HttpServer::start(&env, &[]);
+    let addr = server.addr;
+    let open: Vec<Session> = (0..64).map(|_| Session::open(addr, None)).collect();
+    let refused = post(addr, None, None, &[], &initialize_message());
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(refused.header("retry-after").is_some());
+    // Closing one makes room.
+    let close = send(
+        addr,
+        "DELETE",
+        "/mcp",
+        &[
+            ("Mcp-Session-Id", open[0].id.as_str()),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+        b"",
+    );
+    assert!(close.status < 300, "{} {}", close.status, close.text());
+    Session::open(addr, None);
+}
+
+#[test]
+fn http_health_says_ok_and_nothing_else() {
+    let env = Env::new();
+    let server = HttpServer::start(&env, &[]);
+    let r = send(server.addr, "GET", "/healthz", &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "ok\n");
+    for (name, value) in &r.headers {
+        let v = value.to_ascii_lowercase();
+        assert!(
+            !v.contains("runbox") && !v.contains(env!("CARGO_PKG_VERSION")),
+            "{name}: {value}"
+        );
+    }
+    assert_eq!(send(server.addr, "GET", "/other", &[], b"").status, 404);
+}
+
+#[test]
+fn http_sigterm_lets_a_running_call_finish_then_writes_stop() {
+    let env = Env::new();
+    let server = HttpServer::start(&env, &[]);
+    let mut s = Session::open(server.addr, None);
+    let call = std::thread::spawn(move || s.call("shell", json!({"script": "sleep 2; echo done"})));
+    env.wait_for_record("received for the sleeping call", |r| {
+        r["stage"] == "received" && r["tool"] == "shell"
+    });
+    let status = server.terminate();
+    assert_eq!(status.code(), Some(0));
+    let r = call.join().unwrap();
+    assert!(!is_error(&r), "{r}");
+    assert_eq!(structured(&r)["stdout"], "done\n");
+    let records = env.audit_records();
+    let last = records.last().unwrap();
+    assert_eq!(last["stage"], "stop", "{last}");
+    assert_eq!(last["server"]["reason"], "SIGTERM");
+    assert_eq!(last["server"]["inFlight"], 0);
+}
