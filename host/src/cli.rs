@@ -60,6 +60,11 @@ struct ServeArgs {
     /// on stderr.
     #[arg(long, value_name = "IP:PORT")]
     listen: Option<String>,
+    /// Bearer tokens for --listen (policy: http.auth_token_file): `name:token` per line, the
+    /// file mode 0600 or stricter and owned by runbox's user. Required unless listening on
+    /// loopback.
+    #[arg(long, value_name = "FILE")]
+    auth_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -332,14 +337,40 @@ async fn serve(args: ServeArgs) -> ExitCode {
             Err(e) => return fail(&e.to_string()),
         }
     }
+    if let Some(file) = &args.auth_token_file {
+        policy.http.auth_token_file = Some(file.clone());
+    }
     let listen = policy.http.listen;
+    let tokens = match listen.map(|addr| http_tokens(&policy, addr)).transpose() {
+        Ok(t) => t.flatten(),
+        Err(message) => return fail(&message),
+    };
     let service = match start_with(policy) {
         Ok(s) => Arc::new(s),
         Err(e) => return fail(&e.to_string()),
     };
     match listen {
-        Some(addr) => serve_http(service, addr).await,
+        Some(addr) => serve_http(service, addr, tokens).await,
         None => serve_stdio(service).await,
+    }
+}
+
+/// The bearer tokens for serving on `addr`: read and checked when a token file is set; none is
+/// allowed only on a loopback address.
+fn http_tokens(
+    policy: &Policy,
+    addr: std::net::SocketAddr,
+) -> Result<Option<crate::mcp::http::auth::Tokens>, String> {
+    match &policy.http.auth_token_file {
+        Some(file) => crate::mcp::http::auth::Tokens::load(file)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        None if crate::policy::http::is_loopback(addr.ip()) => Ok(None),
+        None => Err(format!(
+            "refusing to listen on {addr} without bearer tokens: anyone who can reach it could run \
+             commands; pass --auth-token-file FILE (policy: http.auth_token_file), or listen on \
+             127.0.0.1"
+        )),
     }
 }
 
@@ -385,7 +416,11 @@ async fn serve_stdio(service: Arc<Service>) -> ExitCode {
     }
 }
 
-async fn serve_http(service: Arc<Service>, addr: std::net::SocketAddr) -> ExitCode {
+async fn serve_http(
+    service: Arc<Service>,
+    addr: std::net::SocketAddr,
+    tokens: Option<crate::mcp::http::auth::Tokens>,
+) -> ExitCode {
     use crate::mcp::http;
     let listener = match http::bind(addr).await {
         Ok(l) => l,
@@ -398,13 +433,14 @@ async fn serve_http(service: Arc<Service>, addr: std::net::SocketAddr) -> ExitCo
         workspace = %service.policy().workspace.display(),
         audit = %service.audit().dir().display(),
         policy_hash = %service.policy().hash(),
+        tokens = tokens.as_ref().map_or(0, |t| t.len()),
         "runbox serving MCP over streamable HTTP"
     );
     // On stderr whatever the log filter: tests and operators read the port a `:0` got here.
     eprintln!("runbox: serving MCP on http://{bound}/mcp");
     service.announce("serve").await;
     let (shutdown, signalled) = termination();
-    http::serve(Arc::clone(&service), listener, &settings, shutdown).await;
+    http::serve(Arc::clone(&service), listener, &settings, tokens, shutdown).await;
     service
         .stop("serve", signalled.get().copied().unwrap_or("shutdown"))
         .await;

@@ -232,3 +232,29 @@ fn http_sigterm_lets_a_running_call_finish_then_writes_stop() {
     assert_eq!(last["server"]["reason"], "SIGTERM");
     assert_eq!(last["server"]["inFlight"], 0);
 }
+
+#[test]
+fn http_sigterm_cancels_a_call_still_running_after_the_grace() {
+    let env = Env::new();
+    let server = HttpServer::start(&env, &[]);
+    let mut s = Session::open(server.addr, None);
+    let call = std::thread::spawn(move || s.call("shell", json!({"script": "sleep 60"})));
+    env.wait_for_record("received for the long call", |r| {
+        r["stage"] == "received" && r["tool"] == "shell"
+    });
+    let started = std::time::Instant::now();
+    assert_eq!(server.terminate().code(), Some(0));
+    // Bounded by the grace (10 s) and the closing steps, far short of the 60 s sleep.
+    assert!(started.elapsed() < std::time::Duration::from_secs(40));
+    let r = call.join().unwrap();
+    assert_eq!(error_code(&r), "CANCELLED", "{r}");
+    let records = env.audit_records();
+    let last = records.last().unwrap();
+    assert_eq!(last["stage"], "stop", "{last}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["stage"] == "failed" && r["tool"] == "shell"),
+        "the cancelled call is audited"
+    );
+}

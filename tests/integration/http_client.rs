@@ -70,7 +70,8 @@ impl HttpServer {
             _ => {
                 let status = child.wait().ok();
                 let text = log.lock().map(|s| s.clone()).unwrap_or_default();
-                Err(format!("exit {status:?}; stderr:\n{text}"))
+                let code = status.and_then(|s| s.code());
+                Err(format!("exit {code:?}; stderr:\n{text}"))
             }
         }
     }

@@ -17,6 +17,7 @@ mod differential;
 mod docs;
 mod doctor;
 mod http;
+mod http_auth;
 mod http_client;
 mod limits;
 mod load;

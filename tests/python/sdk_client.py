@@ -1,6 +1,8 @@
 """An independent MCP client (the official Python SDK, pinned in requirements.txt) against runbox.
 
 Usage: sdk_client.py MODE COMMAND [ARGS...]   (the full server command line, e.g. runbox serve ...)
+   or: sdk_client.py MODE http://HOST:PORT/mcp  (a running `runbox serve --listen`, over the SDK's
+       streamable HTTP client; the bearer token, if any, in the RUNBOX_TOKEN environment variable)
 MODE is "legacy" (the initialize handshake) or "2026-07-28" (the stateless era).
 It lists the tools, runs `echo hello`, asks for a forbidden command, runs a small shell script
 (whose structured result the SDK validates against the tool's output schema), and prints one JSON line
@@ -9,14 +11,22 @@ with what it saw; the Rust test that starts it checks that line. Exits non-zero 
 
 import asyncio
 import json
+import os
 import sys
 
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 
 async def main() -> int:
     mode, command, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-    params = StdioServerParameters(command=command, args=args)
+    if command.startswith(("http://", "https://")):
+        token = os.environ.get("RUNBOX_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        params = streamable_http_client(command, http_client=create_mcp_http_client(headers=headers))
+    else:
+        params = StdioServerParameters(command=command, args=args)
     report: dict = {"mode": mode}
     async with Client(params, mode=mode, read_timeout_seconds=120) as client:
         tools = await client.list_tools()

@@ -179,6 +179,10 @@ pub struct SessionInfo {
     /// stateless 2026-07-28 era, or the `initialize` that creates the session).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Text>,
+    /// The name of the bearer token the request presented (never the token); absent when the
+    /// server has no tokens or the request presented none that matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// Allowed or refused.

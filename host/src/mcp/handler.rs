@@ -177,6 +177,10 @@ fn session_of(parts: &http::request::Parts) -> SessionInfo {
             .headers
             .get("mcp-session-id")
             .map(|v| Text::of(&String::from_utf8_lossy(v.as_bytes()))),
+        token: parts
+            .extensions
+            .get::<super::http::auth::TokenName>()
+            .map(|t| t.0.to_string()),
     }
 }
 

@@ -8,10 +8,17 @@
 //!   (a non-browser client) passes; a present `Origin` must match one entry (MCP's DNS-rebinding
 //!   rule). An empty list refuses every present `Origin`.
 //! - `allowed_hosts`: absent means derived from the listen address ([`HttpPolicy::hosts_for`]).
+//! - `auth_token_file`: none (no bearer tokens; then only a loopback `listen` is allowed);
+//!   `--auth-token-file FILE` overrides it.
+//! - `authorization_servers`: none (the protected-resource metadata names no authorization
+//!   server).
+//! - `public_url`: absent means `http://` and the address bound; the base of the URLs in the
+//!   `WWW-Authenticate` header and the protected-resource metadata.
 
 use super::{ConfigError, invalid};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 /// Browser origins accepted by default: pages served from this machine's loopback names, on any
 /// port, over http or https.
@@ -42,6 +49,12 @@ pub struct HttpFile {
     pub allowed_origins: Option<Vec<String>>,
     /// `Host` header values (`name` or `name:port`) accepted; empty means any.
     pub allowed_hosts: Option<Vec<String>>,
+    /// File of `name:token` lines (mode 0600 or stricter, owned by runbox's user).
+    pub auth_token_file: Option<PathBuf>,
+    /// OAuth authorization servers (issuer URLs) named in the protected-resource metadata.
+    pub authorization_servers: Option<Vec<String>>,
+    /// The URL clients reach the server at (`https://runbox.example`), without `/mcp`.
+    pub public_url: Option<String>,
 }
 
 /// The validated `[http]` table.
@@ -53,6 +66,12 @@ pub struct HttpPolicy {
     pub allowed_origins: Vec<String>,
     /// `Host` values accepted; `None` derives them from `listen` ([`Self::hosts_for`]).
     pub allowed_hosts: Option<Vec<String>>,
+    /// Bearer tokens, `name:token` per line; `None`: no authentication (loopback only).
+    pub auth_token_file: Option<PathBuf>,
+    /// Authorization servers named in the protected-resource metadata.
+    pub authorization_servers: Vec<String>,
+    /// The base URL clients use; `None`: `http://` and the address bound.
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpPolicy {
@@ -61,6 +80,9 @@ impl Default for HttpPolicy {
             listen: None,
             allowed_origins: LOOPBACK_ORIGINS.iter().map(|s| (*s).to_owned()).collect(),
             allowed_hosts: None,
+            auth_token_file: None,
+            authorization_servers: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -83,10 +105,21 @@ impl HttpPolicy {
             .allowed_hosts
             .map(|list| checked_list("http.allowed_hosts", list, check_host))
             .transpose()?;
+        let authorization_servers = file
+            .authorization_servers
+            .map(|list| checked_list("http.authorization_servers", list, check_url))
+            .transpose()?
+            .unwrap_or_default();
+        if let Some(url) = &file.public_url {
+            check_url(url).map_err(|m| invalid("http.public_url", format!("{url:?}: {m}")))?;
+        }
         Ok(Self {
             listen,
             allowed_origins,
             allowed_hosts,
+            auth_token_file: file.auth_token_file,
+            authorization_servers,
+            public_url: file.public_url.map(|u| u.trim_end_matches('/').to_owned()),
         })
     }
 
@@ -96,7 +129,17 @@ impl HttpPolicy {
             listen: self.listen.map(|a| a.to_string()),
             allowed_origins: Some(self.allowed_origins.clone()),
             allowed_hosts: self.allowed_hosts.clone(),
+            auth_token_file: self.auth_token_file.clone(),
+            authorization_servers: Some(self.authorization_servers.clone()),
+            public_url: self.public_url.clone(),
         }
+    }
+
+    /// The base URL of a server bound to `bound` (no trailing slash).
+    pub fn public_base(&self, bound: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
     }
 
     /// The `Host` values accepted when serving on `bound`; empty means any. Unless set: the
@@ -184,6 +227,18 @@ fn check_origin(entry: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An absolute http(s) URL without spaces, quotes or a fragment.
+fn check_url(entry: &str) -> Result<(), String> {
+    let rest = entry
+        .strip_prefix("https://")
+        .or_else(|| entry.strip_prefix("http://"))
+        .ok_or("a URL starts with https:// or http://")?;
+    if rest.is_empty() || entry.len() > MAX_ENTRY_BYTES || entry.contains([' ', '"', '#', '\\']) {
+        return Err("not a plain absolute URL".into());
+    }
+    Ok(())
+}
+
 /// `name` or `name:port`, no scheme or path.
 fn check_host(entry: &str) -> Result<(), String> {
     if entry.is_empty() || entry.contains(['/', '?', '#', '@', ' ', '*']) || entry.contains("://") {
@@ -242,6 +297,25 @@ mod tests {
         assert!(p.hosts_for("0.0.0.0:1".parse().unwrap()).is_empty());
         let set = table("allowed_hosts = [\"a\"]").unwrap();
         assert_eq!(set.hosts_for("0.0.0.0:1".parse().unwrap()), ["a"]);
+    }
+
+    #[test]
+    fn auth_keys_are_checked() {
+        let p = table(
+            "auth_token_file = \"/etc/runbox/tokens\"\nauthorization_servers = [\"https://auth.example\"]\npublic_url = \"https://runbox.example/\"",
+        )
+        .unwrap();
+        assert_eq!(
+            p.public_base("127.0.0.1:1".parse().unwrap()),
+            "https://runbox.example"
+        );
+        assert_eq!(p.authorization_servers, ["https://auth.example"]);
+        assert!(table("public_url = \"runbox.example\"").is_err());
+        assert!(table("authorization_servers = [\"https://a b\"]").is_err());
+        assert_eq!(
+            HttpPolicy::default().public_base("127.0.0.1:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
     }
 
     #[test]

@@ -123,6 +123,15 @@ impl Policy {
             fix: "set audit_dir (or --audit-dir) to a directory outside the workspace",
             must_not_hold_workspace: true,
         });
+        if let Some(file) = &self.http.auth_token_file {
+            paths.push(OwnPath {
+                key: "http.auth_token_file",
+                path: file.clone(),
+                harm: "write a bearer token of their own, or read the tokens",
+                fix: "keep the token file outside the workspace",
+                must_not_hold_workspace: false,
+            });
+        }
         if let Some(dir) = &self.cache_dir {
             paths.push(OwnPath {
                 key: "cache_dir",

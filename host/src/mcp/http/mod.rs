@@ -9,13 +9,20 @@
 //! [`HEADER_READ_TIMEOUT`] and [`MAX_HEADER_BYTES`], bodies as long as a stdio line may be
 //! (`body`).
 //!
+//! With a token file ([`auth`]) every request to `/mcp` needs `Authorization: Bearer` with one
+//! of its tokens (401 otherwise, audited by `refusals`), and a session belongs to the token that
+//! opened it. `/healthz` and the protected-resource metadata need none.
+//!
 //! Shutdown ([`serve`] after `shutdown` fires): stop accepting, let each connection finish its
 //! request in progress, wait up to [`SHUTDOWN_GRACE`] for running calls to end, then cancel the
-//! rest (they answer `CANCELLED` and are audited), end every session, and return; the caller
-//! writes the audit `stop` record.
+//! rest (they answer `CANCELLED` and are audited), give the replies a moment to reach their
+//! streams, end every session, and return; the caller writes the audit `stop` record. At most
+//! [`SHUTDOWN_GRACE`] plus three times `CLOSE_GRACE` (2 s) in all.
 
+pub mod auth;
 pub mod body;
 pub mod front;
+mod refusals;
 pub mod server;
 
 use crate::policy::http::HttpPolicy;
@@ -49,6 +56,10 @@ pub struct HttpSettings {
     pub allowed_hosts: Vec<String>,
     /// Browser origins accepted (a request without `Origin` passes).
     pub allowed_origins: Vec<String>,
+    /// The base URL clients use (for `WWW-Authenticate` and the metadata document).
+    pub public_base: String,
+    /// Authorization servers named in the metadata document.
+    pub authorization_servers: Vec<String>,
 }
 
 impl HttpSettings {
@@ -57,6 +68,8 @@ impl HttpSettings {
         Self {
             allowed_hosts: policy.hosts_for(bound),
             allowed_origins: policy.allowed_origins.clone(),
+            public_base: policy.public_base(bound),
+            authorization_servers: policy.authorization_servers.clone(),
         }
     }
 }
@@ -86,6 +99,7 @@ pub async fn serve(
     service: Arc<Service>,
     listener: TcpListener,
     settings: &HttpSettings,
+    tokens: Option<auth::Tokens>,
     shutdown: CancellationToken,
 ) {
     let calls = CancellationToken::new();
@@ -93,6 +107,7 @@ pub async fn serve(
     let front = Arc::new(front::Front::new(
         Arc::clone(&service),
         settings,
+        tokens,
         calls.clone(),
         sessions_end.clone(),
     ));
@@ -114,6 +129,9 @@ pub async fn serve(
             .wait_idle(tokio::time::Instant::now() + CLOSE_GRACE)
             .await;
     }
+    // A call that ended has its reply still on the way to its stream: let the connections
+    // send what they have (those holding a standalone GET stream never close by themselves).
+    connections.settle(CLOSE_GRACE).await;
     sessions_end.cancel();
     connections.close(CLOSE_GRACE).await;
     calls.cancel();

@@ -100,6 +100,13 @@ impl Connections {
         self.draining.cancel();
     }
 
+    /// Waits at most `grace` for the connections to close by themselves (a draining connection
+    /// closes once its response in progress is sent); returns whether all did.
+    pub async fn settle(&mut self, grace: std::time::Duration) -> bool {
+        let all_done = async { while self.tasks.join_next().await.is_some() {} };
+        tokio::time::timeout(grace, all_done).await.is_ok()
+    }
+
     /// Waits at most `grace` for the connections to close, then aborts the rest.
     pub async fn close(mut self, grace: std::time::Duration) {
         let all_done = async { while self.tasks.join_next().await.is_some() {} };
