@@ -35,7 +35,8 @@
 //! - [`service`]: the call flow, independent of MCP: check every stage, audit, run, reply (a
 //!   single command is a pipeline of one); a `shell` script's flow, whose every command goes
 //!   through the same check, audit and runner.
-//! - [`mcp`]: stdin/stdout, line framing and the rmcp handler.
+//! - [`mcp`]: stdin/stdout, line framing and the rmcp handler; [`mcp::http`], the same handler
+//!   over streamable HTTP (`serve --listen`) with bearer tokens.
 //! - [`doctor`]: `runbox doctor`, what is in force for a policy on this machine and the fix for
 //!   what is missing.
 //! - [`cli`]: the `runbox` command line.

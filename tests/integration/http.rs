@@ -258,3 +258,40 @@ fn http_sigterm_cancels_a_call_still_running_after_the_grace() {
         "the cancelled call is audited"
     );
 }
+
+/// Not a pass/fail bound: prints the median round trip of `echo` over HTTP (a fresh
+/// connection per request, as this client does) and over stdio. Run with `--ignored`.
+#[test]
+#[ignore]
+fn http_echo_latency_against_stdio() {
+    fn median(mut v: Vec<std::time::Duration>) -> std::time::Duration {
+        v.sort_unstable();
+        v[v.len() / 2]
+    }
+    let env = Env::new();
+    let server = HttpServer::start(&env, &[]);
+    let mut s = Session::open(server.addr, None);
+    let args = json!({"command": "echo", "args": ["hi"]});
+    s.call("run", args.clone());
+    let http: Vec<_> = (0..50)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            s.call("run", args.clone());
+            t.elapsed()
+        })
+        .collect();
+    let mut stdio = env.serve();
+    stdio.call("run", args.clone());
+    let pipe: Vec<_> = (0..50)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            stdio.call("run", args.clone());
+            t.elapsed()
+        })
+        .collect();
+    eprintln!(
+        "echo round trip, median of 50: http {:?}, stdio {:?}",
+        median(http),
+        median(pipe)
+    );
+}
