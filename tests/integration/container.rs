@@ -134,3 +134,100 @@ fn baked_policy_is_valid_and_matches_the_image_dirs() {
     }
     assert!(text.contains("allow_root = false"));
 }
+
+/// The Docker-like seccomp profile CI runs the image under denies what Docker's default denies a
+/// process without CAP_SYS_ADMIN (docker/README.md): new namespaces, `clone3`, mounts.
+#[test]
+fn seccomp_profile_reproduces_dockers_namespace_rules() {
+    let profile: serde_json::Value =
+        serde_json::from_str(&repo_file("docker/seccomp-docker-default.json")).unwrap();
+    let rules = profile["syscalls"].as_array().unwrap();
+    let names = |r: &serde_json::Value| -> Vec<String> {
+        r["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let empty = |v: &serde_json::Value| {
+        v.is_null()
+            || v.as_object().is_some_and(|o| o.is_empty())
+            || v.as_array().is_some_and(|a| a.is_empty())
+    };
+    let without_admin = |r: &serde_json::Value| {
+        r["excludes"]["caps"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c == "CAP_SYS_ADMIN"))
+    };
+    let gated = [
+        "clone",
+        "clone3",
+        "unshare",
+        "setns",
+        "mount",
+        "umount2",
+        "fsopen",
+        "open_tree",
+    ];
+    for rule in rules {
+        let unconditional_allow = rule["action"] == "SCMP_ACT_ALLOW"
+            && empty(&rule["args"])
+            && empty(&rule["includes"])
+            && empty(&rule["excludes"]);
+        if unconditional_allow {
+            for name in gated {
+                assert!(
+                    !names(rule).iter().any(|n| n == name),
+                    "{name} is allowed to every process"
+                );
+            }
+        }
+    }
+    const NAMESPACE_MASK: u64 = 0x7E02_0000;
+    let clone_allowed_without_flags = rules.iter().any(|r| {
+        names(r) == ["clone"]
+            && r["action"] == "SCMP_ACT_ALLOW"
+            && without_admin(r)
+            && r["args"][0]["index"] == 0
+            && r["args"][0]["op"] == "SCMP_CMP_MASKED_EQ"
+            && r["args"][0]["value"] == NAMESPACE_MASK
+            && r["args"][0]["valueTwo"] == 0
+    });
+    assert!(clone_allowed_without_flags, "clone without namespace flags");
+    let clone_flag_denials: u64 = rules
+        .iter()
+        .filter(|r| names(r) == ["clone"] && r["action"] == "SCMP_ACT_ERRNO" && without_admin(r))
+        .map(|r| r["args"][0]["value"].as_u64().unwrap())
+        .fold(0, |mask, flag| mask | flag);
+    assert_eq!(
+        clone_flag_denials, NAMESPACE_MASK,
+        "every namespace flag makes clone fail"
+    );
+    assert!(rules.iter().any(|r| names(r) == ["clone3"]
+        && r["action"] == "SCMP_ACT_ERRNO"
+        && r["errnoRet"] == 38
+        && without_admin(r)));
+    let refused: Vec<String> = rules
+        .iter()
+        .filter(|r| r["action"] == "SCMP_ACT_ERRNO" && r["errnoRet"] == 1 && without_admin(r))
+        .flat_map(names)
+        .collect();
+    for name in ["unshare", "setns", "mount", "umount2"] {
+        assert!(refused.iter().any(|n| n == name), "{name} is not refused");
+    }
+    for name in [
+        "landlock_create_ruleset",
+        "landlock_restrict_self",
+        "prctl",
+        "seccomp",
+        "setsid",
+    ] {
+        assert!(
+            rules.iter().any(|r| r["action"] == "SCMP_ACT_ALLOW"
+                && empty(&r["includes"])
+                && names(r).iter().any(|n| n == name)),
+            "{name} must stay allowed (Docker allows it)"
+        );
+    }
+}
