@@ -42,7 +42,43 @@ fn dockerfile_has_the_required_shape() {
         .map(|(_, a)| a)
         .collect();
     assert!(froms.len() >= 2, "multi-stage build expected: {froms:?}");
-    assert!(froms[0].contains(" AS build"), "{froms:?}");
+    // Global build arguments: the runtime's base (default: the official image) and where the
+    // binary comes from (default: compiled from source, as plain `docker build .` always did).
+    let first_stage = ins.iter().position(|(op, _)| op == "FROM").unwrap();
+    let global_args: Vec<&str> = ins[..first_stage]
+        .iter()
+        .filter(|(op, _)| op == "ARG")
+        .map(|(_, a)| a.as_str())
+        .collect();
+    assert!(
+        global_args.contains(&"BASE=debian:bookworm-slim"),
+        "{global_args:?}"
+    );
+    assert!(
+        global_args.contains(&"RUNBOX_BUILD=source"),
+        "{global_args:?}"
+    );
+    let stage = |name: &str| -> Vec<(String, String)> {
+        let start = ins
+            .iter()
+            .position(|(op, a)| op == "FROM" && a.ends_with(&format!(" AS {name}")))
+            .unwrap_or_else(|| panic!("no stage {name}: {froms:?}"));
+        ins[start + 1..]
+            .iter()
+            .take_while(|(op, _)| op != "FROM")
+            .cloned()
+            .collect()
+    };
+    assert!(
+        froms.contains(&&"build-${RUNBOX_BUILD} AS build".to_owned()),
+        "{froms:?}"
+    );
+    assert!(
+        stage("build-prebuilt")
+            .iter()
+            .any(|(op, a)| op == "COPY" && a == "prebuilt/runbox /out/runbox"),
+        "the prebuilt stage copies the binary scripts/container-image stages"
+    );
     let last_stage = ins.iter().rposition(|(op, _)| op == "FROM").unwrap();
     let runtime = &ins[last_stage..];
     let get = |op: &str| {
@@ -80,15 +116,21 @@ fn dockerfile_has_the_required_shape() {
         "writable dirs are handed to the user"
     );
 
-    let build_runs: Vec<&(String, String)> = ins[..last_stage]
-        .iter()
-        .filter(|(op, _)| op == "RUN")
-        .collect();
+    assert_eq!(
+        froms.last().map(|f| f.as_str()),
+        Some("${BASE} AS runtime"),
+        "the runtime stage is built on the BASE argument"
+    );
     assert!(
-        build_runs
+        get("COPY")
             .iter()
-            .any(|(_, a)| a.starts_with("./scripts/build-release")),
-        "the build stage must run scripts/build-release (what CI runs)"
+            .any(|c| c == "--from=build /out/runbox /usr/local/bin/runbox")
+    );
+    assert!(
+        stage("build-source")
+            .iter()
+            .any(|(op, a)| op == "RUN" && a.starts_with("./scripts/build-release /out")),
+        "the source build stage must run scripts/build-release (what CI runs)"
     );
     let script = repo_file("scripts/build-release");
     assert!(
