@@ -4,6 +4,8 @@
 //! unprivileged uid against a read-only copy of the binary — the container's situation.
 
 use crate::support::*;
+
+mod live;
 use std::path::Path;
 
 fn repo_file(rel: &str) -> String {
