@@ -258,6 +258,7 @@ async fn service(dir: &Path, ws: &Path, wasm: &'static [u8], sync: SyncPolicy) -
         audit_dir: Some(dir.join(format!("audit-service-{sync:?}"))),
         cache_dir: Some(dir.join("cache")),
         tools_dir: None,
+        precompiled_dir: None,
         config: None,
         allow_root: true,
     };

@@ -22,6 +22,7 @@ mod mcp;
 mod native;
 mod perf;
 mod pipeline;
+mod precompile;
 mod protocol;
 mod python_sdk;
 mod shell;

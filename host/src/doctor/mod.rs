@@ -8,6 +8,7 @@
 //! probed with `stat` and `eaccess` ([`probe`]), modules are read and inspected but never
 //! compiled or run, and nothing is created, written or removed.
 
+mod precompiled;
 pub mod probe;
 mod tools;
 
@@ -114,6 +115,7 @@ fn own_path_topic(key: &str) -> &'static str {
         "audit_dir" => "audit",
         "cache_dir" => "cache",
         "tools_dir" => "tools",
+        "precompiled_dir" => "precompiled",
         _ => "tmp",
     }
 }
@@ -161,6 +163,11 @@ fn operator_findings(policy: &Policy, given: Given, user: User) -> Vec<Finding> 
     out.push(
         refusal("cache_dir").unwrap_or_else(|| cache_finding(policy.cache_dir.as_deref(), user)),
     );
+    if let Some(dir) = &policy.precompiled_dir {
+        out.push(
+            refusal("precompiled_dir").unwrap_or_else(|| precompiled::precompiled_finding(dir)),
+        );
+    }
     match refusal("tools_dir") {
         Some(f) => out.push(f),
         None => out.extend(tools::tools_findings(policy, user)),
@@ -389,6 +396,7 @@ mod tests {
             audit_dir: Some(dir.path().join("file/audit")),
             cache_dir: Some(dir.path().join("ws/.cache")),
             tools_dir: Some(dir.path().join("ws/tools")),
+            precompiled_dir: Some(dir.path().join("ws/modules")),
             config: Some(dir.path().join("ws/policy.toml")),
             allow_root: false,
         };
@@ -409,6 +417,13 @@ mod tests {
             has(
                 "cache",
                 &["inside the workspace", "native code", "set cache_dir"]
+            ),
+            "{m:?}"
+        );
+        assert!(
+            has(
+                "precompiled",
+                &["inside the workspace", "native code", "set precompiled_dir"]
             ),
             "{m:?}"
         );

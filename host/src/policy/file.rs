@@ -22,6 +22,8 @@ pub struct PolicyFile {
     pub audit_dir: Option<PathBuf>,
     /// Compiled-module cache directory.
     pub cache_dir: Option<PathBuf>,
+    /// Read-only directory of modules compiled ahead of time (`runbox precompile`).
+    pub precompiled_dir: Option<PathBuf>,
     /// Directory of operator-supplied `NAME.wasm` commands.
     pub tools_dir: Option<PathBuf>,
     /// Whether an unusable module in `tools_dir` stops the server instead of being skipped.

@@ -62,6 +62,8 @@ pub struct Overrides {
     pub cache_dir: Option<PathBuf>,
     /// `--tools-dir`.
     pub tools_dir: Option<PathBuf>,
+    /// `--precompiled-dir`.
+    pub precompiled_dir: Option<PathBuf>,
     /// `--config`: where the policy file was read from (kept so start can refuse one inside
     /// the workspace).
     pub config: Option<PathBuf>,
@@ -101,6 +103,11 @@ pub struct Policy {
     /// Compiled-module cache (default `$XDG_CACHE_HOME/runbox/modules`, else
     /// `~/.cache/runbox/modules`; none if neither can be found).
     pub cache_dir: Option<PathBuf>,
+    /// Read-only directory of modules compiled ahead of time by `runbox precompile`, looked at
+    /// before `cache_dir` (default none). Trusted only when it, its ancestors and its files
+    /// are owned by root or runbox's user and writable by no one else. Never inside the
+    /// workspace.
+    pub precompiled_dir: Option<PathBuf>,
     /// Operator-supplied `NAME.wasm` commands (default none).
     pub tools_dir: Option<PathBuf>,
     /// Stop at start when a module in `tools_dir` is unusable (default false: skip it with a
@@ -200,9 +207,11 @@ impl Policy {
             .or(file.cache_dir)
             .or_else(default_cache_dir);
         let tools_dir = flags.tools_dir.clone().or(file.tools_dir);
+        let precompiled_dir = flags.precompiled_dir.clone().or(file.precompiled_dir);
         for (key, path) in [
             ("audit_dir", Some(&audit_dir)),
             ("cache_dir", cache_dir.as_ref()),
+            ("precompiled_dir", precompiled_dir.as_ref()),
             ("tools_dir", tools_dir.as_ref()),
         ] {
             if let Some(p) = path
@@ -251,6 +260,7 @@ impl Policy {
             workspace,
             audit_dir,
             cache_dir,
+            precompiled_dir,
             tools_dir,
             strict_tools: file.strict_tools.unwrap_or(false),
             allow_root: flags.allow_root || file.allow_root.unwrap_or(false),
@@ -340,6 +350,7 @@ impl Policy {
             workspace: Some(self.workspace.clone()),
             audit_dir: Some(self.audit_dir.clone()),
             cache_dir: self.cache_dir.clone(),
+            precompiled_dir: self.precompiled_dir.clone(),
             tools_dir: self.tools_dir.clone(),
             strict_tools: Some(self.strict_tools),
             allow_root: Some(self.allow_root),

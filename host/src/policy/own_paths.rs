@@ -106,7 +106,7 @@ impl Policy {
     /// Every path runbox itself reads, maps, executes or writes, with the key that sets it.
     /// Anything runbox starts using for itself belongs here.
     pub fn own_paths(&self) -> Vec<OwnPath> {
-        let mut paths = Vec::with_capacity(5);
+        let mut paths = Vec::with_capacity(6);
         if let Some(file) = &self.policy_file {
             paths.push(OwnPath {
                 key: POLICY_FILE_KEY,
@@ -129,6 +129,15 @@ impl Policy {
                 path: dir.clone(),
                 harm: "replace compiled modules, which run as native code inside the server",
                 fix: "set cache_dir (or --cache-dir) to a directory outside the workspace",
+                must_not_hold_workspace: true,
+            });
+        }
+        if let Some(dir) = &self.precompiled_dir {
+            paths.push(OwnPath {
+                key: "precompiled_dir",
+                path: dir.clone(),
+                harm: "replace precompiled modules, which run as native code inside the server",
+                fix: "set precompiled_dir (or --precompiled-dir) to a directory outside the workspace",
                 must_not_hold_workspace: true,
             });
         }
@@ -209,6 +218,7 @@ mod tests {
             audit_dir: Some(dir.join(audit)),
             cache_dir: Some(dir.join(cache)),
             tools_dir: tools.map(|t| dir.join(t)),
+            precompiled_dir: None,
             config: Some(dir.join("policy.toml")),
             allow_root: true,
         };
@@ -280,6 +290,21 @@ mod tests {
             !dir.path().join("ws/state").exists(),
             "the check created a path"
         );
+    }
+
+    #[test]
+    fn precompiled_modules_inside_the_workspace_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("ws")).unwrap();
+        let ws = Workspace::open(&dir.path().join("ws")).unwrap();
+        let mut p = policy(dir.path(), "audit", "cache", None);
+        p.precompiled_dir = Some(dir.path().join("ws/modules"));
+        let found = problems(&ws, &p.own_paths());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].key(), "precompiled_dir");
+        assert!(found[0].to_string().contains("native code"), "{}", found[0]);
+        p.precompiled_dir = Some(dir.path().join("modules"));
+        assert_eq!(check(&ws, &p.own_paths()), Ok(()));
     }
 
     #[test]

@@ -166,7 +166,8 @@ impl Service {
         // Before anything is created or read: none of runbox's own paths may be one a command
         // can change.
         own_paths::check(&workspace, &policy.own_paths())?;
-        let cache = ModuleCache::new(policy.cache_dir.as_deref());
+        let cache = ModuleCache::new(policy.cache_dir.as_deref())
+            .with_precompiled(policy.precompiled_dir.as_deref());
         let guest_slots = guest_slots(policy.max_concurrent);
         let pool = crate::wasi::engine::PoolSize {
             instances: u32::try_from(guest_slots).unwrap_or(u32::MAX),

@@ -21,6 +21,7 @@
 //! The digest detects corruption and edits by anyone who cannot also rewrite the digest; what
 //! keeps others from rewriting both is the directory's ownership and mode, checked here.
 
+use super::precompiled::PrecompiledDir;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
@@ -31,15 +32,16 @@ use wasmtime::{Engine, Module};
 /// First bytes of every cache file: names the format (header, digest, artifact).
 const MAGIC: &[u8; 16] = b"runbox-cwasm-v1\n";
 /// Bytes before the artifact: [`MAGIC`] and the artifact's sha256.
-const HEADER_BYTES: usize = MAGIC.len() + 32;
+pub(super) const HEADER_BYTES: usize = MAGIC.len() + 32;
 /// Largest cache file read; a bigger one is not runbox's and is removed. (The built-in module's
 /// artifact is tens of MB; operator modules are at most 256 MiB of wasm.)
 pub const MAX_ARTIFACT_BYTES: u64 = 1 << 30;
 
-/// Where compiled modules are kept, if anywhere.
+/// Where compiled modules are kept, if anywhere, and where precompiled ones are found.
 #[derive(Debug, Clone)]
 pub struct ModuleCache {
     dir: Option<PathBuf>,
+    precompiled: Option<PrecompiledDir>,
 }
 
 /// How a module was obtained, for logs and tests.
@@ -47,15 +49,17 @@ pub struct ModuleCache {
 pub enum CacheOutcome {
     /// Loaded from a cached artifact.
     Hit,
+    /// Loaded from the read-only precompiled directory.
+    Precompiled,
     /// Compiled and stored.
     Stored,
     /// Compiled; the cache was not usable or not configured.
     Uncached,
 }
 
-/// Why a cache file was not loaded.
+/// Why a cache file (or a precompiled file) was not loaded.
 #[derive(Debug, thiserror::Error)]
-enum Unusable {
+pub enum Unusable {
     /// It could not be opened or read.
     #[error("cannot read it: {0}")]
     Read(#[from] std::io::Error),
@@ -87,12 +91,31 @@ impl ModuleCache {
                 None
             }
         });
-        Self { dir }
+        Self {
+            dir,
+            precompiled: None,
+        }
     }
 
     /// A cache that is never used.
     pub fn disabled() -> Self {
-        Self { dir: None }
+        Self {
+            dir: None,
+            precompiled: None,
+        }
+    }
+
+    /// The same cache, looking first in a read-only directory of precompiled modules. A
+    /// directory that cannot be trusted ([`PrecompiledDir::open`]) is logged and not used.
+    pub fn with_precompiled(mut self, dir: Option<&Path>) -> Self {
+        self.precompiled = dir.and_then(|d| match PrecompiledDir::open(d) {
+            Ok(p) => Some(p),
+            Err(reason) => {
+                tracing::warn!(dir = %d.display(), %reason, "precompiled modules not used");
+                None
+            }
+        });
+        self
     }
 
     /// The directory in use, if any.
@@ -113,6 +136,13 @@ impl ModuleCache {
         wasm: &[u8],
         sha256: &[u8; 32],
     ) -> wasmtime::Result<(Module, CacheOutcome)> {
+        if let Some(module) = self
+            .precompiled
+            .as_ref()
+            .and_then(|p| p.load(engine, sha256))
+        {
+            return Ok((module, CacheOutcome::Precompiled));
+        }
         let Some(dir) = &self.dir else {
             return Ok((Module::new(engine, wasm)?, CacheOutcome::Uncached));
         };
@@ -146,6 +176,18 @@ impl ModuleCache {
 
 /// Reads a cache file into memory, checks it, and deserializes the checked bytes.
 fn load_artifact(engine: &Engine, path: &Path) -> Result<Module, Unusable> {
+    let (_, bytes) = read_bounded(path)?;
+    let artifact = checked_artifact(&bytes)?;
+    // SAFETY: the bytes are in this process's memory (not a mapping of the file) and are exactly
+    // the artifact runbox wrote, as the digest written with it in the same atomic rename says,
+    // in a directory only this user can write (`prepare_dir`). wasmtime copies them and still
+    // checks the header and the engine configuration.
+    unsafe { Module::deserialize(engine, artifact) }.map_err(|e| Unusable::Refused(e.to_string()))
+}
+
+/// A regular file's metadata (from the open descriptor) and bytes, read into memory without
+/// following a symlink or blocking on a FIFO, at most [`MAX_ARTIFACT_BYTES`].
+pub(super) fn read_bounded(path: &Path) -> Result<(std::fs::Metadata, Vec<u8>), Unusable> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -163,16 +205,11 @@ fn load_artifact(engine: &Engine, path: &Path) -> Result<Module, Unusable> {
     if bytes.len() as u64 > MAX_ARTIFACT_BYTES {
         return Err(Unusable::TooLarge(bytes.len() as u64));
     }
-    let artifact = checked_artifact(&bytes)?;
-    // SAFETY: the bytes are in this process's memory (not a mapping of the file) and are exactly
-    // the artifact runbox wrote, as the digest written with it in the same atomic rename says,
-    // in a directory only this user can write (`prepare_dir`). wasmtime copies them and still
-    // checks the header and the engine configuration.
-    unsafe { Module::deserialize(engine, artifact) }.map_err(|e| Unusable::Refused(e.to_string()))
+    Ok((meta, bytes))
 }
 
 /// The artifact inside a cache file's bytes, if the header and the digest agree.
-fn checked_artifact(file: &[u8]) -> Result<&[u8], Unusable> {
+pub(super) fn checked_artifact(file: &[u8]) -> Result<&[u8], Unusable> {
     if file.len() < HEADER_BYTES || &file[..MAGIC.len()] != MAGIC {
         return Err(Unusable::NoHeader);
     }
@@ -189,7 +226,7 @@ pub fn sha256(wasm: &[u8]) -> [u8; 32] {
 }
 
 /// `<sha256 of wasm>-<engine compatibility hash>-wasmtime<version>-checked.cwasm`
-fn artifact_name(engine: &Engine, sha256: &[u8; 32]) -> String {
+pub(super) fn artifact_name(engine: &Engine, sha256: &[u8; 32]) -> String {
     format!("{}-checked.cwasm", artifact_stem(engine, sha256))
 }
 
@@ -260,6 +297,16 @@ fn prepare_dir(dir: &Path) -> Result<(), UnsafeDir> {
 /// Writes header, digest and artifact atomically: a temp file in the same directory (mode
 /// 0600), then a rename over the final name.
 fn store(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
+    write_artifact(dir, path, artifact, 0o600)
+}
+
+/// [`store`] with the file's final mode given (the precompiled directory's files are 0444).
+pub(super) fn write_artifact(
+    dir: &Path,
+    path: &Path,
+    artifact: &[u8],
+    mode: u32,
+) -> std::io::Result<()> {
     if artifact.len() as u64 + HEADER_BYTES as u64 > MAX_ARTIFACT_BYTES {
         return Err(std::io::Error::other(format!(
             "the artifact is {} bytes, more than the cache keeps",
@@ -270,21 +317,23 @@ fn store(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
     tmp.write_all(MAGIC)?;
     tmp.write_all(&sha256(artifact))?;
     tmp.write_all(artifact)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn engine() -> Engine {
+    pub(in crate::wasi) fn engine() -> Engine {
         crate::wasi::engine::new_engine(None).unwrap().0
     }
 
     /// A tiny module in binary form: `(module (func (export "_start")))`.
-    fn wasm() -> Vec<u8> {
+    pub(in crate::wasi) fn wasm() -> Vec<u8> {
         vec![
             0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
             0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type section: () -> ()

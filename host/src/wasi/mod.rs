@@ -20,6 +20,7 @@ pub mod engine;
 pub mod inspect;
 pub mod limiter;
 pub mod p1;
+pub mod precompiled;
 pub mod scratch;
 
 use crate::audit::record::SandboxInfo;
