@@ -48,6 +48,14 @@ RUN groupadd --system --gid 10001 runbox \
  && chmod 0700 /var/lib/runbox/audit /var/cache/runbox/modules
 COPY --from=build /out/runbox /usr/local/bin/runbox
 COPY docker/policy.toml /etc/runbox/policy.toml
+# The built-in command suite compiled at build time by the binary itself, for this engine's
+# configuration, into a root-owned read-only directory the server checks before its writable
+# cache: a fresh container's first call does not compile. (A machine whose CPU lacks a feature
+# the build machine had fails the compatibility check and compiles into the cache as before.)
+RUN runbox precompile --config /etc/runbox/policy.toml --out /usr/lib/runbox/modules \
+ && chown -R 0:0 /usr/lib/runbox \
+ && find /usr/lib/runbox -type d -exec chmod 0755 {} + \
+ && find /usr/lib/runbox -type f -exec chmod 0444 {} +
 VOLUME ["/workspace", "/var/lib/runbox/audit", "/var/cache/runbox"]
 USER 10001:10001
 ENV HOME=/nonexistent RUST_LOG=warn,runbox=info

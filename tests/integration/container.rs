@@ -1,7 +1,8 @@
-//! The Dockerfile cannot rot silently: no Docker engine runs in CI, so this checks the file's
-//! required shape, that its build stage runs the same script CI runs, and that the policy baked
-//! into the image is valid. `.ci/run` builds with that script and runs the whole MCP suite as an
-//! unprivileged uid against a read-only copy of the binary — the container's situation.
+//! The container image. Here, without an engine: the Dockerfile's required shape (its source
+//! build runs the same script CI runs, its runtime stage precompiles the built-in module), the
+//! baked policy, and the Docker-like seccomp profile's rules. In [`live`], with an engine: the
+//! built image run over MCP under two seccomp profiles (CI builds it with
+//! scripts/container-image and sets RUNBOX_TEST_IMAGE).
 
 use crate::support::*;
 
@@ -117,6 +118,30 @@ fn dockerfile_has_the_required_shape() {
         runs.contains("chown 10001:10001"),
         "writable dirs are handed to the user"
     );
+    // The built-in module is compiled at build time, by the binary, as root, before USER, into
+    // the read-only directory the baked policy names.
+    let precompile = runtime
+        .iter()
+        .position(|(op, a)| {
+            op == "RUN"
+                && a.starts_with(
+                    "runbox precompile --config /etc/runbox/policy.toml --out /usr/lib/runbox/modules",
+                )
+        })
+        .expect("a RUN runbox precompile step in the runtime stage");
+    let user_at = runtime.iter().position(|(op, _)| op == "USER").unwrap();
+    assert!(
+        precompile < user_at,
+        "precompile must run as root, before USER"
+    );
+    let step = &runtime[precompile].1;
+    for part in [
+        "chown -R 0:0 /usr/lib/runbox",
+        "-type d -exec chmod 0755",
+        "-type f -exec chmod 0444",
+    ] {
+        assert!(step.contains(part), "{part} missing from {step}");
+    }
 
     assert_eq!(
         froms.last().map(|f| f.as_str()),
@@ -165,6 +190,7 @@ fn baked_policy_is_valid_and_matches_the_image_dirs() {
         "workspace = \"/workspace\"",
         "audit_dir = \"/var/lib/runbox/audit\"",
         "cache_dir = \"/var/cache/runbox/modules\"",
+        "precompiled_dir = \"/usr/lib/runbox/modules\"",
     ] {
         assert!(
             text.contains(key),
