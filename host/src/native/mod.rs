@@ -5,7 +5,10 @@
 //! (`-c core.fsmonitor=CMD`), so argv checks cannot be the boundary; the kernel is. Each call:
 //! an empty scratch `HOME`/`TMPDIR` ([`scratch`]), a Landlock ruleset and seccomp filters
 //! ([`confine`]), the child's environment and rlimits (`plan`), then a child in its own user +
-//! PID namespace that drops to the sandbox uid and execs the binary ([`spawn`], `child`). It
+//! PID namespace that drops to the sandbox uid and execs the binary ([`spawn`], `child`) — or,
+//! where namespaces cannot be made (Docker's default seccomp profile) or the policy says
+//! `sandbox.isolation = "reaper"`, the same child started by a per-call reaper process that
+//! holds the tree together instead ([`reaper`], [`isolation`] chooses). It
 //! implements the [`crate::runner`] contract for [`NativeCommand`]s: its streams are OS pipes
 //! the server pumps from and to the contract's captures and a pipeline's in-memory pipes
 //! (`stdio`; a command writing to a pipe nobody reads any more is killed and exits 141, the
@@ -23,9 +26,11 @@
 mod child;
 pub mod confine;
 pub mod doctor;
+pub mod isolation;
 mod plan;
 pub mod probe;
 pub mod reap;
+pub mod reaper;
 pub mod scratch;
 pub mod spawn;
 mod stdio;
@@ -39,10 +44,12 @@ use crate::policy::{self, Policy};
 use crate::runner::{Aftermath, CallInput, Runner, Running, Streams};
 use crate::workspace::Workspace;
 use confine::SystemPaths;
+use isolation::Mechanism;
 use plan::{above_stdio, cstring, environment, rlimits};
 use policy::NativeCommand;
 use probe::{Enforcement, Protections};
-use reap::Sandboxed;
+use reap::{Holder, Sandboxed};
+use reaper::launch::{HandOver, ReaperBinary};
 use spawn::{ChildPlan, Identity};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
@@ -63,6 +70,9 @@ pub enum NativeStartError {
     /// The temp directory is inside the workspace.
     #[error("the temp directory {} is inside the workspace; set TMPDIR elsewhere", .0.display())]
     ScratchInWorkspace(std::path::PathBuf),
+    /// The reaper mode is in force but runbox's own binary cannot be opened to start reapers.
+    #[error("cannot open runbox's own binary (/proc/self/exe) to start reapers: {0}")]
+    ReaperBinary(std::io::Error),
 }
 
 /// What the runner holds between calls: the opened system paths, the filters, the scratch root
@@ -77,6 +87,11 @@ pub struct NativeRunner {
     protections: Protections,
     workspace_read: Result<(), probe::WorkspaceAccessError>,
     workspace_write: Result<(), probe::WorkspaceAccessError>,
+    /// Set when the reaper mode is in force.
+    reaper: Option<ReaperBinary>,
+    /// The policy's `limits.max_concurrent` (the reaper mode's per-uid process ceiling is
+    /// `processes` times this).
+    max_concurrent: u64,
 }
 
 impl NativeRunner {
@@ -92,7 +107,15 @@ impl NativeRunner {
             ));
         }
         let root = workspace.host_path();
+        let reaper = match protections.mechanism() {
+            Some(Mechanism::Reaper) => {
+                Some(ReaperBinary::open().map_err(NativeStartError::ReaperBinary)?)
+            }
+            _ => None,
+        };
         Ok(Self {
+            reaper,
+            max_concurrent: policy.max_concurrent as u64,
             require: policy.sandbox.require_confinement,
             identity,
             system,
@@ -207,7 +230,11 @@ impl Runner for NativeRunner {
         let (ends, pumps) = stdio::connect(streams.stdin, streams.stdout, streams.stderr)
             .map_err(|e| unavailable("cannot make the command's pipes", &e))?;
         // From here on, an early return drops `pumps`, which aborts its tasks.
-        let namespaces = self.protections.namespaces.is_ok();
+        let mechanism = self.protections.mechanism();
+        let namespaces = mechanism == Some(Mechanism::Namespaces);
+        // Without a namespace RLIMIT_NPROC counts every process of the uid: leave room for the
+        // other calls; the reaper bounds this call's tree.
+        let nproc_share = if namespaces { 1 } else { self.max_concurrent };
         let plan = ChildPlan {
             path: cstring(run.program.path.as_os_str().as_encoded_bytes())?,
             argv: run
@@ -232,12 +259,32 @@ impl Runner for NativeRunner {
             },
             identity: self.identity,
             namespaces,
-            rlimits: rlimits(&run.limits),
+            rlimits: rlimits(&run.limits, nproc_share),
         };
-        let spawned = spawn::spawn(&plan).map_err(|e| spawn_error(run.program, &e))?;
-        drop(plan);
-        let child = Sandboxed::new(spawned.pid, spawned.pidfd, namespaces)
-            .map_err(|e| RunError::internal(format!("cannot watch the child: {e}")))?;
+        let child = match (&self.reaper, mechanism) {
+            (Some(binary), Some(Mechanism::Reaper)) => {
+                let max_tasks = run.limits.processes;
+                let (wire_plan, hand_over) = reaper_plan(plan, max_tasks);
+                let launched = reaper::launch::launch(binary, &wire_plan, hand_over)
+                    .map_err(|e| spawn_error(run.program, &e))?;
+                let holder = Holder::Reaper {
+                    control: Some(launched.control),
+                    report: launched.report,
+                };
+                Sandboxed::new(launched.pid, launched.pidfd, holder)
+            }
+            _ => {
+                let spawned = spawn::spawn(&plan).map_err(|e| spawn_error(run.program, &e))?;
+                drop(plan);
+                let holder = if namespaces {
+                    Holder::Namespace
+                } else {
+                    Holder::Session
+                };
+                Sandboxed::new(spawned.pid, spawned.pidfd, holder)
+            }
+        }
+        .map_err(|e| RunError::internal(format!("cannot watch the child: {e}")))?;
         Ok(NativeChild {
             child,
             pumps,
@@ -336,6 +383,31 @@ impl Running for NativeChild<'_> {
     }
 }
 
+/// The reaper's plan and descriptors from a child plan.
+fn reaper_plan(plan: ChildPlan<'_>, max_tasks: u64) -> (reaper::wire::Plan, HandOver<'_>) {
+    let bytes = |c: &std::ffi::CString| c.as_bytes().to_vec();
+    let wire_plan = reaper::wire::Plan {
+        path: bytes(&plan.path),
+        argv: plan.argv.iter().map(bytes).collect(),
+        envp: plan.envp.iter().map(bytes).collect(),
+        ruleset: plan.ruleset.is_some(),
+        seccomp: plan
+            .seccomp
+            .iter()
+            .map(|p| p.iter().map(reaper::wire::pack).collect())
+            .collect(),
+        identity: plan.identity,
+        rlimits: reaper::wire::encode_rlimits(&plan.rlimits),
+        max_tasks,
+    };
+    let hand_over = HandOver {
+        stdio: plan.stdio,
+        cwd: plan.cwd,
+        ruleset: plan.ruleset,
+    };
+    (wire_plan, hand_over)
+}
+
 fn unavailable(what: &str, e: &dyn std::fmt::Display) -> RunError {
     RunError::new(ErrorCode::SandboxUnavailable, format!("{what}: {e}"))
 }
@@ -361,16 +433,23 @@ pub fn identity_for(sandbox: &policy::SandboxPolicy) -> Identity {
     }
 }
 
-/// Opens the policy's paths, builds the seccomp filters and probes the kernel with them.
+/// Opens the policy's paths, probes how a call's tree can be held together, builds the seccomp
+/// filters for that mechanism and probes the kernel with them.
 pub fn prepare(
     policy: &Policy,
     identity: Identity,
 ) -> (SystemPaths, Vec<seccompiler::BpfProgram>, Protections) {
     let binaries: Vec<_> = policy.native.values().map(|c| c.path.clone()).collect();
     let system = SystemPaths::open(&confine::static_rules(&policy.sandbox, &binaries));
-    let seccomp = confine::seccomp_programs();
+    let namespaces = probe::probe_namespaces(identity);
+    let reaper = probe::probe_reaper();
+    let mechanism = isolation::choose(policy.sandbox.isolation, namespaces.is_ok(), reaper.is_ok());
+    // Without an IPC namespace of its own, a call must not reach the shared SysV IPC objects.
+    let seccomp = confine::seccomp_programs(mechanism != Some(Mechanism::Namespaces));
     let protections = Protections::probe(
         identity,
+        policy.sandbox.isolation,
+        (namespaces, reaper),
         &system,
         seccomp
             .as_deref()
