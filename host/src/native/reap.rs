@@ -153,7 +153,9 @@ impl Sandboxed {
     /// counted: it is runbox's). The caller still [`wait`](Self::wait)s to reap.
     pub fn kill_tree(&mut self) -> u32 {
         let tree = descendants(self.pid);
-        let mut count = tree.iter().filter(|p| is_alive(**p)).count() as u32;
+        let count = tree.iter().filter(|p| is_alive(**p)).count() as u32;
+        // The root counts unless it is a reaper (counted before anything is signalled).
+        let root = u32::from(is_alive(self.pid));
         match &mut self.holder {
             Holder::Reaper { control, .. } => {
                 // A byte asks for the kill; closing the pipe asks the same (and is all that is
@@ -171,9 +173,8 @@ impl Sandboxed {
             }
             Holder::Namespace => {}
         }
-        count += u32::from(is_alive(self.pid));
         self.signal_root(Signal::SIGKILL);
-        count
+        count + root
     }
 
     fn signal_root(&self, sig: Signal) {
