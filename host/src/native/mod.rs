@@ -23,11 +23,13 @@
 //! This module must not run anything unconfined that the policy requires confined, and must
 //! not return from a call while any process of it is alive.
 
+pub mod access;
 mod child;
 pub mod confine;
 pub mod doctor;
 pub mod isolation;
 mod plan;
+mod prepare;
 pub mod probe;
 pub mod reap;
 pub mod reaper;
@@ -47,9 +49,10 @@ use confine::SystemPaths;
 use isolation::Mechanism;
 use plan::{above_stdio, cstring, environment, rlimits};
 use policy::NativeCommand;
+pub use prepare::{identity_for, prepare};
 use probe::{Enforcement, Protections};
 use reap::{Holder, Sandboxed};
-use reaper::launch::{HandOver, ReaperBinary};
+use reaper::launch::ReaperBinary;
 use spawn::{ChildPlan, Identity};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
@@ -264,7 +267,7 @@ impl Runner for NativeRunner {
         let child = match (&self.reaper, mechanism) {
             (Some(binary), Some(Mechanism::Reaper)) => {
                 let max_tasks = run.limits.processes;
-                let (wire_plan, hand_over) = reaper_plan(plan, max_tasks);
+                let (wire_plan, hand_over) = reaper::launch::split(plan, max_tasks);
                 let launched = reaper::launch::launch(binary, &wire_plan, hand_over)
                     .map_err(|e| spawn_error(run.program, &e))?;
                 let holder = Holder::Reaper {
@@ -383,77 +386,10 @@ impl Running for NativeChild<'_> {
     }
 }
 
-/// The reaper's plan and descriptors from a child plan.
-fn reaper_plan(plan: ChildPlan<'_>, max_tasks: u64) -> (reaper::wire::Plan, HandOver<'_>) {
-    let bytes = |c: &std::ffi::CString| c.as_bytes().to_vec();
-    let wire_plan = reaper::wire::Plan {
-        path: bytes(&plan.path),
-        argv: plan.argv.iter().map(bytes).collect(),
-        envp: plan.envp.iter().map(bytes).collect(),
-        ruleset: plan.ruleset.is_some(),
-        seccomp: plan
-            .seccomp
-            .iter()
-            .map(|p| p.iter().map(reaper::wire::pack).collect())
-            .collect(),
-        identity: plan.identity,
-        rlimits: reaper::wire::encode_rlimits(&plan.rlimits),
-        max_tasks,
-    };
-    let hand_over = HandOver {
-        stdio: plan.stdio,
-        cwd: plan.cwd,
-        ruleset: plan.ruleset,
-    };
-    (wire_plan, hand_over)
-}
-
 fn unavailable(what: &str, e: &dyn std::fmt::Display) -> RunError {
     RunError::new(ErrorCode::SandboxUnavailable, format!("{what}: {e}"))
 }
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// Who native commands run as: the policy's sandbox ids when runbox is root, runbox's own ids
-/// otherwise.
-pub fn identity_for(sandbox: &policy::SandboxPolicy) -> Identity {
-    let euid = nix::unistd::geteuid();
-    if euid.is_root() {
-        Identity::Drop {
-            uid: sandbox.user,
-            gid: sandbox.group,
-        }
-    } else {
-        Identity::Keep {
-            uid: euid.as_raw(),
-            gid: nix::unistd::getegid().as_raw(),
-        }
-    }
-}
-
-/// Opens the policy's paths, probes how a call's tree can be held together, builds the seccomp
-/// filters for that mechanism and probes the kernel with them.
-pub fn prepare(
-    policy: &Policy,
-    identity: Identity,
-) -> (SystemPaths, Vec<seccompiler::BpfProgram>, Protections) {
-    let binaries: Vec<_> = policy.native.values().map(|c| c.path.clone()).collect();
-    let system = SystemPaths::open(&confine::static_rules(&policy.sandbox, &binaries));
-    let namespaces = probe::probe_namespaces(identity);
-    let reaper = probe::probe_reaper();
-    let mechanism = isolation::choose(policy.sandbox.isolation, namespaces.is_ok(), reaper.is_ok());
-    // Without an IPC namespace of its own, a call must not reach the shared SysV IPC objects.
-    let seccomp = confine::seccomp_programs(mechanism != Some(Mechanism::Namespaces));
-    let protections = Protections::probe(
-        identity,
-        policy.sandbox.isolation,
-        (namespaces, reaper),
-        &system,
-        seccomp
-            .as_deref()
-            .map_err(|e| probe::ProbeError::FilterBuild(e.to_string())),
-    );
-    (system, seccomp.unwrap_or_default(), protections)
 }

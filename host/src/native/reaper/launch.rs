@@ -11,7 +11,7 @@
 //! the launch fails: every failure path kills and reaps it.
 
 use super::wire::{self, Plan, Report};
-use crate::native::spawn::{SpawnError, Step, pidfd_open};
+use crate::native::spawn::{ChildPlan, SpawnError, Step, pidfd_open};
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
@@ -121,6 +121,31 @@ extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
         );
         fail(Step::Exec)
     }
+}
+
+/// The reaper's plan and descriptors from a child plan.
+pub fn split(plan: ChildPlan<'_>, max_tasks: u64) -> (Plan, HandOver<'_>) {
+    let bytes = |c: &std::ffi::CString| c.as_bytes().to_vec();
+    let wire_plan = Plan {
+        path: bytes(&plan.path),
+        argv: plan.argv.iter().map(bytes).collect(),
+        envp: plan.envp.iter().map(bytes).collect(),
+        ruleset: plan.ruleset.is_some(),
+        seccomp: plan
+            .seccomp
+            .iter()
+            .map(|p| p.iter().map(wire::pack).collect())
+            .collect(),
+        identity: plan.identity,
+        rlimits: wire::encode_rlimits(&plan.rlimits),
+        max_tasks,
+    };
+    let hand_over = HandOver {
+        stdio: plan.stdio,
+        cwd: plan.cwd,
+        ruleset: plan.ruleset,
+    };
+    (wire_plan, hand_over)
 }
 
 fn parent(what: &'static str) -> impl FnOnce(Errno) -> SpawnError {
