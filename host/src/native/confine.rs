@@ -15,7 +15,8 @@
 //!
 //! TCP bind and connect are handled with no rule, so both are denied; signals and abstract unix
 //! sockets are scoped to the sandbox. Landlock (ABI 7 here) does not cover UDP, raw sockets or
-//! connecting to path-named unix sockets, so seccomp refuses `socket()` outright.
+//! connecting to path-named unix sockets, so seccomp refuses `socket()` outright. Without an IPC
+//! namespace per call (the reaper mode), seccomp also refuses SysV IPC and POSIX message queues.
 //!
 //! [`spawn`]: super::spawn
 
@@ -178,11 +179,40 @@ pub fn ruleset(
     Ok(ruleset)
 }
 
+/// SysV IPC and POSIX message queues: refused when a call has no IPC namespace of its own
+/// (the reaper mode), since their objects would be shared with other calls and outlive them.
+const SHARED_IPC_SYSCALLS: &[i64] = &[
+    libc::SYS_shmget,
+    libc::SYS_shmat,
+    libc::SYS_shmctl,
+    libc::SYS_shmdt,
+    libc::SYS_semget,
+    libc::SYS_semop,
+    libc::SYS_semtimedop,
+    libc::SYS_semctl,
+    libc::SYS_msgget,
+    libc::SYS_msgsnd,
+    libc::SYS_msgrcv,
+    libc::SYS_msgctl,
+    libc::SYS_mq_open,
+    libc::SYS_mq_unlink,
+    libc::SYS_mq_timedsend,
+    libc::SYS_mq_timedreceive,
+    libc::SYS_mq_notify,
+    libc::SYS_mq_getsetattr,
+];
+
 /// Syscalls refused with `EPERM`: every `socket()` (no network of any family, no path-named unix
 /// sockets), `socketpair()` other than unix stream/seqpacket, new namespaces (`unshare`, `setns`,
-/// `clone` with a `CLONE_NEW*` flag), kernel keyrings, `perf_event_open`, `bpf`, `userfaultfd`.
-fn denied_rules() -> BTreeMap<i64, Vec<SeccompRule>> {
+/// `clone` with a `CLONE_NEW*` flag), kernel keyrings, `perf_event_open`, `bpf`, `userfaultfd`;
+/// with `shared_ipc` (no IPC namespace per call) also SysV IPC and POSIX message queues.
+fn denied_rules(shared_ipc: bool) -> BTreeMap<i64, Vec<SeccompRule>> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    if shared_ipc {
+        for &nr in SHARED_IPC_SYSCALLS {
+            rules.insert(nr, Vec::new());
+        }
+    }
     for nr in [
         libc::SYS_socket,
         libc::SYS_unshare,
@@ -286,14 +316,15 @@ fn with_x32(rules: BTreeMap<i64, Vec<SeccompRule>>, x32: bool) -> BTreeMap<i64, 
 pub struct FilterError(String);
 
 /// The two seccomp programs every native command gets (EPERM list, then ENOSYS list). Built once
-/// at start; a syscall not listed is allowed.
-pub fn seccomp_programs() -> Result<Vec<BpfProgram>, FilterError> {
+/// at start; a syscall not listed is allowed. `shared_ipc`: the calls share the IPC namespace
+/// (no namespace per call), so SysV IPC and POSIX message queues are refused too.
+pub fn seccomp_programs(shared_ipc: bool) -> Result<Vec<BpfProgram>, FilterError> {
     let arch = std::env::consts::ARCH
         .try_into()
         .map_err(|e| FilterError(format!("{e:?}")))?;
     let x32 = kernel_has_x32();
     [
-        (denied_rules(), libc::EPERM),
+        (denied_rules(shared_ipc), libc::EPERM),
         (missing_rules(), libc::ENOSYS),
     ]
     .into_iter()
@@ -361,7 +392,17 @@ mod tests {
 
     #[test]
     fn seccomp_lists_cover_sockets_namespaces_and_io_uring() {
-        let denied = denied_rules();
+        let denied = denied_rules(false);
+        assert!(!denied.contains_key(&libc::SYS_shmget));
+        let shared = denied_rules(true);
+        for nr in [
+            libc::SYS_shmget,
+            libc::SYS_semget,
+            libc::SYS_msgget,
+            libc::SYS_mq_open,
+        ] {
+            assert!(shared[&nr].is_empty(), "{nr} is refused outright");
+        }
         assert!(
             denied[&libc::SYS_socket].is_empty(),
             "socket() is refused outright"
@@ -375,7 +416,7 @@ mod tests {
         assert!(twins.contains_key(&(libc::SYS_socket | X32_SYSCALL_BIT)));
         assert_eq!(twins.len(), 2 * denied.len());
         assert_eq!(with_x32(denied.clone(), false).len(), denied.len());
-        let programs = seccomp_programs().unwrap();
+        let programs = seccomp_programs(true).unwrap();
         assert_eq!(programs.len(), 2);
         assert!(programs.iter().all(|p| !p.is_empty()));
     }
