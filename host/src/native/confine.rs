@@ -202,17 +202,92 @@ const SHARED_IPC_SYSCALLS: &[i64] = &[
     libc::SYS_mq_getsetattr,
 ];
 
+/// Path-based mode changes: refused when commands keep runbox's own uid ([`Sharing::uid`]).
+/// Landlock has no right for `chmod`, so a command with the server's uid could otherwise change
+/// the mode of any file the server owns, by path, outside the workspace (its audit directory).
+/// `fchmod` stays: it needs a descriptor, and Landlock decides what may be opened.
+const PATH_CHMOD_SYSCALLS: &[i64] = &[
+    libc::SYS_chmod,
+    libc::SYS_fchmodat,
+    libc::SYS_fchmodat2,
+    libc::SYS_utime,
+    libc::SYS_utimes,
+    libc::SYS_futimesat,
+];
+
+/// What the commands of different calls, and the server, have in common.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sharing {
+    /// No IPC namespace per call: SysV IPC and POSIX message queues are refused.
+    pub ipc: bool,
+    /// Commands keep runbox's uid (runbox is unprivileged): path-based `chmod` and time changes
+    /// are refused ([`PATH_CHMOD_SYSCALLS`], and `utimensat` with a path).
+    pub uid: bool,
+}
+
+/// Rules matching calls that reach a process other than the caller by pid, which neither the
+/// uid (calls share it) nor Landlock's scopes (signals, ptrace) cover: resource limits,
+/// scheduling and I/O priority of another process, or of a whole group or user.
+fn other_process_rules(rules: &mut BTreeMap<i64, Vec<SeccompRule>>) {
+    let rule = |conds: Vec<(u8, SeccompCmpOp, u64)>| {
+        let conds = conds
+            .into_iter()
+            .filter_map(|(arg, op, v)| {
+                SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, v).ok()
+            })
+            .collect();
+        SeccompRule::new(conds).ok()
+    };
+    // pid in arg 0; 0 means the caller.
+    for nr in [
+        libc::SYS_prlimit64,
+        libc::SYS_sched_setaffinity,
+        libc::SYS_sched_setscheduler,
+        libc::SYS_sched_setparam,
+        libc::SYS_sched_setattr,
+    ] {
+        rules.insert(
+            nr,
+            rule(vec![(0, SeccompCmpOp::Ne, 0)]).into_iter().collect(),
+        );
+    }
+    // (which, who): only (PRIO_PROCESS / IOPRIO_WHO_PROCESS, 0), the caller itself.
+    for (nr, own) in [
+        (libc::SYS_setpriority, libc::PRIO_PROCESS as u64),
+        (libc::SYS_ioprio_set, 1),
+    ] {
+        let r = [
+            rule(vec![(0, SeccompCmpOp::Ne, own)]),
+            rule(vec![(1, SeccompCmpOp::Ne, 0)]),
+        ];
+        rules.insert(nr, r.into_iter().flatten().collect());
+    }
+}
+
 /// Syscalls refused with `EPERM`: every `socket()` (no network of any family, no path-named unix
 /// sockets), `socketpair()` other than unix stream/seqpacket, new namespaces (`unshare`, `setns`,
-/// `clone` with a `CLONE_NEW*` flag), kernel keyrings, `perf_event_open`, `bpf`, `userfaultfd`;
-/// with `shared_ipc` (no IPC namespace per call) also SysV IPC and POSIX message queues.
-fn denied_rules(shared_ipc: bool) -> BTreeMap<i64, Vec<SeccompRule>> {
+/// `clone` with a `CLONE_NEW*` flag), kernel keyrings, `perf_event_open`, `bpf`, `userfaultfd`,
+/// limits and priorities of other processes ([`other_process_rules`]); with `sharing.ipc` also
+/// SysV IPC and POSIX message queues, with `sharing.uid` path-based mode and time changes.
+fn denied_rules(sharing: Sharing) -> BTreeMap<i64, Vec<SeccompRule>> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    if shared_ipc {
+    if sharing.ipc {
         for &nr in SHARED_IPC_SYSCALLS {
             rules.insert(nr, Vec::new());
         }
     }
+    if sharing.uid {
+        for &nr in PATH_CHMOD_SYSCALLS {
+            rules.insert(nr, Vec::new());
+        }
+        // utimensat(dirfd, path, times, flags) with a path; a null path is futimens(fd).
+        if let Ok(c) = SeccompCondition::new(1, SeccompCmpArgLen::Qword, SeccompCmpOp::Ne, 0)
+            && let Ok(r) = SeccompRule::new(vec![c])
+        {
+            rules.insert(libc::SYS_utimensat, vec![r]);
+        }
+    }
+    other_process_rules(&mut rules);
     for nr in [
         libc::SYS_socket,
         libc::SYS_unshare,
@@ -316,15 +391,14 @@ fn with_x32(rules: BTreeMap<i64, Vec<SeccompRule>>, x32: bool) -> BTreeMap<i64, 
 pub struct FilterError(String);
 
 /// The two seccomp programs every native command gets (EPERM list, then ENOSYS list). Built once
-/// at start; a syscall not listed is allowed. `shared_ipc`: the calls share the IPC namespace
-/// (no namespace per call), so SysV IPC and POSIX message queues are refused too.
-pub fn seccomp_programs(shared_ipc: bool) -> Result<Vec<BpfProgram>, FilterError> {
+/// at start; a syscall not listed is allowed. `sharing` says what calls share ([`Sharing`]).
+pub fn seccomp_programs(sharing: Sharing) -> Result<Vec<BpfProgram>, FilterError> {
     let arch = std::env::consts::ARCH
         .try_into()
         .map_err(|e| FilterError(format!("{e:?}")))?;
     let x32 = kernel_has_x32();
     [
-        (denied_rules(shared_ipc), libc::EPERM),
+        (denied_rules(sharing), libc::EPERM),
         (missing_rules(), libc::ENOSYS),
     ]
     .into_iter()
@@ -392,9 +466,18 @@ mod tests {
 
     #[test]
     fn seccomp_lists_cover_sockets_namespaces_and_io_uring() {
-        let denied = denied_rules(false);
+        let none = Sharing {
+            ipc: false,
+            uid: false,
+        };
+        let denied = denied_rules(none);
         assert!(!denied.contains_key(&libc::SYS_shmget));
-        let shared = denied_rules(true);
+        assert!(!denied.contains_key(&libc::SYS_chmod));
+        let shared = denied_rules(Sharing {
+            ipc: true,
+            uid: true,
+        });
+        assert!(shared[&libc::SYS_chmod].is_empty());
         for nr in [
             libc::SYS_shmget,
             libc::SYS_semget,
@@ -416,8 +499,72 @@ mod tests {
         assert!(twins.contains_key(&(libc::SYS_socket | X32_SYSCALL_BIT)));
         assert_eq!(twins.len(), 2 * denied.len());
         assert_eq!(with_x32(denied.clone(), false).len(), denied.len());
-        let programs = seccomp_programs(true).unwrap();
+        let programs = seccomp_programs(Sharing {
+            ipc: true,
+            uid: true,
+        })
+        .unwrap();
         assert_eq!(programs.len(), 2);
         assert!(programs.iter().all(|p| !p.is_empty()));
+    }
+
+    /// The filters, applied to a thread of their own: another process's limits and priority,
+    /// and (sharing the uid) a path's mode, are refused; the caller's own are not.
+    #[test]
+    fn other_processes_and_path_modes_are_out_of_reach() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let path = std::ffi::CString::new(file.as_os_str().as_encoded_bytes()).unwrap();
+        let parent = std::process::id() as libc::pid_t;
+        let results = std::thread::spawn(move || {
+            let programs = seccomp_programs(Sharing {
+                ipc: true,
+                uid: true,
+            })
+            .unwrap();
+            // SAFETY: PR_SET_NO_NEW_PRIVS with plain integer arguments, on this thread.
+            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+            for p in &programs {
+                seccompiler::apply_filter(p).unwrap();
+            }
+            let errno = |rc: i64| {
+                if rc < 0 {
+                    nix::errno::Errno::last_raw()
+                } else {
+                    0
+                }
+            };
+            let mut lim: libc::rlimit64 = libc::rlimit64 {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: raw system calls with valid pointers to locals.
+            unsafe {
+                [
+                    errno(
+                        libc::prlimit64(parent, libc::RLIMIT_NOFILE, std::ptr::null(), &mut lim)
+                            as i64,
+                    ),
+                    errno(
+                        libc::prlimit64(0, libc::RLIMIT_NOFILE, std::ptr::null(), &mut lim) as i64,
+                    ),
+                    errno(libc::setpriority(libc::PRIO_USER, 0, 19) as i64),
+                    errno(libc::setpriority(libc::PRIO_PROCESS, parent as u32, 19) as i64),
+                    errno(libc::chmod(path.as_ptr(), 0o600) as i64),
+                    errno(
+                        libc::utimensat(libc::AT_FDCWD, path.as_ptr(), std::ptr::null(), 0) as i64,
+                    ),
+                ]
+            }
+        })
+        .join()
+        .unwrap();
+        let eperm = libc::EPERM;
+        assert_eq!(
+            results,
+            [eperm, 0, eperm, eperm, eperm, eperm],
+            "{results:?}"
+        );
     }
 }

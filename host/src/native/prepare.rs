@@ -37,7 +37,10 @@ pub fn prepare(
     let reaper = probe::probe_reaper();
     let mechanism = isolation::choose(policy.sandbox.isolation, namespaces.is_ok(), reaper.is_ok());
     // Without an IPC namespace of its own, a call must not reach the shared SysV IPC objects.
-    let seccomp = confine::seccomp_programs(mechanism != Some(Mechanism::Namespaces));
+    let seccomp = confine::seccomp_programs(confine::Sharing {
+        ipc: mechanism != Some(Mechanism::Namespaces),
+        uid: matches!(identity, Identity::Keep { .. }),
+    });
     let protections = Protections::probe(
         identity,
         policy.sandbox.isolation,

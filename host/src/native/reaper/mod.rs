@@ -207,7 +207,7 @@ fn watch(
         ];
         // SAFETY: poll on two descriptors this function borrows, for at most one tick.
         unsafe { libc::poll(fds.as_mut_ptr(), 2, tick) };
-        while let Ok(Some(r)) = tree::reap_one(false) {
+        while let Ok(Some(r)) = tree::reap_one() {
             record(r, &mut exit);
         }
         if exit.is_some() || fds[0].revents != 0 {

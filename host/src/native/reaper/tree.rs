@@ -85,12 +85,15 @@ fn parent_and_uid(pid: Pid) -> Option<(i32, u32)> {
 }
 
 /// SIGKILLs `m` if it is still what the walk saw; whether a live process was signalled.
+///
+/// A process that looks like a zombie is signalled too: a thread-group leader whose main thread
+/// called `pthread_exit` shows as `Z` while its other threads run on, and `wait` does not
+/// return it until they end. SIGKILL to its pid reaches the whole thread group; for a real
+/// zombie it does nothing.
 fn kill_member(me: Pid, m: &Member, uid: u32) -> bool {
-    if !is_alive(m.pid) {
-        return false;
-    }
+    let live = is_alive(m.pid);
     if m.parent == me {
-        return nix::sys::signal::kill(m.pid, Signal::SIGKILL).is_ok();
+        return nix::sys::signal::kill(m.pid, Signal::SIGKILL).is_ok() && live;
     }
     let Ok(fd) = crate::native::spawn::pidfd_open(m.pid) else {
         return false;
@@ -109,21 +112,20 @@ fn kill_member(me: Pid, m: &Member, uid: u32) -> bool {
             0,
         )
     };
-    rc == 0
+    rc == 0 && live
 }
 
 /// What a reaped child left: its pid, wait status and CPU seconds.
 pub type Reaped = (Pid, i32, f64);
 
-/// Reaps one child of this process: blocking or not; `Ok(None)` when none is ready.
-pub fn reap_one(block: bool) -> Result<Option<Reaped>, Errno> {
+/// Reaps one child of this process without blocking; `Ok(None)` when none is ready.
+pub fn reap_one() -> Result<Option<Reaped>, Errno> {
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let flags = if block { 0 } else { libc::WNOHANG };
     loop {
         // SAFETY: wait4 for any child of this (single-threaded) process.
-        let rc = unsafe { libc::wait4(-1, &mut status, flags, &mut usage) };
+        let rc = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut usage) };
         if rc > 0 {
             let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
             return Ok(Some((
@@ -142,10 +144,15 @@ pub fn reap_one(block: bool) -> Result<Option<Reaped>, Errno> {
     }
 }
 
+/// Pause between kill passes that reaped nothing.
+const KILL_PASS_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Kills every process below this one until it has no child left (ECHILD: orphans come to it,
 /// so the tree is empty), passing each reaped child to `on_reaped`. Returns how many live
-/// processes it signalled. Each pass kills every process the walk finds and then waits for at
-/// least one child to go, so it ends: a killed process forks no more.
+/// processes it signalled. Each pass kills every process the walk finds, then reaps what has
+/// gone without blocking: a blocking `wait` could sleep for good on a child whose death needs
+/// another signal (a leader whose other threads live on), so a pass that reaped nothing pauses
+/// [`KILL_PASS_PAUSE`] and walks and kills again. It ends: a killed process forks no more.
 pub fn kill_all(uid: u32, mut on_reaped: impl FnMut(Reaped)) -> u32 {
     let me = nix::unistd::getpid();
     let mut signalled = BTreeSet::new();
@@ -156,13 +163,19 @@ pub fn kill_all(uid: u32, mut on_reaped: impl FnMut(Reaped)) -> u32 {
                 count = count.saturating_add(1);
             }
         }
-        match reap_one(true) {
-            Ok(Some(r)) => on_reaped(r),
-            Ok(None) => {}
-            Err(_) => return count,
+        let mut reaped = false;
+        loop {
+            match reap_one() {
+                Ok(Some(r)) => {
+                    reaped = true;
+                    on_reaped(r);
+                }
+                Ok(None) => break,
+                Err(_) => return count,
+            }
         }
-        while let Ok(Some(r)) = reap_one(false) {
-            on_reaped(r);
+        if !reaped {
+            std::thread::sleep(KILL_PASS_PAUSE);
         }
     }
 }
