@@ -22,6 +22,7 @@
 //! - [`jq`]: jq over jaq.
 //! - [`stat`], [`du`], [`tree`]: written on `std::fs` and walkdir.
 //! - [`rev`]: util-linux `rev`.
+//! - [`gzip`]: `gzip`, `gunzip`, `zcat` on flate2.
 //! - [`pattern`]: POSIX regexes, wildcards and bracket expressions → Rust regex syntax.
 //! - [`cli`]: small argument-parsing helpers shared by the hand-written front ends.
 //! - `empty_path` (WASI only): an empty path is `ENOENT`, never the current directory.
@@ -36,6 +37,7 @@ mod exit;
 mod find;
 mod grep;
 mod guards;
+mod gzip;
 mod jq;
 mod ls;
 mod pattern;

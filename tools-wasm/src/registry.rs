@@ -103,6 +103,9 @@ pub const TABLE: &[Entry] = &[
     e("rev", crate::rev::main),
     e("egrep", crate::grep::egrep),
     e("fgrep", crate::grep::fgrep),
+    e("gzip", crate::gzip::gzip),
+    e("gunzip", crate::gzip::gunzip),
+    e("zcat", crate::gzip::zcat),
 ];
 
 /// The entry for `name`, by exact match.
