@@ -89,7 +89,7 @@ pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
         .strip_suffix(b"==")
         .or_else(|| digits.strip_suffix(b"="))
         .unwrap_or(&digits);
-    if digits.len() % 4 != 0 {
+    if !digits.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(body.len() * 3 / 4);
