@@ -202,27 +202,11 @@ const SHARED_IPC_SYSCALLS: &[i64] = &[
     libc::SYS_mq_getsetattr,
 ];
 
-/// Path-based mode changes: refused when commands keep runbox's own uid ([`Sharing::uid`]).
-/// Landlock has no right for `chmod`, so a command with the server's uid could otherwise change
-/// the mode of any file the server owns, by path, outside the workspace (its audit directory).
-/// `fchmod` stays: it needs a descriptor, and Landlock decides what may be opened.
-const PATH_CHMOD_SYSCALLS: &[i64] = &[
-    libc::SYS_chmod,
-    libc::SYS_fchmodat,
-    libc::SYS_fchmodat2,
-    libc::SYS_utime,
-    libc::SYS_utimes,
-    libc::SYS_futimesat,
-];
-
 /// What the commands of different calls, and the server, have in common.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sharing {
     /// No IPC namespace per call: SysV IPC and POSIX message queues are refused.
     pub ipc: bool,
-    /// Commands keep runbox's uid (runbox is unprivileged): path-based `chmod` and time changes
-    /// are refused ([`PATH_CHMOD_SYSCALLS`], and `utimensat` with a path).
-    pub uid: bool,
 }
 
 /// Rules matching calls that reach a process other than the caller by pid, which neither the
@@ -268,23 +252,12 @@ fn other_process_rules(rules: &mut BTreeMap<i64, Vec<SeccompRule>>) {
 /// sockets), `socketpair()` other than unix stream/seqpacket, new namespaces (`unshare`, `setns`,
 /// `clone` with a `CLONE_NEW*` flag), kernel keyrings, `perf_event_open`, `bpf`, `userfaultfd`,
 /// limits and priorities of other processes ([`other_process_rules`]); with `sharing.ipc` also
-/// SysV IPC and POSIX message queues, with `sharing.uid` path-based mode and time changes.
+/// SysV IPC and POSIX message queues.
 fn denied_rules(sharing: Sharing) -> BTreeMap<i64, Vec<SeccompRule>> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     if sharing.ipc {
         for &nr in SHARED_IPC_SYSCALLS {
             rules.insert(nr, Vec::new());
-        }
-    }
-    if sharing.uid {
-        for &nr in PATH_CHMOD_SYSCALLS {
-            rules.insert(nr, Vec::new());
-        }
-        // utimensat(dirfd, path, times, flags) with a path; a null path is futimens(fd).
-        if let Ok(c) = SeccompCondition::new(1, SeccompCmpArgLen::Qword, SeccompCmpOp::Ne, 0)
-            && let Ok(r) = SeccompRule::new(vec![c])
-        {
-            rules.insert(libc::SYS_utimensat, vec![r]);
         }
     }
     other_process_rules(&mut rules);
@@ -466,18 +439,10 @@ mod tests {
 
     #[test]
     fn seccomp_lists_cover_sockets_namespaces_and_io_uring() {
-        let none = Sharing {
-            ipc: false,
-            uid: false,
-        };
+        let none = Sharing { ipc: false };
         let denied = denied_rules(none);
         assert!(!denied.contains_key(&libc::SYS_shmget));
-        assert!(!denied.contains_key(&libc::SYS_chmod));
-        let shared = denied_rules(Sharing {
-            ipc: true,
-            uid: true,
-        });
-        assert!(shared[&libc::SYS_chmod].is_empty());
+        let shared = denied_rules(Sharing { ipc: true });
         for nr in [
             libc::SYS_shmget,
             libc::SYS_semget,
@@ -499,30 +464,22 @@ mod tests {
         assert!(twins.contains_key(&(libc::SYS_socket | X32_SYSCALL_BIT)));
         assert_eq!(twins.len(), 2 * denied.len());
         assert_eq!(with_x32(denied.clone(), false).len(), denied.len());
-        let programs = seccomp_programs(Sharing {
-            ipc: true,
-            uid: true,
-        })
-        .unwrap();
+        let programs = seccomp_programs(Sharing { ipc: true }).unwrap();
         assert_eq!(programs.len(), 2);
         assert!(programs.iter().all(|p| !p.is_empty()));
     }
 
-    /// The filters, applied to a thread of their own: another process's limits and priority,
-    /// and (sharing the uid) a path's mode, are refused; the caller's own are not.
+    /// The filters, applied to a thread of their own: another process's limits and priority
+    /// are refused; the caller's own are not, and a path's mode may still change.
     #[test]
-    fn other_processes_and_path_modes_are_out_of_reach() {
+    fn other_processes_are_out_of_reach() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         std::fs::write(&file, b"x").unwrap();
         let path = std::ffi::CString::new(file.as_os_str().as_encoded_bytes()).unwrap();
         let parent = std::process::id() as libc::pid_t;
         let results = std::thread::spawn(move || {
-            let programs = seccomp_programs(Sharing {
-                ipc: true,
-                uid: true,
-            })
-            .unwrap();
+            let programs = seccomp_programs(Sharing { ipc: true }).unwrap();
             // SAFETY: PR_SET_NO_NEW_PRIVS with plain integer arguments, on this thread.
             unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
             for p in &programs {
@@ -561,10 +518,6 @@ mod tests {
         .join()
         .unwrap();
         let eperm = libc::EPERM;
-        assert_eq!(
-            results,
-            [eperm, 0, eperm, eperm, eperm, eperm],
-            "{results:?}"
-        );
+        assert_eq!(results, [eperm, 0, eperm, eperm, 0, 0], "{results:?}");
     }
 }

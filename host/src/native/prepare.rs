@@ -39,7 +39,6 @@ pub fn prepare(
     // Without an IPC namespace of its own, a call must not reach the shared SysV IPC objects.
     let seccomp = confine::seccomp_programs(confine::Sharing {
         ipc: mechanism != Some(Mechanism::Namespaces),
-        uid: matches!(identity, Identity::Keep { .. }),
     });
     let protections = Protections::probe(
         identity,

@@ -225,11 +225,9 @@ mod tests {
 
     #[test]
     fn plans_round_trip_with_filters_and_rlimits() {
-        let programs = crate::native::confine::seccomp_programs(crate::native::confine::Sharing {
-            ipc: true,
-            uid: false,
-        })
-        .unwrap();
+        let programs =
+            crate::native::confine::seccomp_programs(crate::native::confine::Sharing { ipc: true })
+                .unwrap();
         let limits = vec![
             (Resource::RLIMIT_NPROC, 64, 64),
             (Resource::RLIMIT_CORE, 0, 0),
