@@ -128,6 +128,11 @@ struct ExecArgs {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // A call's reaper is this binary started in a hidden mode (native/reaper): before anything
+    // else, and before any thread exists.
+    if let Some(code) = crate::native::reaper::run_if_asked() {
+        return code;
+    }
     let cli = Cli::parse();
     init_logging();
     match cli.command {

@@ -38,6 +38,10 @@ pub enum ErrorCode {
     /// (commands and loop iterations), nesting of functions and subshells, the size of a
     /// value, a word list or a command substitution, or the script's own size or nesting.
     ScriptLimit,
+    /// A native command's process tree held more processes and threads than its `processes`
+    /// limit and was stopped (the reaper mode counts per call; with namespaces the kernel's
+    /// per-call RLIMIT_NPROC makes further forks fail instead).
+    ProcessLimit,
     /// The command was cancelled by the client or by server shutdown.
     Cancelled,
     /// The command tried to write while the policy makes the workspace read-only.
@@ -67,6 +71,7 @@ impl ErrorCode {
             Self::OutputLimit => "OUTPUT_LIMIT",
             Self::WriteLimit => "WRITE_LIMIT",
             Self::ScriptLimit => "SCRIPT_LIMIT",
+            Self::ProcessLimit => "PROCESS_LIMIT",
             Self::Cancelled => "CANCELLED",
             Self::ReadOnly => "READ_ONLY",
             Self::AuditUnavailable => "AUDIT_UNAVAILABLE",
@@ -97,6 +102,7 @@ impl ErrorCode {
         Self::OutputLimit,
         Self::WriteLimit,
         Self::ScriptLimit,
+        Self::ProcessLimit,
         Self::Cancelled,
         Self::ReadOnly,
         Self::AuditUnavailable,

@@ -23,6 +23,7 @@ mod limits;
 mod load;
 mod mcp;
 mod native;
+mod native_reaper;
 mod perf;
 mod pipeline;
 mod precompile;

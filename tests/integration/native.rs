@@ -52,6 +52,11 @@ macro_rules! require_confinement {
     };
 }
 
+/// Whether this test's servers are asked for the reaper mode (`sandbox.isolation`).
+pub(crate) fn reaper_mode() -> bool {
+    test_isolation().as_deref() == Some("reaper")
+}
+
 /// Whether the servers under test run as root (then native commands drop to 65534).
 fn server_is_root() -> bool {
     nix::unistd::geteuid().is_root() && server_uid().is_none()
@@ -182,7 +187,7 @@ fn native_commands_are_listed_with_runner_native() {
 }
 
 #[test]
-fn a_native_call_has_the_same_result_shape() {
+pub(crate) fn a_native_call_has_the_same_result_shape() {
     require_confinement!("a_native_call_has_the_same_result_shape");
     let env = native_env("");
     std::fs::create_dir(env.ws.join("sub")).unwrap();
@@ -210,10 +215,13 @@ fn a_native_call_has_the_same_result_shape() {
     assert_eq!(rec["result"]["exitCode"], 3);
     let mechanism = rec["sandbox"]["confinement"]["mechanism"].as_str().unwrap();
     assert!(mechanism.starts_with("native: landlock"), "{mechanism}");
+    if reaper_mode() {
+        assert!(mechanism.contains("per-call reaper"), "{mechanism}");
+    }
 }
 
 #[test]
-fn timeout_kills_the_whole_tree_with_zero_survivors() {
+pub(crate) fn timeout_kills_the_whole_tree_with_zero_survivors() {
     require_confinement!("timeout_kills_the_whole_tree_with_zero_survivors");
     let env = native_env("");
     let mut s = env.serve();
@@ -235,7 +243,7 @@ fn timeout_kills_the_whole_tree_with_zero_survivors() {
 }
 
 #[test]
-fn cancel_kills_the_whole_tree() {
+pub(crate) fn cancel_kills_the_whole_tree() {
     require_confinement!("cancel_kills_the_whole_tree");
     let env = native_env("");
     let mut s = env.serve();
@@ -281,7 +289,7 @@ fn cancel_kills_the_whole_tree() {
 }
 
 #[test]
-fn server_death_kills_the_tree() {
+pub(crate) fn server_death_kills_the_tree() {
     require_confinement!("server_death_kills_the_tree");
     let env = native_env("");
     let mut s = env.serve();
@@ -301,7 +309,7 @@ fn server_death_kills_the_tree() {
 }
 
 #[test]
-fn a_grandchild_holding_stdout_does_not_hold_the_reply() {
+pub(crate) fn a_grandchild_holding_stdout_does_not_hold_the_reply() {
     require_confinement!("a_grandchild_holding_stdout_does_not_hold_the_reply");
     let env = native_env("");
     let mut s = env.serve();
@@ -316,12 +324,15 @@ fn a_grandchild_holding_stdout_does_not_hold_the_reply() {
 }
 
 #[test]
-fn fork_bomb_is_bounded() {
+pub(crate) fn fork_bomb_is_bounded() {
     require_confinement!("fork_bomb_is_bounded");
     let env = Env::new()
         .with_config("[native.sh]\npath = \"/bin/sh\"\n[native.sh.limits]\nprocesses = 16\n");
     make_usable_by_sandbox(&env);
     let mut s = env.serve();
+    if reaper_mode() {
+        return crate::native_reaper::fork_bomb_is_stopped_by_the_reaper(&mut s, 16);
+    }
     // An inner shell starts sleeps until fork fails (fatal for dash); the outer one outlives
     // it, keeping the orphaned sleeps in the namespace until the timeout counts them. The
     // kernel counts RLIMIT_NPROC per uid, so when other processes of the sandbox uid run at the
@@ -376,7 +387,7 @@ fn fork_bomb_is_bounded() {
 }
 
 #[test]
-fn memory_hog_is_stopped() {
+pub(crate) fn memory_hog_is_stopped() {
     require_confinement!("memory_hog_is_stopped");
     let env = Env::new().with_config(
         "[native.sh]\npath = \"/bin/sh\"\n[native.sh.limits]\nmemory_bytes = 67108864\n",
@@ -395,7 +406,7 @@ fn memory_hog_is_stopped() {
 }
 
 #[test]
-fn cpu_burner_hits_the_cpu_limit() {
+pub(crate) fn cpu_burner_hits_the_cpu_limit() {
     require_confinement!("cpu_burner_hits_the_cpu_limit");
     let env = Env::new()
         .with_config("[native.sh]\npath = \"/bin/sh\"\n[native.sh.limits]\ncpu_seconds = 1\n");
@@ -409,7 +420,7 @@ fn cpu_burner_hits_the_cpu_limit() {
 }
 
 #[test]
-fn file_size_limit_makes_big_writes_fail() {
+pub(crate) fn file_size_limit_makes_big_writes_fail() {
     require_confinement!("file_size_limit_makes_big_writes_fail");
     let env = Env::new().with_config(
         "[native.sh]\npath = \"/bin/sh\"\n[native.sh.limits]\nfile_size_bytes = 1000000\n",
@@ -439,7 +450,7 @@ fn output_is_capped_and_counted() {
 }
 
 #[test]
-fn inherited_descriptors_are_closed() {
+pub(crate) fn inherited_descriptors_are_closed() {
     require_confinement!("inherited_descriptors_are_closed");
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
@@ -508,7 +519,7 @@ fn the_servers_environment_does_not_leak() {
 }
 
 #[test]
-fn the_child_runs_as_the_sandbox_uid() {
+pub(crate) fn the_child_runs_as_the_sandbox_uid() {
     require_confinement!("the_child_runs_as_the_sandbox_uid");
     let env = native_env("");
     let mut s = env.serve();
@@ -552,7 +563,7 @@ fn a_workspace_the_sandbox_user_cannot_write_is_refused_clearly() {
 }
 
 #[test]
-fn landlock_stops_reads_and_writes_outside_the_workspace() {
+pub(crate) fn landlock_stops_reads_and_writes_outside_the_workspace() {
     require_confinement!("landlock_stops_reads_and_writes_outside_the_workspace");
     let env = native_env("");
     let base = env.dir.path();
@@ -590,7 +601,7 @@ fn landlock_stops_reads_and_writes_outside_the_workspace() {
 }
 
 #[test]
-fn network_is_denied() {
+pub(crate) fn network_is_denied() {
     require_confinement!("network_is_denied");
     if !Path::new("/usr/bin/bash").exists() {
         eprintln!("SKIPPED network_is_denied: /usr/bin/bash (for /dev/tcp, /dev/udp) is missing");
@@ -658,7 +669,7 @@ fn git_env() -> Option<(Env, Server, PathBuf)> {
 }
 
 #[test]
-fn git_escapes_in_arguments_cannot_write_outside() {
+pub(crate) fn git_escapes_in_arguments_cannot_write_outside() {
     require_confinement!("git_escapes_in_arguments_cannot_write_outside");
     let Some((env, mut s, outside)) = git_env() else {
         return;
@@ -732,7 +743,7 @@ fn git_escapes_in_arguments_cannot_write_outside() {
 }
 
 #[test]
-fn planted_git_config_and_hooks_do_not_run() {
+pub(crate) fn planted_git_config_and_hooks_do_not_run() {
     require_confinement!("planted_git_config_and_hooks_do_not_run");
     let Some((env, mut s, _)) = git_env() else {
         return;
@@ -892,7 +903,7 @@ fn many_native_calls_in_a_row_all_answer() {
 }
 
 #[test]
-fn native_stages_take_part_in_pipelines() {
+pub(crate) fn native_stages_take_part_in_pipelines() {
     require_confinement!("native_stages_take_part_in_pipelines");
     let env = native_env("");
     let mut s = env.serve();
@@ -1081,7 +1092,7 @@ fn shm_segments(ipcs_output: &str, bytes: u64) -> Vec<String> {
 /// seen by the next call: each call has its own IPC namespace. Issue 12, item 4 (three calls
 /// left 1.5 GiB allocated after the server exited).
 #[test]
-fn sysv_shared_memory_does_not_outlive_a_native_call() {
+pub(crate) fn sysv_shared_memory_does_not_outlive_a_native_call() {
     require_confinement!("sysv_shared_memory_does_not_outlive_a_native_call");
     let have = |tool: &str| Command::new(tool).arg("-V").output().is_ok();
     if !have("ipcmk") || !have("ipcs") {
@@ -1102,6 +1113,20 @@ fn sysv_shared_memory_does_not_outlive_a_native_call() {
     );
     let env = native_env("");
     let mut s = env.serve();
+    if reaper_mode() {
+        // No IPC namespace per call: seccomp refuses SysV IPC outright.
+        let r = sh(&mut s, &format!("ipcmk -M {bytes}; echo rc=$?"));
+        assert!(stdout_of(&r).ends_with("rc=1\n"), "{r}");
+        assert!(
+            structured(&r)["stderr"]
+                .as_str()
+                .unwrap()
+                .contains("Operation not permitted"),
+            "{r}"
+        );
+        assert!(host_segments().is_empty());
+        return;
+    }
     let made = stdout_of(&sh(&mut s, &format!("ipcmk -M {bytes} && ipcs -m")));
     assert!(made.contains("Shared memory id"), "{made}");
     assert_eq!(shm_segments(&made, bytes).len(), 1, "{made}");

@@ -89,6 +89,37 @@ pub fn hand_over(path: &Path) {
     walk(path, uid);
 }
 
+thread_local! {
+    static ISOLATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `test` with every policy written on this thread asking for `sandbox.isolation = mode`
+/// (how the native tests run a second time in the reaper mode).
+pub fn with_isolation(mode: &str, test: impl FnOnce()) {
+    ISOLATION.with(|i| *i.borrow_mut() = Some(mode.to_owned()));
+    test();
+    ISOLATION.with(|i| *i.borrow_mut() = None);
+}
+
+/// The `sandbox.isolation` policies of this test get: [`with_isolation`]'s, else
+/// `RUNBOX_TEST_ISOLATION` (e.g. `reaper`, to run the whole suite in that mode), else none.
+pub fn test_isolation() -> Option<String> {
+    ISOLATION
+        .with(|i| i.borrow().clone())
+        .or_else(|| std::env::var("RUNBOX_TEST_ISOLATION").ok())
+        .filter(|m| !m.is_empty())
+}
+
+/// `toml` with `isolation = "mode"` in its `[sandbox]` table (added when it has none).
+pub fn with_isolation_key(toml: &str, mode: &str) -> String {
+    let key = format!("isolation = \"{mode}\"\n");
+    if toml.contains("[sandbox]\n") {
+        toml.replacen("[sandbox]\n", &format!("[sandbox]\n{key}"), 1)
+    } else {
+        format!("{toml}\n[sandbox]\n{key}")
+    }
+}
+
 /// A compiled-module cache shared by every test, warmed once so tests do not each compile.
 pub fn cache_dir() -> PathBuf {
     let name = match server_uid() {
@@ -221,10 +252,15 @@ impl Env {
         self
     }
 
-    /// Writes a policy file (outside the workspace) and uses it.
+    /// Writes a policy file (outside the workspace) and uses it, with the test's
+    /// `sandbox.isolation` ([`test_isolation`]) when one is set.
     pub fn with_config(mut self, toml: &str) -> Self {
         let path = self.dir.path().join("policy.toml");
-        std::fs::write(&path, toml).expect("write policy");
+        let text = match test_isolation() {
+            Some(mode) => with_isolation_key(toml, &mode),
+            None => toml.to_owned(),
+        };
+        std::fs::write(&path, text).expect("write policy");
         self.config = Some(path);
         self
     }

@@ -16,11 +16,13 @@
 //! - [`uutils`]: entry points of the uutils coreutils crates, sed and cmp.
 //! - [`guards`]: refusals for uutils options WASI cannot honour (`cp -p`, `mkdir -m`, `test -x`).
 //! - [`ls`]: `ls`, with an honest long format (WASI has no modes, owners or link counts).
-//! - [`grep`]: a GNU grep front end over ripgrep's library crates.
+//! - [`grep`]: a GNU grep front end over ripgrep's library crates (and `egrep`, `fgrep`).
 //! - [`find`]: a GNU find subset on walkdir, globset and regex.
 //! - [`diff`]: GNU diff over the uutils diffutils library, with `-r`.
 //! - [`jq`]: jq over jaq.
 //! - [`stat`], [`du`], [`tree`]: written on `std::fs` and walkdir.
+//! - [`rev`]: util-linux `rev`.
+//! - [`gzip`]: `gzip`, `gunzip`, `zcat` on flate2.
 //! - [`pattern`]: POSIX regexes, wildcards and bracket expressions → Rust regex syntax.
 //! - [`cli`]: small argument-parsing helpers shared by the hand-written front ends.
 //! - `empty_path` (WASI only): an empty path is `ENOENT`, never the current directory.
@@ -35,10 +37,12 @@ mod exit;
 mod find;
 mod grep;
 mod guards;
+mod gzip;
 mod jq;
 mod ls;
 mod pattern;
 mod registry;
+mod rev;
 mod stat;
 mod tree;
 mod uutils;

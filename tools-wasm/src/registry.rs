@@ -99,6 +99,13 @@ pub const TABLE: &[Entry] = &[
     e("stat", crate::stat::main),
     e("du", crate::du::main),
     e("tree", crate::tree::main),
+    e("yes", uu::yes),
+    e("rev", crate::rev::main),
+    e("egrep", crate::grep::egrep),
+    e("fgrep", crate::grep::fgrep),
+    e("gzip", crate::gzip::gzip),
+    e("gunzip", crate::gzip::gunzip),
+    e("zcat", crate::gzip::zcat),
 ];
 
 /// The entry for `name`, by exact match.

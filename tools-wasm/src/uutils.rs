@@ -73,6 +73,9 @@ uutils! {
     shuf => "shuf", uu_shuf;
     /// `tsort`.
     tsort => "tsort", uu_tsort;
+    /// `yes` (ends when the reader of its output goes away: the host stops a guest writing to
+    /// a broken pipe, as SIGPIPE stops GNU's).
+    yes => "yes", uu_yes;
     /// `od`.
     od => "od", uu_od;
     /// `numfmt`.

@@ -585,6 +585,7 @@ pub fn denial_rule(code: ErrorCode) -> &'static str {
         | ErrorCode::OutputLimit
         | ErrorCode::WriteLimit
         | ErrorCode::ScriptLimit
+        | ErrorCode::ProcessLimit
         | ErrorCode::CommandFailed
         | ErrorCode::Internal => "internal",
     }

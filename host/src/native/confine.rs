@@ -15,7 +15,8 @@
 //!
 //! TCP bind and connect are handled with no rule, so both are denied; signals and abstract unix
 //! sockets are scoped to the sandbox. Landlock (ABI 7 here) does not cover UDP, raw sockets or
-//! connecting to path-named unix sockets, so seccomp refuses `socket()` outright.
+//! connecting to path-named unix sockets, so seccomp refuses `socket()` outright. Without an IPC
+//! namespace per call (the reaper mode), seccomp also refuses SysV IPC and POSIX message queues.
 //!
 //! [`spawn`]: super::spawn
 
@@ -178,11 +179,88 @@ pub fn ruleset(
     Ok(ruleset)
 }
 
+/// SysV IPC and POSIX message queues: refused when a call has no IPC namespace of its own
+/// (the reaper mode), since their objects would be shared with other calls and outlive them.
+const SHARED_IPC_SYSCALLS: &[i64] = &[
+    libc::SYS_shmget,
+    libc::SYS_shmat,
+    libc::SYS_shmctl,
+    libc::SYS_shmdt,
+    libc::SYS_semget,
+    libc::SYS_semop,
+    libc::SYS_semtimedop,
+    libc::SYS_semctl,
+    libc::SYS_msgget,
+    libc::SYS_msgsnd,
+    libc::SYS_msgrcv,
+    libc::SYS_msgctl,
+    libc::SYS_mq_open,
+    libc::SYS_mq_unlink,
+    libc::SYS_mq_timedsend,
+    libc::SYS_mq_timedreceive,
+    libc::SYS_mq_notify,
+    libc::SYS_mq_getsetattr,
+];
+
+/// What the commands of different calls, and the server, have in common.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sharing {
+    /// No IPC namespace per call: SysV IPC and POSIX message queues are refused.
+    pub ipc: bool,
+}
+
+/// Rules matching calls that reach a process other than the caller by pid, which neither the
+/// uid (calls share it) nor Landlock's scopes (signals, ptrace) cover: resource limits,
+/// scheduling and I/O priority of another process, or of a whole group or user.
+fn other_process_rules(rules: &mut BTreeMap<i64, Vec<SeccompRule>>) {
+    let rule = |conds: Vec<(u8, SeccompCmpOp, u64)>| {
+        let conds = conds
+            .into_iter()
+            .filter_map(|(arg, op, v)| {
+                SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, v).ok()
+            })
+            .collect();
+        SeccompRule::new(conds).ok()
+    };
+    // pid in arg 0; 0 means the caller.
+    for nr in [
+        libc::SYS_prlimit64,
+        libc::SYS_sched_setaffinity,
+        libc::SYS_sched_setscheduler,
+        libc::SYS_sched_setparam,
+        libc::SYS_sched_setattr,
+    ] {
+        rules.insert(
+            nr,
+            rule(vec![(0, SeccompCmpOp::Ne, 0)]).into_iter().collect(),
+        );
+    }
+    // (which, who): only (PRIO_PROCESS / IOPRIO_WHO_PROCESS, 0), the caller itself.
+    for (nr, own) in [
+        (libc::SYS_setpriority, libc::PRIO_PROCESS as u64),
+        (libc::SYS_ioprio_set, 1),
+    ] {
+        let r = [
+            rule(vec![(0, SeccompCmpOp::Ne, own)]),
+            rule(vec![(1, SeccompCmpOp::Ne, 0)]),
+        ];
+        rules.insert(nr, r.into_iter().flatten().collect());
+    }
+}
+
 /// Syscalls refused with `EPERM`: every `socket()` (no network of any family, no path-named unix
 /// sockets), `socketpair()` other than unix stream/seqpacket, new namespaces (`unshare`, `setns`,
-/// `clone` with a `CLONE_NEW*` flag), kernel keyrings, `perf_event_open`, `bpf`, `userfaultfd`.
-fn denied_rules() -> BTreeMap<i64, Vec<SeccompRule>> {
+/// `clone` with a `CLONE_NEW*` flag), kernel keyrings, `perf_event_open`, `bpf`, `userfaultfd`,
+/// limits and priorities of other processes ([`other_process_rules`]); with `sharing.ipc` also
+/// SysV IPC and POSIX message queues.
+fn denied_rules(sharing: Sharing) -> BTreeMap<i64, Vec<SeccompRule>> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    if sharing.ipc {
+        for &nr in SHARED_IPC_SYSCALLS {
+            rules.insert(nr, Vec::new());
+        }
+    }
+    other_process_rules(&mut rules);
     for nr in [
         libc::SYS_socket,
         libc::SYS_unshare,
@@ -286,14 +364,14 @@ fn with_x32(rules: BTreeMap<i64, Vec<SeccompRule>>, x32: bool) -> BTreeMap<i64, 
 pub struct FilterError(String);
 
 /// The two seccomp programs every native command gets (EPERM list, then ENOSYS list). Built once
-/// at start; a syscall not listed is allowed.
-pub fn seccomp_programs() -> Result<Vec<BpfProgram>, FilterError> {
+/// at start; a syscall not listed is allowed. `sharing` says what calls share ([`Sharing`]).
+pub fn seccomp_programs(sharing: Sharing) -> Result<Vec<BpfProgram>, FilterError> {
     let arch = std::env::consts::ARCH
         .try_into()
         .map_err(|e| FilterError(format!("{e:?}")))?;
     let x32 = kernel_has_x32();
     [
-        (denied_rules(), libc::EPERM),
+        (denied_rules(sharing), libc::EPERM),
         (missing_rules(), libc::ENOSYS),
     ]
     .into_iter()
@@ -361,7 +439,18 @@ mod tests {
 
     #[test]
     fn seccomp_lists_cover_sockets_namespaces_and_io_uring() {
-        let denied = denied_rules();
+        let none = Sharing { ipc: false };
+        let denied = denied_rules(none);
+        assert!(!denied.contains_key(&libc::SYS_shmget));
+        let shared = denied_rules(Sharing { ipc: true });
+        for nr in [
+            libc::SYS_shmget,
+            libc::SYS_semget,
+            libc::SYS_msgget,
+            libc::SYS_mq_open,
+        ] {
+            assert!(shared[&nr].is_empty(), "{nr} is refused outright");
+        }
         assert!(
             denied[&libc::SYS_socket].is_empty(),
             "socket() is refused outright"
@@ -375,8 +464,60 @@ mod tests {
         assert!(twins.contains_key(&(libc::SYS_socket | X32_SYSCALL_BIT)));
         assert_eq!(twins.len(), 2 * denied.len());
         assert_eq!(with_x32(denied.clone(), false).len(), denied.len());
-        let programs = seccomp_programs().unwrap();
+        let programs = seccomp_programs(Sharing { ipc: true }).unwrap();
         assert_eq!(programs.len(), 2);
         assert!(programs.iter().all(|p| !p.is_empty()));
+    }
+
+    /// The filters, applied to a thread of their own: another process's limits and priority
+    /// are refused; the caller's own are not, and a path's mode may still change.
+    #[test]
+    fn other_processes_are_out_of_reach() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let path = std::ffi::CString::new(file.as_os_str().as_encoded_bytes()).unwrap();
+        let parent = std::process::id() as libc::pid_t;
+        let results = std::thread::spawn(move || {
+            let programs = seccomp_programs(Sharing { ipc: true }).unwrap();
+            // SAFETY: PR_SET_NO_NEW_PRIVS with plain integer arguments, on this thread.
+            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+            for p in &programs {
+                seccompiler::apply_filter(p).unwrap();
+            }
+            let errno = |rc: i64| {
+                if rc < 0 {
+                    nix::errno::Errno::last_raw()
+                } else {
+                    0
+                }
+            };
+            let mut lim: libc::rlimit64 = libc::rlimit64 {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: raw system calls with valid pointers to locals.
+            unsafe {
+                [
+                    errno(
+                        libc::prlimit64(parent, libc::RLIMIT_NOFILE, std::ptr::null(), &mut lim)
+                            as i64,
+                    ),
+                    errno(
+                        libc::prlimit64(0, libc::RLIMIT_NOFILE, std::ptr::null(), &mut lim) as i64,
+                    ),
+                    errno(libc::setpriority(libc::PRIO_USER, 0, 19) as i64),
+                    errno(libc::setpriority(libc::PRIO_PROCESS, parent as u32, 19) as i64),
+                    errno(libc::chmod(path.as_ptr(), 0o600) as i64),
+                    errno(
+                        libc::utimensat(libc::AT_FDCWD, path.as_ptr(), std::ptr::null(), 0) as i64,
+                    ),
+                ]
+            }
+        })
+        .join()
+        .unwrap();
+        let eperm = libc::EPERM;
+        assert_eq!(results, [eperm, 0, eperm, eperm, 0, 0], "{results:?}");
     }
 }

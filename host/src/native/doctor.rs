@@ -39,19 +39,41 @@ pub fn report(policy: &Policy, workspace: Option<&Path>) -> (String, bool) {
         "[{}] seccomp:     {}",
         mark(p.seccomp.is_ok()),
         match &p.seccomp {
-            Ok(()) =>
-                "socket() (UDP, raw, unix), io_uring, new namespaces, keyrings, bpf, perf denied"
-                    .to_owned(),
+            Ok(()) => format!(
+                "socket() (UDP, raw, unix), io_uring, new namespaces, keyrings, bpf, perf denied{}",
+                if p.mechanism() == Some(super::isolation::Mechanism::Namespaces) {
+                    ""
+                } else {
+                    "; SysV IPC and POSIX message queues denied (no IPC namespace)"
+                }
+            ),
             Err(e) => e.to_string(),
         }
     );
     let _ = writeln!(
         out,
-        "[{}] namespaces:  {}",
-        mark(p.namespaces.is_ok()),
+        "[{}] isolation:   sandbox.isolation = \"{}\"; {}",
+        mark(p.mechanism().is_some()),
+        p.isolation.as_str(),
+        match p.mechanism() {
+            Some(m) => format!("in force: {}: {}", m.as_str(), m.guarantees()),
+            None => "no tree isolation the policy allows works here (see below)".to_owned(),
+        }
+    );
+    let _ = writeln!(
+        out,
+        "[info   ] namespaces:  {}",
         match &p.namespaces {
-            Ok(()) => "a user + PID + IPC namespace per call: the whole tree dies with its PID 1; RLIMIT_NPROC counts this call only; SysV IPC and POSIX message queues are private to the call and freed with it".to_owned(),
-            Err(e) => e.to_string(),
+            Ok(()) => "available".to_owned(),
+            Err(e) => format!("unavailable: {e}"),
+        }
+    );
+    let _ = writeln!(
+        out,
+        "[info   ] reaper:      {}",
+        match &p.reaper {
+            Ok(()) => "available".to_owned(),
+            Err(e) => format!("unavailable: {e}"),
         }
     );
     let _ = writeln!(
@@ -60,7 +82,7 @@ pub fn report(policy: &Policy, workspace: Option<&Path>) -> (String, bool) {
     );
     let _ = writeln!(
         out,
-        "[info   ] cgroups:     not needed (the PID namespace kills the tree); {}",
+        "[info   ] cgroups:     not needed (the PID namespace or the reaper kills the tree); {}",
         p.cgroups
     );
     let mut complete = p.complete();

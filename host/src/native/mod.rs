@@ -5,7 +5,10 @@
 //! (`-c core.fsmonitor=CMD`), so argv checks cannot be the boundary; the kernel is. Each call:
 //! an empty scratch `HOME`/`TMPDIR` ([`scratch`]), a Landlock ruleset and seccomp filters
 //! ([`confine`]), the child's environment and rlimits (`plan`), then a child in its own user +
-//! PID namespace that drops to the sandbox uid and execs the binary ([`spawn`], `child`). It
+//! PID namespace that drops to the sandbox uid and execs the binary ([`spawn`], `child`) — or,
+//! where namespaces cannot be made (Docker's default seccomp profile) or the policy says
+//! `sandbox.isolation = "reaper"`, the same child started by a per-call reaper process that
+//! holds the tree together instead ([`reaper`], [`isolation`] chooses). It
 //! implements the [`crate::runner`] contract for [`NativeCommand`]s: its streams are OS pipes
 //! the server pumps from and to the contract's captures and a pipeline's in-memory pipes
 //! (`stdio`; a command writing to a pipe nobody reads any more is killed and exits 141, the
@@ -20,12 +23,16 @@
 //! This module must not run anything unconfined that the policy requires confined, and must
 //! not return from a call while any process of it is alive.
 
+pub mod access;
 mod child;
 pub mod confine;
 pub mod doctor;
+pub mod isolation;
 mod plan;
+mod prepare;
 pub mod probe;
 pub mod reap;
+pub mod reaper;
 pub mod scratch;
 pub mod spawn;
 mod stdio;
@@ -39,10 +46,13 @@ use crate::policy::{self, Policy};
 use crate::runner::{Aftermath, CallInput, Runner, Running, Streams};
 use crate::workspace::Workspace;
 use confine::SystemPaths;
+use isolation::Mechanism;
 use plan::{above_stdio, cstring, environment, rlimits};
 use policy::NativeCommand;
+pub use prepare::{identity_for, prepare};
 use probe::{Enforcement, Protections};
-use reap::Sandboxed;
+use reap::{Holder, Sandboxed};
+use reaper::launch::ReaperBinary;
 use spawn::{ChildPlan, Identity};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
@@ -63,6 +73,9 @@ pub enum NativeStartError {
     /// The temp directory is inside the workspace.
     #[error("the temp directory {} is inside the workspace; set TMPDIR elsewhere", .0.display())]
     ScratchInWorkspace(std::path::PathBuf),
+    /// The reaper mode is in force but runbox's own binary cannot be opened to start reapers.
+    #[error("cannot open runbox's own binary (/proc/self/exe) to start reapers: {0}")]
+    ReaperBinary(std::io::Error),
 }
 
 /// What the runner holds between calls: the opened system paths, the filters, the scratch root
@@ -77,6 +90,11 @@ pub struct NativeRunner {
     protections: Protections,
     workspace_read: Result<(), probe::WorkspaceAccessError>,
     workspace_write: Result<(), probe::WorkspaceAccessError>,
+    /// Set when the reaper mode is in force.
+    reaper: Option<ReaperBinary>,
+    /// The policy's `limits.max_concurrent` (the reaper mode's per-uid process ceiling is
+    /// `processes` times this).
+    max_concurrent: u64,
 }
 
 impl NativeRunner {
@@ -92,7 +110,15 @@ impl NativeRunner {
             ));
         }
         let root = workspace.host_path();
+        let reaper = match protections.mechanism() {
+            Some(Mechanism::Reaper) => {
+                Some(ReaperBinary::open().map_err(NativeStartError::ReaperBinary)?)
+            }
+            _ => None,
+        };
         Ok(Self {
+            reaper,
+            max_concurrent: policy.max_concurrent as u64,
             require: policy.sandbox.require_confinement,
             identity,
             system,
@@ -207,7 +233,11 @@ impl Runner for NativeRunner {
         let (ends, pumps) = stdio::connect(streams.stdin, streams.stdout, streams.stderr)
             .map_err(|e| unavailable("cannot make the command's pipes", &e))?;
         // From here on, an early return drops `pumps`, which aborts its tasks.
-        let namespaces = self.protections.namespaces.is_ok();
+        let mechanism = self.protections.mechanism();
+        let namespaces = mechanism == Some(Mechanism::Namespaces);
+        // Without a namespace RLIMIT_NPROC counts every process of the uid: leave room for the
+        // other calls; the reaper bounds this call's tree.
+        let nproc_share = if namespaces { 1 } else { self.max_concurrent };
         let plan = ChildPlan {
             path: cstring(run.program.path.as_os_str().as_encoded_bytes())?,
             argv: run
@@ -232,12 +262,32 @@ impl Runner for NativeRunner {
             },
             identity: self.identity,
             namespaces,
-            rlimits: rlimits(&run.limits),
+            rlimits: rlimits(&run.limits, nproc_share),
         };
-        let spawned = spawn::spawn(&plan).map_err(|e| spawn_error(run.program, &e))?;
-        drop(plan);
-        let child = Sandboxed::new(spawned.pid, spawned.pidfd, namespaces)
-            .map_err(|e| RunError::internal(format!("cannot watch the child: {e}")))?;
+        let child = match (&self.reaper, mechanism) {
+            (Some(binary), Some(Mechanism::Reaper)) => {
+                let max_tasks = run.limits.processes;
+                let (wire_plan, hand_over) = reaper::launch::split(plan, max_tasks);
+                let launched = reaper::launch::launch(binary, &wire_plan, hand_over)
+                    .map_err(|e| spawn_error(run.program, &e))?;
+                let holder = Holder::Reaper {
+                    control: Some(launched.control),
+                    report: launched.report,
+                };
+                Sandboxed::new(launched.pid, launched.pidfd, holder)
+            }
+            _ => {
+                let spawned = spawn::spawn(&plan).map_err(|e| spawn_error(run.program, &e))?;
+                drop(plan);
+                let holder = if namespaces {
+                    Holder::Namespace
+                } else {
+                    Holder::Session
+                };
+                Sandboxed::new(spawned.pid, spawned.pidfd, holder)
+            }
+        }
+        .map_err(|e| RunError::internal(format!("cannot watch the child: {e}")))?;
         Ok(NativeChild {
             child,
             pumps,
@@ -342,39 +392,4 @@ fn unavailable(what: &str, e: &dyn std::fmt::Display) -> RunError {
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// Who native commands run as: the policy's sandbox ids when runbox is root, runbox's own ids
-/// otherwise.
-pub fn identity_for(sandbox: &policy::SandboxPolicy) -> Identity {
-    let euid = nix::unistd::geteuid();
-    if euid.is_root() {
-        Identity::Drop {
-            uid: sandbox.user,
-            gid: sandbox.group,
-        }
-    } else {
-        Identity::Keep {
-            uid: euid.as_raw(),
-            gid: nix::unistd::getegid().as_raw(),
-        }
-    }
-}
-
-/// Opens the policy's paths, builds the seccomp filters and probes the kernel with them.
-pub fn prepare(
-    policy: &Policy,
-    identity: Identity,
-) -> (SystemPaths, Vec<seccompiler::BpfProgram>, Protections) {
-    let binaries: Vec<_> = policy.native.values().map(|c| c.path.clone()).collect();
-    let system = SystemPaths::open(&confine::static_rules(&policy.sandbox, &binaries));
-    let seccomp = confine::seccomp_programs();
-    let protections = Protections::probe(
-        identity,
-        &system,
-        seccomp
-            .as_deref()
-            .map_err(|e| probe::ProbeError::FilterBuild(e.to_string())),
-    );
-    (system, seccomp.unwrap_or_default(), protections)
 }

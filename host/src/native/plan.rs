@@ -29,8 +29,11 @@ pub(super) fn environment(
 }
 
 /// The rlimits of every process of the command, capped at runbox's own hard limits (which an
-/// unprivileged process cannot raise).
-pub(super) fn rlimits(l: &Limits) -> Vec<(Resource, u64, u64)> {
+/// unprivileged process cannot raise). `RLIMIT_NPROC` is `processes` times `nproc_share`: 1 in a
+/// namespace of its own (the kernel counts that call only), the most concurrent calls when the
+/// calls share the uid's count (the reaper mode, which bounds each call's tree itself).
+pub(super) fn rlimits(l: &Limits, nproc_share: u64) -> Vec<(Resource, u64, u64)> {
+    let nproc = l.processes.saturating_mul(nproc_share.max(1));
     let cap =
         |r: Resource, v: u64| nix::sys::resource::getrlimit(r).map_or(v, |(_, hard)| v.min(hard));
     vec![
@@ -59,8 +62,8 @@ pub(super) fn rlimits(l: &Limits) -> Vec<(Resource, u64, u64)> {
         ),
         (
             Resource::RLIMIT_NPROC,
-            cap(Resource::RLIMIT_NPROC, l.processes),
-            cap(Resource::RLIMIT_NPROC, l.processes),
+            cap(Resource::RLIMIT_NPROC, nproc),
+            cap(Resource::RLIMIT_NPROC, nproc),
         ),
         (Resource::RLIMIT_CORE, 0, 0),
     ]
@@ -107,7 +110,19 @@ mod tests {
 
     #[test]
     fn rlimits_cover_every_resource_and_core_is_off() {
-        let r = rlimits(&Limits::default());
+        let r = rlimits(&Limits::default(), 1);
+        let shared = rlimits(&Limits::default(), 8);
+        let nproc = |r: &[(Resource, u64, u64)]| {
+            r.iter()
+                .find(|(res, _, _)| *res == Resource::RLIMIT_NPROC)
+                .map(|x| x.1)
+        };
+        let (own, hard) = nix::sys::resource::getrlimit(Resource::RLIMIT_NPROC).unwrap();
+        let _ = own;
+        assert_eq!(
+            nproc(&shared),
+            Some((Limits::default().processes * 8).min(hard))
+        );
         let names: Vec<_> = r.iter().map(|(res, _, _)| *res).collect();
         for want in [
             Resource::RLIMIT_CPU,

@@ -1,17 +1,22 @@
 //! What confinement this machine gives native commands, found by trying each piece once at start:
 //! Landlock (the kernel's ABI and how much of runbox's ruleset it enforces), seccomp, the user,
-//! PID and IPC namespaces, and (for information) cgroups. `runbox doctor` prints the result with a fix
+//! PID and IPC namespaces, what the reaper mode needs (`/proc/PID/task/TID/children`), and (for
+//! information) cgroups; the tree isolation in force follows from them and the policy
+//! ([`isolation`](super::isolation)). `runbox doctor` prints the result with a fix
 //! for each missing piece; the runner refuses native calls when the policy requires confinement
 //! and a piece is missing.
 //!
 //! Each probe runs in a throw-away thread or child process, so the server itself is never
 //! restricted.
 
+pub use crate::native::access::{WorkspaceAccessError, permits, workspace_access};
 use crate::native::confine::{self, SystemPaths};
+use crate::native::isolation::{self, Mechanism};
 use crate::native::spawn::{Identity, NAMESPACES};
+use crate::policy::Isolation;
 use landlock::RulesetStatus;
 use seccompiler::BpfProgram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// How much of runbox's Landlock ruleset the kernel enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,56 +62,10 @@ pub enum ProbeError {
     /// The probe's own thread panicked.
     #[error("the probe thread panicked")]
     ThreadPanicked,
-}
-
-/// Why the sandbox uid cannot use the workspace.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum WorkspaceAccessError {
-    /// The workspace or one of its parents could not be examined.
-    #[error("{}: {message}", path.display())]
-    Stat {
-        /// The directory.
-        path: PathBuf,
-        /// What the system said.
-        message: String,
-    },
-    /// The root lacks read + search (and write, for writing commands) for the uid.
-    #[error(
-        "uid {uid} cannot {} the workspace {} (owner {owner}:{group}, mode {mode:o})",
-        if *write { "write" } else { "read" },
-        path.display()
-    )]
-    Root {
-        /// The sandbox uid.
-        uid: u32,
-        /// Whether write access was asked for.
-        write: bool,
-        /// The workspace.
-        path: PathBuf,
-        /// Its owner.
-        owner: u32,
-        /// Its group.
-        group: u32,
-        /// Its permission bits.
-        mode: u32,
-    },
-    /// A parent is not searchable for the uid.
-    #[error(
-        "uid {uid} cannot reach the workspace: {} (owner {owner}:{group}, mode {mode:o}) is not searchable",
-        path.display()
-    )]
-    Parent {
-        /// The sandbox uid.
-        uid: u32,
-        /// The parent directory.
-        path: PathBuf,
-        /// Its owner.
-        owner: u32,
-        /// Its group.
-        group: u32,
-        /// Its permission bits.
-        mode: u32,
-    },
+    /// The kernel does not list a process's children (`CONFIG_PROC_CHILDREN`), which the
+    /// reaper's tree walk needs.
+    #[error("/proc/self/task/TID/children is unreadable: {0}")]
+    NoChildrenList(String),
 }
 
 /// The probe results.
@@ -126,14 +85,22 @@ pub struct Protections {
     pub seccomp: Result<(), ProbeError>,
     /// Whether a user + PID + IPC namespace can be made (`Err` says why not).
     pub namespaces: Result<(), ProbeError>,
+    /// Whether the reaper mode works here (`Err` says why not).
+    pub reaper: Result<(), ProbeError>,
+    /// The policy's `sandbox.isolation`.
+    pub isolation: Isolation,
     /// cgroup facilities present (informational: the PID namespace does the killing).
     pub cgroups: String,
 }
 
 impl Protections {
-    /// Runs every probe.
+    /// Runs the remaining probes; `trees` are the namespace and reaper probes' results
+    /// ([`probe_namespaces`], [`probe_reaper`]), run first because the seccomp filters depend on
+    /// the mechanism they select.
     pub fn probe(
         identity: Identity,
+        isolation: Isolation,
+        trees: (Result<(), ProbeError>, Result<(), ProbeError>),
         system: &SystemPaths,
         seccomp: Result<&[BpfProgram], ProbeError>,
     ) -> Self {
@@ -147,14 +114,21 @@ impl Protections {
             landlock,
             landlock_detail,
             seccomp,
-            namespaces: probe_namespaces(identity),
+            namespaces: trees.0,
+            reaper: trees.1,
+            isolation,
             cgroups: cgroup_summary(),
         }
     }
 
+    /// The tree isolation in force, if the one the policy asks for works here.
+    pub fn mechanism(&self) -> Option<Mechanism> {
+        isolation::choose(self.isolation, self.namespaces.is_ok(), self.reaper.is_ok())
+    }
+
     /// Whether every protection is in force.
     pub fn complete(&self) -> bool {
-        self.landlock == Enforcement::Full && self.seccomp.is_ok() && self.namespaces.is_ok()
+        self.landlock == Enforcement::Full && self.seccomp.is_ok() && self.mechanism().is_some()
     }
 
     /// One line naming what confines a native command here, for the audit log.
@@ -169,12 +143,9 @@ impl Protections {
             .to_owned(),
         );
         parts.push(
-            if self.namespaces.is_ok() {
-                "user+pid+ipc namespaces"
-            } else {
-                "no namespaces"
-            }
-            .to_owned(),
+            self.mechanism()
+                .map_or("no tree isolation", Mechanism::as_str)
+                .to_owned(),
         );
         let (Identity::Drop { uid, .. } | Identity::Keep { uid, .. }) = self.identity;
         parts.push(format!("uid {uid}"));
@@ -202,14 +173,25 @@ impl Protections {
                  do not run runbox under a seccomp profile that forbids seccomp(2)"
             ));
         }
-        if let Err(e) = &self.namespaces {
+        if self.mechanism().is_some() {
+            return out;
+        }
+        if let (Isolation::Reaper | Isolation::Auto, Err(e)) = (self.isolation, &self.reaper) {
+            out.push(format!(
+                "the per-call reaper is unavailable ({e}): use a kernel built with \
+                 CONFIG_PROC_CHILDREN=y (every distribution kernel is)"
+            ));
+        }
+        if self.isolation != Isolation::Reaper
+            && let Err(e) = &self.namespaces
+        {
             out.push(format!(
                 "user + PID + IPC namespaces unavailable ({e}): run runbox as root, or allow \
                  unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, \
                  user.max_user_namespaces > 0, and on Ubuntu \
                  kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for runbox); \
-                 without them a timeout cannot kill detached processes, processes are not bounded \
-                 and SysV IPC objects outlive calls and are shared between them"
+                 or set sandbox.isolation = \"auto\" or \"reaper\" to use the per-call reaper \
+                 instead (docs/security.md, \"Known limits\")"
             ));
         }
         out
@@ -280,9 +262,17 @@ fn probe_seccomp(programs: &[BpfProgram]) -> Result<(), ProbeError> {
     })
 }
 
+/// Whether the reaper's tree walk works: this thread's `children` list must be readable.
+pub fn probe_reaper() -> Result<(), ProbeError> {
+    let tid = nix::unistd::gettid();
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/children"))
+        .map(drop)
+        .map_err(|e| ProbeError::NoChildrenList(e.to_string()))
+}
+
 /// Makes a child in the namespaces native calls get ([`NAMESPACES`]), maps its ids, lets it
 /// exit.
-fn probe_namespaces(identity: Identity) -> Result<(), ProbeError> {
+pub fn probe_namespaces(identity: Identity) -> Result<(), ProbeError> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(ProbeError::Pipe)?;
     let rfd = std::os::fd::AsRawFd::as_raw_fd(&r);
     let wfd = std::os::fd::AsRawFd::as_raw_fd(&w);
@@ -333,65 +323,6 @@ fn cgroup_summary() -> String {
     )
 }
 
-/// Whether `who` may use the workspace: search on every ancestor (commands such as git resolve
-/// absolute paths), and read + search (plus write, for writing commands) on the root itself.
-/// Only the root directory is checked, not every file beneath it. `Keep` identities are
-/// runbox's own and always pass.
-pub fn workspace_access(
-    root: &Path,
-    identity: Identity,
-    write: bool,
-) -> Result<(), WorkspaceAccessError> {
-    use std::os::unix::fs::MetadataExt;
-    let Identity::Drop { uid, gid } = identity else {
-        return Ok(());
-    };
-    let stat = |path: &Path| {
-        std::fs::metadata(path).map_err(|e| WorkspaceAccessError::Stat {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
-    };
-    let want = if write { 0o7 } else { 0o5 };
-    let meta = stat(root)?;
-    if !permits(meta.mode(), meta.uid(), meta.gid(), uid, gid, want) {
-        return Err(WorkspaceAccessError::Root {
-            uid,
-            write,
-            path: root.to_owned(),
-            owner: meta.uid(),
-            group: meta.gid(),
-            mode: meta.mode() & 0o7777,
-        });
-    }
-    for dir in root.ancestors().skip(1) {
-        let meta = stat(dir)?;
-        if !permits(meta.mode(), meta.uid(), meta.gid(), uid, gid, 0o1) {
-            return Err(WorkspaceAccessError::Parent {
-                uid,
-                path: dir.to_owned(),
-                owner: meta.uid(),
-                group: meta.gid(),
-                mode: meta.mode() & 0o7777,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Classic owner/group/other permission check for a user without supplementary groups or
-/// capabilities; `want` is an `rwx` triple (e.g. `0o5` for read + search).
-pub fn permits(mode: u32, owner: u32, group: u32, uid: u32, gid: u32, want: u32) -> bool {
-    let bits = if uid == owner {
-        mode >> 6
-    } else if gid == group {
-        mode >> 3
-    } else {
-        mode
-    } & 0o7;
-    bits & want == want
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,6 +339,8 @@ mod tests {
             landlock_detail: None,
             seccomp: Ok(()),
             namespaces: Ok(()),
+            reaper: Ok(()),
+            isolation: Isolation::Auto,
             cgroups: String::new(),
         }
     }
@@ -462,11 +395,22 @@ mod tests {
         let mut q = p.clone();
         q.landlock = Enforcement::Partial;
         q.namespaces = Err(ProbeError::Clone(nix::Error::EPERM));
+        q.reaper = Err(ProbeError::NoChildrenList("ENOENT".into()));
         assert!(!q.complete());
         let m = q.missing();
-        assert_eq!(m.len(), 2);
+        assert_eq!(m.len(), 3);
         assert!(m[0].contains("Landlock partly enforced") && m[0].contains("6.12"));
-        assert!(m[1].contains("unprivileged_userns_clone"));
+        assert!(m[1].contains("CONFIG_PROC_CHILDREN"));
+        assert!(m[2].contains("unprivileged_userns_clone"));
+        // Without namespaces, auto falls back to the reaper and nothing is missing for it.
+        let mut docker = p.clone();
+        docker.namespaces = Err(ProbeError::Clone(nix::Error::EPERM));
+        assert!(docker.complete());
+        assert_eq!(docker.mechanism(), Some(Mechanism::Reaper));
+        assert!(docker.summary().contains("reaper"), "{}", docker.summary());
+        docker.isolation = Isolation::Namespaces;
+        assert!(!docker.complete());
+        assert!(docker.missing()[0].contains("sandbox.isolation"));
         let mut r = p;
         r.seccomp = Err(ProbeError::FilterInstall("EINVAL".into()));
         assert!(r.missing()[0].contains("CONFIG_SECCOMP_FILTER"));

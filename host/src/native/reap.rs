@@ -2,15 +2,18 @@
 //!
 //! With namespaces the command is PID 1 of its own PID namespace: killing it makes the kernel
 //! kill every other process in the namespace, however it detached (`setsid`, double fork), and
-//! its exit is only reported once they are all gone. Before the kill the tree is walked through
-//! `/proc/PID/task/TID/children` to count what is killed. Without namespaces (only when the policy
-//! allows running unconfined) the session's process group and every descendant found by the
-//! walk are killed; a process that was re-parented away escapes that, which `runbox doctor`
-//! reports.
+//! its exit is only reported once they are all gone. In the reaper mode the server's child is
+//! the call's reaper ([`reaper`](super::reaper)): a kill is a byte on its control pipe, and its
+//! exit (after it has emptied the tree) carries the command's status in its report. Before a
+//! kill the tree is walked through `/proc/PID/task/TID/children` to count what is killed.
+//! Without either (only when the policy allows running unconfined) the session's process group
+//! and every descendant found by the walk are killed; a process that was re-parented away
+//! escapes that, which `runbox doctor` reports.
 //!
 //! [`Sandboxed`] owns the child until it is reaped: dropping it early (a cancelled task) still
 //! kills and reaps the tree, so no call leaves a process or a zombie behind.
 
+use super::reaper::wire::{REPORT_BYTES, Report};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::collections::BTreeSet;
@@ -28,6 +31,8 @@ pub struct Exit {
     pub status: i32,
     /// User + system CPU seconds of the process (and the children it waited for).
     pub cpu_seconds: f64,
+    /// The reaper killed the tree for holding more processes and threads than allowed.
+    pub over_process_limit: bool,
 }
 
 impl Exit {
@@ -42,24 +47,40 @@ impl Exit {
     }
 }
 
+/// What holds the tree of a [`Sandboxed`] together.
+#[derive(Debug)]
+pub enum Holder {
+    /// The child is PID 1 of its own PID namespace.
+    Namespace,
+    /// The child is the call's reaper.
+    Reaper {
+        /// Write end of its control pipe (`None` once closed).
+        control: Option<OwnedFd>,
+        /// Read end of its report pipe.
+        report: OwnedFd,
+    },
+    /// Nothing: the command's process group and the walk, best effort.
+    Session,
+}
+
 /// A running native command, killed and reaped on drop if nobody reaped it.
 #[derive(Debug)]
 pub struct Sandboxed {
     pid: Pid,
     pidfd: AsyncFd<OwnedFd>,
-    namespaced: bool,
+    holder: Holder,
     reaped: bool,
 }
 
 impl Sandboxed {
-    /// Takes ownership of a cloned child.
-    pub fn new(pid: Pid, pidfd: OwnedFd, namespaced: bool) -> std::io::Result<Self> {
+    /// Takes ownership of a cloned child (the command, or its reaper).
+    pub fn new(pid: Pid, pidfd: OwnedFd, holder: Holder) -> std::io::Result<Self> {
         Ok(Self {
             pid,
             // SAFETY: the AsyncFd owns the pidfd and never closes or replaces it while
             // registered.
             pidfd: unsafe { AsyncFd::register(pidfd)? },
-            namespaced,
+            holder,
             reaped: false,
         })
     }
@@ -70,14 +91,39 @@ impl Sandboxed {
     }
 
     /// Waits until it exits and reaps it. With namespaces, everything else in its namespace is
-    /// dead by then too.
+    /// dead by then too; with a reaper, the tree is empty and the exit is the command's, from
+    /// the reaper's report.
     pub async fn wait(&mut self) -> std::io::Result<Exit> {
         loop {
             // Clear the readiness before looking, so an exit right after the look still wakes.
             self.pidfd.readable().await?.clear_ready();
             if let Some(exit) = self.try_reap()? {
-                return Ok(exit);
+                return self.reported(exit);
             }
+        }
+    }
+
+    /// The command's exit: `own` unless a reaper reported it.
+    fn reported(&self, own: Exit) -> std::io::Result<Exit> {
+        let Holder::Reaper { report, .. } = &self.holder else {
+            return Ok(own);
+        };
+        let bytes = super::reaper::launch::read_full(report, REPORT_BYTES);
+        match Report::decode(&bytes) {
+            Some(Report::Ended {
+                status,
+                cpu_seconds,
+                over_process_limit,
+                ..
+            }) => Ok(Exit {
+                status,
+                cpu_seconds,
+                over_process_limit,
+            }),
+            _ => Err(std::io::Error::other(format!(
+                "the call's reaper ended without a report (wait status {})",
+                own.status
+            ))),
         }
     }
 
@@ -99,23 +145,36 @@ impl Sandboxed {
         Ok(Some(Exit {
             status,
             cpu_seconds: secs(usage.ru_utime) + secs(usage.ru_stime),
+            over_process_limit: false,
         }))
     }
 
-    /// Kills the whole tree and returns how many live processes it held. The caller still
-    /// [`wait`](Self::wait)s to reap.
-    pub fn kill_tree(&self) -> u32 {
+    /// Kills the whole tree and returns how many live processes it held (a reaper is not
+    /// counted: it is runbox's). The caller still [`wait`](Self::wait)s to reap.
+    pub fn kill_tree(&mut self) -> u32 {
         let tree = descendants(self.pid);
-        let mut count = u32::from(is_alive(self.pid));
-        count += tree.iter().filter(|p| is_alive(**p)).count() as u32;
-        if !self.namespaced {
-            let _ = nix::sys::signal::killpg(self.pid, Signal::SIGKILL);
-            for p in &tree {
-                let _ = nix::sys::signal::kill(*p, Signal::SIGKILL);
+        let count = tree.iter().filter(|p| is_alive(**p)).count() as u32;
+        // The root counts unless it is a reaper (counted before anything is signalled).
+        let root = u32::from(is_alive(self.pid));
+        match &mut self.holder {
+            Holder::Reaper { control, .. } => {
+                // A byte asks for the kill; closing the pipe asks the same (and is all that is
+                // left when the pipe is full or broken).
+                if let Some(fd) = control.take() {
+                    let _ = nix::unistd::write(&fd, &[1]);
+                }
+                return count;
             }
+            Holder::Session => {
+                let _ = nix::sys::signal::killpg(self.pid, Signal::SIGKILL);
+                for p in &tree {
+                    let _ = nix::sys::signal::kill(*p, Signal::SIGKILL);
+                }
+            }
+            Holder::Namespace => {}
         }
         self.signal_root(Signal::SIGKILL);
-        count
+        count + root
     }
 
     fn signal_root(&self, sig: Signal) {
@@ -173,7 +232,7 @@ pub fn descendants(root: Pid) -> Vec<Pid> {
 }
 
 /// The pids of a `children` file: space-separated decimals.
-fn parse_pids(text: &str) -> impl Iterator<Item = Pid> + '_ {
+pub(crate) fn parse_pids(text: &str) -> impl Iterator<Item = Pid> + '_ {
     text.split_ascii_whitespace()
         .filter_map(|s| s.parse::<i32>().ok())
         .filter(|p| *p > 0)
@@ -221,7 +280,7 @@ mod tests {
             .unwrap();
         let pid = Pid::from_raw(child.id() as i32);
         let pidfd = crate::native::spawn::pidfd_open(pid).unwrap();
-        let mut tree = Sandboxed::new(pid, pidfd, false).unwrap();
+        let mut tree = Sandboxed::new(pid, pidfd, Holder::Session).unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while descendants(pid).len() < 2 {
             assert!(

@@ -77,7 +77,8 @@ pub enum Step {
 }
 
 impl Step {
-    fn from_u32(v: u32) -> Option<Self> {
+    /// The step with this number, as reported through the error pipe.
+    pub(crate) fn from_u32(v: u32) -> Option<Self> {
         use Step::*;
         [
             Sync,
@@ -100,7 +101,7 @@ impl Step {
 }
 
 /// Who the child becomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Identity {
     /// runbox runs as root: drop to these ids (mapped to themselves in the user namespace).
     Drop {

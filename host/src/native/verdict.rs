@@ -16,6 +16,18 @@ use crate::policy::NativeCommand;
 /// noticeably lower; nothing else sends SIGKILL to a PID 1 from inside its namespace.) Any other
 /// signal is reported as exit code 128 + signal, as shells do.
 pub(super) fn classify(exit: Exit, limits: &Limits) -> Termination {
+    if exit.over_process_limit {
+        return Termination::Stopped(
+            RunError::new(
+                ErrorCode::ProcessLimit,
+                format!(
+                    "the command had more than {} processes and threads at once and was stopped with all of them",
+                    limits.processes
+                ),
+            )
+            .with_hint("start fewer processes at once, or ask the operator to raise processes"),
+        );
+    }
     if let Some(code) = exit.code() {
         return Termination::Exited(code);
     }
@@ -74,6 +86,7 @@ mod tests {
         Exit {
             status,
             cpu_seconds: cpu,
+            over_process_limit: false,
         }
     }
 
@@ -96,6 +109,13 @@ mod tests {
         assert_eq!(
             classify(exit(libc::SIGKILL, 0.1), &l),
             Termination::Exited(137)
+        );
+        let over = Exit {
+            over_process_limit: true,
+            ..exit(libc::SIGKILL, 3.0)
+        };
+        assert!(
+            matches!(classify(over, &l), Termination::Stopped(e) if e.code == ErrorCode::ProcessLimit)
         );
     }
 }

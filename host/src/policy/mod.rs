@@ -38,7 +38,7 @@ pub use file::{
     AuditFile, ParseError, PolicyFile, WasiFile, default_audit_dir, parse_policy, read_policy_file,
 };
 pub use manifest::ModuleCommand;
-pub use native::{NativeCommand, SandboxPolicy};
+pub use native::{Isolation, NativeCommand, SandboxPolicy};
 
 use self::limits::{LimitsTable, PartialLimits, check_limits, in_range};
 use crate::limits::{DEFAULT_MAX_TIMEOUT_MS, Limits};

@@ -43,6 +43,8 @@ const RESERVED_ENV: &[&str] = &["PATH", "HOME", "TMPDIR", "PWD"];
 pub struct SandboxFile {
     /// Refuse native calls when the kernel cannot confine them fully (default true).
     pub require_confinement: Option<bool>,
+    /// How a native call's process tree is isolated and killed (default `auto`).
+    pub isolation: Option<Isolation>,
     /// uid native commands run as when runbox runs as root.
     pub user: Option<u32>,
     /// gid native commands run as when runbox runs as root.
@@ -51,6 +53,32 @@ pub struct SandboxFile {
     pub exec_paths: Option<Vec<PathBuf>>,
     /// Directories (or files) native commands may read but not execute.
     pub read_paths: Option<Vec<PathBuf>>,
+}
+
+/// How a native call's process tree is held together, `sandbox.isolation`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Namespaces when this machine allows them, else the reaper (when Landlock and seccomp
+    /// hold).
+    #[default]
+    Auto,
+    /// A new user + PID + IPC namespace per call; refused where namespaces cannot be made.
+    Namespaces,
+    /// No namespace: a per-call reaper process (child subreaper) kills the tree; works under
+    /// Docker's default seccomp profile.
+    Reaper,
+}
+
+impl Isolation {
+    /// The value as written in the policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Namespaces => "namespaces",
+            Self::Reaper => "reaper",
+        }
+    }
 }
 
 /// One `[native.NAME]` table as written.
@@ -74,8 +102,10 @@ pub struct NativeFile {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SandboxPolicy {
     /// When true (the default) a native call is refused with SANDBOX_UNAVAILABLE unless Landlock,
-    /// seccomp and the namespaces are all in force.
+    /// seccomp and a tree isolation ([`Isolation`]) are all in force.
     pub require_confinement: bool,
+    /// How the process tree of a call is isolated and killed (default [`Isolation::Auto`]).
+    pub isolation: Isolation,
     /// uid of native commands when runbox runs as root (default 65534). Never 0.
     pub user: u32,
     /// gid of native commands when runbox runs as root (default 65534). Never 0.
@@ -110,6 +140,7 @@ impl SandboxPolicy {
         let defaults = |list: &[&str]| list.iter().map(PathBuf::from).collect::<Vec<_>>();
         let policy = Self {
             require_confinement: f.require_confinement.unwrap_or(true),
+            isolation: f.isolation.unwrap_or_default(),
             user: f.user.unwrap_or(DEFAULT_SANDBOX_ID),
             group: f.group.unwrap_or(DEFAULT_SANDBOX_ID),
             exec_paths: f.exec_paths.unwrap_or_else(|| defaults(DEFAULT_EXEC_PATHS)),
@@ -145,6 +176,7 @@ impl SandboxPolicy {
     pub fn to_file(&self) -> SandboxFile {
         SandboxFile {
             require_confinement: Some(self.require_confinement),
+            isolation: Some(self.isolation),
             user: Some(self.user),
             group: Some(self.group),
             exec_paths: Some(self.exec_paths.clone()),
@@ -357,6 +389,13 @@ mod tests {
     fn sandbox_defaults_and_refusals() {
         let s = SandboxPolicy::build(None).unwrap();
         assert!(s.require_confinement);
+        assert_eq!(s.isolation, Isolation::Auto);
+        let file: SandboxFile = toml::from_str("isolation = \"reaper\"\n").unwrap();
+        assert_eq!(
+            SandboxPolicy::build(Some(file)).unwrap().isolation,
+            Isolation::Reaper
+        );
+        assert!(toml::from_str::<SandboxFile>("isolation = \"none\"\n").is_err());
         assert_eq!((s.user, s.group), (65534, 65534));
         assert!(s.exec_paths.contains(&PathBuf::from("/usr")));
         assert!(!s.read_paths.contains(&PathBuf::from("/etc")));

@@ -414,6 +414,7 @@ fn log_protections(runner: &NativeRunner, required: bool) {
         landlock = p.landlock.as_str(),
         seccomp = p.seccomp.is_ok(),
         namespaces = p.namespaces.is_ok(),
+        isolation = p.mechanism().map_or("none", |m| m.as_str()),
         identity = ?p.identity,
         "native runner ready"
     );

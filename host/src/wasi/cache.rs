@@ -176,6 +176,18 @@ impl ModuleCache {
 
 /// Reads a cache file into memory, checks it, and deserializes the checked bytes.
 fn load_artifact(engine: &Engine, path: &Path) -> Result<Module, Unusable> {
+    let (_, bytes) = read_bounded(path)?;
+    let artifact = checked_artifact(&bytes)?;
+    // SAFETY: the bytes are in this process's memory (not a mapping of the file) and are exactly
+    // the artifact runbox wrote, as the digest written with it in the same atomic rename says,
+    // in a directory only this user can write (`prepare_dir`). wasmtime copies them and still
+    // checks the header and the engine configuration.
+    unsafe { Module::deserialize(engine, artifact) }.map_err(|e| Unusable::Refused(e.to_string()))
+}
+
+/// A regular file's metadata (from the open descriptor) and bytes, read into memory without
+/// following a symlink or blocking on a FIFO, at most [`MAX_ARTIFACT_BYTES`].
+pub(super) fn read_bounded(path: &Path) -> Result<(std::fs::Metadata, Vec<u8>), Unusable> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -193,12 +205,7 @@ fn load_artifact(engine: &Engine, path: &Path) -> Result<Module, Unusable> {
     if bytes.len() as u64 > MAX_ARTIFACT_BYTES {
         return Err(Unusable::TooLarge(bytes.len() as u64));
     }
-    let artifact = checked_artifact(&bytes)?;
-    // SAFETY: the bytes are in this process's memory (not a mapping of the file) and are exactly
-    // the artifact runbox wrote, as the digest written with it in the same atomic rename says,
-    // in a directory only this user can write (`prepare_dir`). wasmtime copies them and still
-    // checks the header and the engine configuration.
-    unsafe { Module::deserialize(engine, artifact) }.map_err(|e| Unusable::Refused(e.to_string()))
+    Ok((meta, bytes))
 }
 
 /// The artifact inside a cache file's bytes, if the header and the digest agree.
@@ -318,15 +325,15 @@ pub(super) fn write_artifact(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn engine() -> Engine {
+    pub(in crate::wasi) fn engine() -> Engine {
         crate::wasi::engine::new_engine(None).unwrap().0
     }
 
     /// A tiny module in binary form: `(module (func (export "_start")))`.
-    fn wasm() -> Vec<u8> {
+    pub(in crate::wasi) fn wasm() -> Vec<u8> {
         vec![
             0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
             0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type section: () -> ()

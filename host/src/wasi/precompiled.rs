@@ -19,8 +19,7 @@
 //! `precompile` command.
 
 use super::cache::{self, HEADER_BYTES, MAX_ARTIFACT_BYTES};
-use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use wasmtime::{Engine, Module};
 
@@ -70,21 +69,19 @@ pub enum Untrusted {
 /// Why a precompiled file was not loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum NotLoaded {
-    /// It could not be opened or read.
-    #[error("cannot read it: {0}")]
-    Read(#[from] std::io::Error),
-    /// A symlink, a directory, a FIFO…
-    #[error("not a regular file")]
-    NotAFile,
-    /// Larger than any artifact runbox writes.
-    #[error("{0} bytes, more than any artifact runbox writes")]
-    TooLarge(u64),
     /// Its owner or mode would let someone else have written it.
     #[error(transparent)]
     Untrusted(#[from] Untrusted),
-    /// Torn, tampered, or refused by wasmtime (another engine, CPU or version).
+    /// Unreadable, not a regular file, too large, torn, tampered, or refused by wasmtime
+    /// (another engine, CPU or version).
     #[error(transparent)]
     Artifact(#[from] cache::Unusable),
+}
+
+impl NotLoaded {
+    fn is_absent(&self) -> bool {
+        matches!(self, Self::Artifact(cache::Unusable::Read(e)) if e.kind() == std::io::ErrorKind::NotFound)
+    }
 }
 
 /// Why `runbox precompile` could not write an artifact.
@@ -139,7 +136,7 @@ impl PrecompiledDir {
         let path = self.dir.join(cache::artifact_name(engine, sha256));
         match load_trusted(engine, &path) {
             Ok(module) => Some(module),
-            Err(NotLoaded::Read(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(why) if why.is_absent() => None,
             Err(why) => {
                 tracing::warn!(artifact = %path.display(), reason = %why, "not loading a precompiled module; compiling instead");
                 None
@@ -153,7 +150,7 @@ impl PrecompiledDir {
         let path = self.dir.join(cache::artifact_name(engine, sha256));
         match load_trusted(engine, &path) {
             Ok(_) => Ok(true),
-            Err(NotLoaded::Read(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(why) if why.is_absent() => Ok(false),
             Err(why) => Err(why),
         }
     }
@@ -195,26 +192,12 @@ fn check_owner_and_mode(
     Ok(())
 }
 
-/// Reads one file without following a symlink, checks its owner and mode on the open
-/// descriptor, then its header and digest, and deserializes the checked bytes.
+/// Reads one file as the cache does (no symlink, bounded, into memory), checks its owner and
+/// mode on the open descriptor's metadata, then its header and digest, and deserializes the
+/// checked bytes.
 fn load_trusted(engine: &Engine, path: &Path) -> Result<Module, NotLoaded> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(NotLoaded::NotAFile);
-    }
+    let (meta, bytes) = cache::read_bounded(path)?;
     check_owner_and_mode(path, &meta, false)?;
-    if meta.len() > MAX_ARTIFACT_BYTES {
-        return Err(NotLoaded::TooLarge(meta.len()));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.take(MAX_ARTIFACT_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_ARTIFACT_BYTES {
-        return Err(NotLoaded::TooLarge(bytes.len() as u64));
-    }
     let artifact = cache::checked_artifact(&bytes)?;
     // SAFETY: the bytes are in this process's memory, match the digest written with them, and
     // come from a file and directory chain that only root or this user can write (checked on
@@ -264,17 +247,12 @@ mod tests {
     use super::*;
     use crate::wasi::cache::{CacheOutcome, ModuleCache, sha256};
 
-    fn engine() -> Engine {
-        crate::wasi::engine::new_engine(None).unwrap().0
-    }
+    use crate::wasi::cache::tests::{engine, wasm};
 
-    /// `(module (func (export "_start")))`.
-    fn wasm() -> Vec<u8> {
-        vec![
-            0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00,
-            0x03, 0x02, 0x01, 0x00, 0x07, 0x0a, 0x01, 0x06, b'_', b's', b't', b'a', b'r', b't',
-            0x00, 0x00, 0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b,
-        ]
+    /// The one artifact in `pre`.
+    fn the_file(pre: &Path) -> PathBuf {
+        let mut entries = std::fs::read_dir(pre).unwrap();
+        entries.next().unwrap().unwrap().path()
     }
 
     /// A precompiled directory with the module in it, and a cache directory next to it.
@@ -335,12 +313,7 @@ mod tests {
     #[test]
     fn a_file_others_may_write_is_skipped_not_removed() {
         let (_tmp, pre, cache) = setup();
-        let file = std::fs::read_dir(&pre)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let file = the_file(&pre);
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
         assert_eq!(load(&pre, &cache), CacheOutcome::Stored);
         assert!(
@@ -352,12 +325,7 @@ mod tests {
     #[test]
     fn a_tampered_artifact_is_skipped() {
         let (_tmp, pre, cache) = setup();
-        let file = std::fs::read_dir(&pre)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let file = the_file(&pre);
         let mut bytes = std::fs::read(&file).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
@@ -375,12 +343,7 @@ mod tests {
     #[test]
     fn a_symlink_at_the_artifact_name_is_not_followed() {
         let (tmp, pre, cache) = setup();
-        let file = std::fs::read_dir(&pre)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let file = the_file(&pre);
         let elsewhere = tmp.path().join("elsewhere.cwasm");
         std::fs::rename(&file, &elsewhere).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &file).unwrap();

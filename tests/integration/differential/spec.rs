@@ -108,6 +108,10 @@ pub struct Fixture {
     /// Path → size: a file of that many bytes of repeated `abcdefghijklmnopqrstuvwxy\n`.
     #[serde(default)]
     pub fill: BTreeMap<String, usize>,
+    /// Path → contents in standard base64 (whitespace ignored): binary files such as archives
+    /// made by the GNU tools.
+    #[serde(default)]
+    pub base64: BTreeMap<String, String>,
     #[serde(default)]
     pub dirs: Vec<String>,
     /// Link path → target, created as given (relative targets stay relative).

@@ -38,6 +38,15 @@ pub fn build(root: &Path, fixture: &Fixture) {
         }
         fs::write(&p, text).unwrap();
     }
+    for (path, text) in &fixture.base64 {
+        let p = root.join(path);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        let bytes =
+            decode_base64(text).unwrap_or_else(|| panic!("fixture file {path}: not valid base64"));
+        fs::write(&p, bytes).unwrap();
+    }
     for (path, size) in &fixture.fill {
         let p = root.join(path);
         if let Some(parent) = p.parent() {
@@ -71,6 +80,48 @@ pub fn build(root: &Path, fixture: &Fixture) {
         root,
         fixture.mtimes.get(".").copied().unwrap_or(FIXED_MTIME),
     );
+}
+
+/// Standard base64 (`A-Z a-z 0-9 + /`, `=` padding) with whitespace ignored; `None` if malformed.
+pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let body = digits
+        .strip_suffix(b"==")
+        .or_else(|| digits.strip_suffix(b"="))
+        .unwrap_or(&digits);
+    if !digits.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &b in body {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[test]
+fn base64_decodes_with_padding_and_whitespace() {
+    assert_eq!(decode_base64("aGVsbG8=").unwrap(), b"hello");
+    assert_eq!(decode_base64("aGVs\nbG8h").unwrap(), b"hello!");
+    assert_eq!(decode_base64("aGk=").unwrap(), b"hi");
+    assert_eq!(decode_base64("AAE=").unwrap(), [0, 1]);
+    assert!(decode_base64("a").is_none());
+    assert!(decode_base64("a*==").is_none());
 }
 
 fn mtime_of(fixture: &Fixture, path: &str) -> i64 {
