@@ -98,17 +98,7 @@ pub struct CutText {
 impl Text {
     /// Records `value`, cutting it if it is longer than [`MAX_VALUE_BYTES`].
     pub fn of(value: &str) -> Self {
-        // The bound is on the value as written to the log: a control character costs six
-        // bytes there (`\u0001`), a quote or backslash two.
-        let end = logged_prefix(value);
-        if end == value.len() {
-            return Self::Full(value.to_owned());
-        }
-        Self::Cut(CutText {
-            head: value[..end].to_owned(),
-            bytes: value.len() as u64,
-            sha256: sha256_hex(value.as_bytes()),
-        })
+        Self::of_up_to(value, MAX_VALUE_BYTES)
     }
 
     /// Records `value` as [`of`](Self::of) does, with a bound of `max` bytes instead (a

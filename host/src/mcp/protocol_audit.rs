@@ -19,8 +19,7 @@
 use super::framing::LineDigest;
 use super::head::{Reason, Refusal};
 use crate::audit::call::{CallTrail, Caller};
-use crate::audit::record::{AuditRecord, ClientInfo, Text};
-use crate::audit::{AuditError, SyncPolicy};
+use crate::audit::record::{ClientInfo, Text};
 use crate::error::RunError;
 use crate::service::{Service, new_request_id};
 use std::sync::Arc;
@@ -145,30 +144,13 @@ impl ProtocolAudit {
             trail.refused_line(line);
         }
         let denied = trail.denied(&RunError::invalid(message));
-        if let Err(e) = self.append(trail.received()).await {
+        if let Err(e) = self.service.record(trail.received()).await {
             tracing::debug!("a refused line is not on record: {e}");
             return;
         }
-        if let Err(e) = self.append(denied).await {
+        if let Err(e) = self.service.record(denied).await {
             tracing::debug!("a refused line has no denied record: {e}");
         }
-    }
-
-    /// Writes like the service does: a `batch` call record in place, anything that may sync
-    /// on a blocking thread.
-    async fn append(&self, r: AuditRecord) -> Result<u64, AuditError> {
-        if self.service.audit().config().sync == SyncPolicy::Batch {
-            return self.service.audit().append(r);
-        }
-        let service = Arc::clone(&self.service);
-        tokio::task::spawn_blocking(move || service.audit().append(r))
-            .await
-            .unwrap_or_else(|e| {
-                Err(AuditError::Write {
-                    file: String::new(),
-                    source: std::io::Error::other(format!("audit writer task failed: {e}")),
-                })
-            })
     }
 }
 

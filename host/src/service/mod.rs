@@ -301,7 +301,7 @@ impl Service {
     /// blocking thread, so slow disks never stall the async workers and concurrent calls can
     /// share one sync; a call record under the `batch` policy is one `write` to the page cache
     /// (~10 µs) and is written in place.
-    async fn record(&self, r: AuditRecord) -> Result<u64, AuditError> {
+    pub(crate) async fn record(&self, r: AuditRecord) -> Result<u64, AuditError> {
         if self.audit.config().sync == SyncPolicy::Batch && r.stage.is_call_record() {
             return self.audit.append(r);
         }

@@ -8,8 +8,7 @@
 //! but the session id.
 
 use crate::audit::call::{CallTrail, Caller};
-use crate::audit::record::{AuditRecord, SessionInfo, Text};
-use crate::audit::{AuditError, SyncPolicy};
+use crate::audit::record::{SessionInfo, Text};
 use crate::error::RunError;
 use crate::mcp::protocol_audit::Budget;
 use crate::service::{Service, new_request_id};
@@ -66,23 +65,8 @@ impl Refusals {
         if let Some(p) = denied.policy.as_mut() {
             p.rule = AUTH_RULE.to_owned();
         }
-        if self.append(trail.received()).await.is_ok() {
-            let _ = self.append(denied).await;
+        if self.service.record(trail.received()).await.is_ok() {
+            let _ = self.service.record(denied).await;
         }
-    }
-
-    async fn append(&self, r: AuditRecord) -> Result<u64, AuditError> {
-        if self.service.audit().config().sync == SyncPolicy::Batch {
-            return self.service.audit().append(r);
-        }
-        let service = Arc::clone(&self.service);
-        tokio::task::spawn_blocking(move || service.audit().append(r))
-            .await
-            .unwrap_or_else(|e| {
-                Err(AuditError::Write {
-                    file: String::new(),
-                    source: std::io::Error::other(format!("audit writer task failed: {e}")),
-                })
-            })
     }
 }
