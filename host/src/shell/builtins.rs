@@ -169,7 +169,7 @@ pub async fn run<H: Host>(ctx: &Ctx<'_, H>, st: &mut State, argv: &[String]) -> 
                     }
                 }
             } else if !args.is_empty() {
-                return super::exec::run_command_word(ctx, st, args.to_vec()).await;
+                return super::simple::run_command_word(ctx, st, args.to_vec()).await;
             }
         }
         other => {

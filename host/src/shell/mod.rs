@@ -18,15 +18,20 @@
 //! script the check step has passed (there is no `eval`, `source` or `exec`).
 
 mod arith;
+mod brace;
 mod builtins;
 pub mod check;
+mod compound;
 mod exec;
 mod expand;
 mod io;
+mod param;
 pub mod parse;
 mod pattern;
 mod redirect;
+mod simple;
 mod state;
+mod substitute;
 mod test_expr;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -5,9 +5,10 @@
 //! [`super::exec`]. This module must not open anything but through [`super::io`], nor run the
 //! command it prepares the streams of.
 
-use super::exec::{Res, process_substitution};
+use super::exec::Res;
 use super::expand;
 use super::io::{self, DrainError, Mode, Special};
+use super::simple::process_substitution;
 use super::state::{Io, State};
 use super::{Ctx, Host, ShellError};
 use crate::pipe::{PIPE_CAPACITY, pipe};
