@@ -183,7 +183,7 @@ impl<H: Host> Checker<'_, H> {
                 }
                 if let Some(w) = &s.word_or_name {
                     self.word(w, depth)?;
-                    if let Some(name) = literal(&w.value) {
+                    if let Some(name) = super::literal::literal(&w.value) {
                         self.name(&name, self.offset(w))?;
                     }
                 }
@@ -480,31 +480,4 @@ fn operands(pe: &PE) -> Vec<&str> {
         }
         _ => Vec::new(),
     }
-}
-
-/// A command word's text when it is written literally (quotes and escapes allowed, no
-/// expansion); `None` when it is made at run time.
-pub fn literal(text: &str) -> Option<String> {
-    let pieces = super::parse::contained("word", || word::parse(text, &super::parse::options()))
-        .ok()?
-        .ok()?;
-    let mut out = String::new();
-    fn walk(pieces: &[WordPieceWithSource], out: &mut String) -> bool {
-        for p in pieces {
-            match &p.piece {
-                WP::Text(t) | WP::SingleQuotedText(t) => out.push_str(t),
-                WP::AnsiCQuotedText(t) => out.push_str(&super::expand::ansi_c(t)),
-                WP::EscapeSequence(s) => out.push_str(s.strip_prefix('\\').unwrap_or(s)),
-                WP::DoubleQuotedSequence(inner) | WP::GettextDoubleQuotedSequence(inner) => {
-                    if !walk(inner, out) {
-                        return false;
-                    }
-                }
-                WP::TildeExpansion(_) => out.push('~'),
-                _ => return false,
-            }
-        }
-        true
-    }
-    walk(&pieces, &mut out).then_some(out)
 }

@@ -25,6 +25,7 @@ mod compound;
 mod exec;
 mod expand;
 mod io;
+mod literal;
 mod param;
 pub mod parse;
 mod pattern;

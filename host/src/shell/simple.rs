@@ -63,7 +63,7 @@ pub(super) async fn simple<H: Host>(
     let declares = s
         .word_or_name
         .as_ref()
-        .and_then(|w| super::check::literal(&w.value))
+        .and_then(|w| super::literal::literal(&w.value))
         .is_some_and(|n| matches!(n.as_str(), "export" | "local"));
     for item in s.prefix.iter().flat_map(|p| p.0.iter()) {
         match item {
