@@ -301,6 +301,14 @@ enum StartupError {
     Root,
     #[error(transparent)]
     Service(#[from] StartError),
+    #[error(transparent)]
+    Tokens(#[from] crate::mcp::http::auth::TokenFileError),
+    #[error(
+        "refusing to listen on {0} without bearer tokens: anyone who can reach it could run \
+         commands; pass --auth-token-file FILE (policy: http.auth_token_file), or listen on \
+         127.0.0.1"
+    )]
+    OpenListener(std::net::SocketAddr),
 }
 
 /// Reads the file (if any), merges the flags, validates.
@@ -348,7 +356,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let listen = policy.http.listen;
     let tokens = match listen.map(|addr| http_tokens(&policy, addr)).transpose() {
         Ok(t) => t.flatten(),
-        Err(message) => return fail(&message),
+        Err(e) => return fail(&e.to_string()),
     };
     let service = match start_with(policy) {
         Ok(s) => Arc::new(s),
@@ -365,17 +373,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
 fn http_tokens(
     policy: &Policy,
     addr: std::net::SocketAddr,
-) -> Result<Option<crate::mcp::http::auth::Tokens>, String> {
+) -> Result<Option<crate::mcp::http::auth::Tokens>, StartupError> {
     match &policy.http.auth_token_file {
-        Some(file) => crate::mcp::http::auth::Tokens::load(file)
-            .map(Some)
-            .map_err(|e| e.to_string()),
+        Some(file) => Ok(Some(crate::mcp::http::auth::Tokens::load(file)?)),
         None if crate::policy::http::is_loopback(addr.ip()) => Ok(None),
-        None => Err(format!(
-            "refusing to listen on {addr} without bearer tokens: anyone who can reach it could run \
-             commands; pass --auth-token-file FILE (policy: http.auth_token_file), or listen on \
-             127.0.0.1"
-        )),
+        None => Err(StartupError::OpenListener(addr)),
     }
 }
 

@@ -17,12 +17,12 @@ type Graph = BTreeMap<String, BTreeSet<String>>;
 /// The modules `policy` may use: the layers below it.
 const POLICY_MAY_USE: &[&str] = &["error", "limits", "outcome", "workspace"];
 
-fn src_dir() -> PathBuf {
+pub(crate) fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
 /// Source text without comments, string literals and char literals (each replaced by a space).
-fn strip_comments_and_literals(text: &str) -> String {
+pub(crate) fn strip_comments_and_literals(text: &str) -> String {
     let b: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
@@ -123,7 +123,7 @@ fn is_test_gate(attr: &str) -> bool {
 
 /// `text` (already stripped) without test-gated inline modules, and the names of test-gated
 /// `mod NAME;` declarations (whose files are then not read).
-fn strip_test_items(text: &str) -> (String, Vec<String>) {
+pub(crate) fn strip_test_items(text: &str) -> (String, Vec<String>) {
     let mut out = String::with_capacity(text.len());
     let mut test_files = Vec::new();
     let mut rest = text;

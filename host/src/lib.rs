@@ -80,6 +80,8 @@ pub mod scratch_tree;
 pub mod service;
 #[cfg(feature = "shell")]
 pub mod shell;
+#[cfg(test)]
+mod source_rules;
 pub mod tools_dir;
 #[cfg(feature = "runtime")]
 pub mod wasi;

@@ -30,7 +30,7 @@ impl WritePool {
     }
 
     /// Takes up to `wanted` bytes (all of them only when `all`); returns what was taken.
-    pub(crate) fn take(&self, wanted: u64, all: bool) -> u64 {
+    pub fn take(&self, wanted: u64, all: bool) -> u64 {
         let limit = self.inner.limit;
         let mut taken = 0;
         // A compare-and-swap loop, so concurrent stages never take more than the limit.
@@ -50,7 +50,7 @@ impl WritePool {
     }
 
     /// Gives back `n` bytes taken and not used.
-    pub(crate) fn give_back(&self, n: u64) {
+    pub fn give_back(&self, n: u64) {
         if n > 0 {
             self.inner.used.fetch_sub(n, Ordering::AcqRel);
         }

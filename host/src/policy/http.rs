@@ -188,7 +188,7 @@ pub fn parse_listen(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
 fn checked_list(
     key: &str,
     list: Vec<String>,
-    check: fn(&str) -> Result<(), String>,
+    check: fn(&str) -> Result<(), &'static str>,
 ) -> Result<Vec<String>, ConfigError> {
     if list.len() > MAX_LIST {
         return Err(invalid(key, format!("at most {MAX_LIST} entries")));
@@ -206,43 +206,43 @@ fn checked_list(
 }
 
 /// `null`, or `scheme://host` with an optional `:port` or `:*`, nothing after it.
-fn check_origin(entry: &str) -> Result<(), String> {
+fn check_origin(entry: &str) -> Result<(), &'static str> {
     if entry == "null" {
         return Ok(());
     }
     let Some((scheme, rest)) = entry.split_once("://") else {
-        return Err("an origin is scheme://host[:port|:*] (e.g. https://app.example:443)".into());
+        return Err("an origin is scheme://host[:port|:*] (e.g. https://app.example:443)");
     };
     if scheme.is_empty()
         || !scheme
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
     {
-        return Err("bad scheme".into());
+        return Err("bad scheme");
     }
     let authority = rest.strip_suffix(":*").unwrap_or(rest);
     if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ', '*']) {
-        return Err("an origin has no path, query, user or spaces".into());
+        return Err("an origin has no path, query, user or spaces");
     }
     Ok(())
 }
 
 /// An absolute http(s) URL without spaces, quotes or a fragment.
-fn check_url(entry: &str) -> Result<(), String> {
+fn check_url(entry: &str) -> Result<(), &'static str> {
     let rest = entry
         .strip_prefix("https://")
         .or_else(|| entry.strip_prefix("http://"))
         .ok_or("a URL starts with https:// or http://")?;
     if rest.is_empty() || entry.len() > MAX_ENTRY_BYTES || entry.contains([' ', '"', '#', '\\']) {
-        return Err("not a plain absolute URL".into());
+        return Err("not a plain absolute URL");
     }
     Ok(())
 }
 
 /// `name` or `name:port`, no scheme or path.
-fn check_host(entry: &str) -> Result<(), String> {
+fn check_host(entry: &str) -> Result<(), &'static str> {
     if entry.is_empty() || entry.contains(['/', '?', '#', '@', ' ', '*']) || entry.contains("://") {
-        return Err("a host is name or name:port, without scheme or path".into());
+        return Err("a host is name or name:port, without scheme or path");
     }
     Ok(())
 }

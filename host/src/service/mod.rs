@@ -31,6 +31,7 @@ mod flow;
 mod pipeline;
 mod reply;
 mod script;
+mod script_guests;
 pub use check::MAX_STAGES;
 
 /// Per-call facts that do not come from the tool arguments.

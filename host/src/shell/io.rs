@@ -10,6 +10,7 @@
 //! outside the workspace, nor hold more than one chunk of a stream at a time.
 
 use super::ShellError;
+use super::state::Complaint;
 use crate::error::{ErrorCode, RunError};
 use crate::limits::write_pool::WritePool;
 use crate::outcome::Capture;
@@ -212,15 +213,15 @@ pub enum Mode {
 /// Only a regular file is used; a FIFO or device is refused without waiting on it.
 ///
 /// # Errors
-/// [`ShellError::Outside`] for a path leading outside; an `io::Error` message (as bash prints
-/// it) for a file that cannot be opened.
+/// [`ShellError::Outside`] for a path leading outside; a [`Complaint`] (the `io::Error` as bash
+/// prints it) for a file that cannot be opened.
 pub fn open(
     ws: &Workspace,
     cwd: &str,
     path: &str,
     mode: Mode,
     may_write: bool,
-) -> Result<Result<File, String>, ShellError> {
+) -> Result<Result<File, Complaint>, ShellError> {
     let rel = resolve(cwd, path)?;
     if mode != Mode::Read && !may_write {
         return Err(ShellError::ReadOnly(path.to_owned()));
@@ -239,16 +240,17 @@ pub fn open(
             if is_escape(&e) {
                 return Err(ShellError::Outside(path.to_owned()));
             }
-            return Ok(Err(format!("{path}: {}", describe(&e))));
+            return Ok(Err(format!("{path}: {}", describe(&e)).into()));
         }
     };
     match file.metadata() {
         Ok(m) if m.is_file() => Ok(Ok(file)),
-        Ok(m) if m.is_dir() => Ok(Err(format!("{path}: Is a directory"))),
+        Ok(m) if m.is_dir() => Ok(Err(format!("{path}: Is a directory").into())),
         Ok(_) => Ok(Err(format!(
             "{path}: not a regular file (runbox redirects only to and from regular files)"
-        ))),
-        Err(e) => Ok(Err(format!("{path}: {}", describe(&e)))),
+        )
+        .into())),
+        Err(e) => Ok(Err(format!("{path}: {}", describe(&e)).into())),
     }
 }
 

@@ -9,7 +9,7 @@ use super::exec::Res;
 use super::expand;
 use super::io::{self, DrainError, Mode, Special};
 use super::simple::process_substitution;
-use super::state::{Io, State};
+use super::state::{Complaint, Io, State};
 use super::{Ctx, Host, ShellError};
 use crate::pipe::{PIPE_CAPACITY, pipe};
 use brush_parser::ast::{IoFileRedirectKind as K, IoFileRedirectTarget as T, IoRedirect};
@@ -81,7 +81,7 @@ pub(super) async fn apply<H: Host>(
     ctx: &Ctx<'_, H>,
     st: &mut State,
     redirects: &[IoRedirect],
-) -> Res<Result<Applied, String>> {
+) -> Res<Result<Applied, Complaint>> {
     let mut a = Applied {
         io: st.io.share(),
         sides: Vec::new(),
@@ -128,7 +128,7 @@ pub(super) async fn apply<H: Host>(
                                 }
                                 continue;
                             }
-                            Err(_) => return Ok(Err(format!("{v}: ambiguous redirect"))),
+                            Err(_) => return Ok(Err(format!("{v}: ambiguous redirect").into())),
                         }
                     }
                     T::ProcessSubstitution(..) => return Err(process_substitution()),
@@ -143,7 +143,7 @@ pub(super) async fn apply<H: Host>(
                         (Special::Stdout, false) => dup(&mut a.io, fd, 1),
                         (Special::Stderr, false) => dup(&mut a.io, fd, 2),
                         (Special::Stdin, true) => {}
-                        _ => return Ok(Err(format!("{path}: Bad file descriptor"))),
+                        _ => return Ok(Err(format!("{path}: Bad file descriptor").into())),
                     }
                     continue;
                 }

@@ -310,3 +310,23 @@ pub fn is_name(name: &str) -> bool {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
+
+/// A failure the script itself sees, as bash reports it: the message goes to the script's
+/// stderr (see [`State::complain`]), the command fails with status 1 or 2 and the script goes
+/// on. Not an error of runbox: those are [`super::ShellError`]s, which stop the script.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Complaint(pub String);
+
+impl From<String> for Complaint {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+impl std::ops::Deref for Complaint {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}

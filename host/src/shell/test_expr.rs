@@ -8,7 +8,7 @@
 use super::exec::Res;
 use super::expand;
 use super::pattern::Pattern;
-use super::state::State;
+use super::state::{Complaint, State};
 use super::{Ctx, Host, io};
 use brush_parser::ast::{
     BinaryPredicate as BP, ExtendedTestExpr as X, TestExpr, UnaryPredicate as UP,
@@ -49,7 +49,7 @@ pub async fn test_command<H: Host>(ctx: &Ctx<'_, H>, st: &State, args: &[String]
     }
 }
 
-fn eval<H: Host>(ctx: &Ctx<'_, H>, st: &State, e: &TestExpr) -> Result<bool, String> {
+fn eval<H: Host>(ctx: &Ctx<'_, H>, st: &State, e: &TestExpr) -> Result<bool, Complaint> {
     Ok(match e {
         TestExpr::False => false,
         TestExpr::Literal(s) => !s.is_empty(),
@@ -202,7 +202,7 @@ fn unary<H: Host>(ctx: &Ctx<'_, H>, st: &State, p: &UP, s: &str) -> bool {
     }
 }
 
-fn int(s: &str, extended: bool, st: &State) -> Result<i64, String> {
+fn int(s: &str, extended: bool, st: &State) -> Result<i64, Complaint> {
     let t = s.trim();
     if let Ok(n) = t.parse::<i64>() {
         return Ok(n);
@@ -215,7 +215,7 @@ fn int(s: &str, extended: bool, st: &State) -> Result<i64, String> {
             return Ok(st.get(t).and_then(|v| v.trim().parse().ok()).unwrap_or(0));
         }
     }
-    Err(format!("{s}: integer expression expected"))
+    Err(format!("{s}: integer expression expected").into())
 }
 
 fn binary<H: Host>(
@@ -225,7 +225,7 @@ fn binary<H: Host>(
     a: &str,
     b: &str,
     extended: bool,
-) -> Result<bool, String> {
+) -> Result<bool, Complaint> {
     Ok(match p {
         BP::StringExactlyMatchesPattern | BP::StringExactlyMatchesString if extended => {
             Pattern::new(b).map_err(|e| e.to_string())?.matches(a)
