@@ -33,6 +33,8 @@ mod files;
 mod guest;
 mod paths;
 mod process;
+#[cfg(test)]
+mod random_ops;
 mod stdio;
 mod table;
 
