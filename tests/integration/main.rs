@@ -19,6 +19,7 @@ mod doctor;
 mod http;
 mod http_auth;
 mod http_client;
+mod http_shares;
 mod limits;
 mod load;
 mod mcp;
