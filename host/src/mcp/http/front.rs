@@ -1,4 +1,5 @@
-//! What each HTTP request meets before rmcp: the routes (`/mcp`, `/healthz`, the protected-resource metadata), the bearer token (when the
+//! What each HTTP request meets before rmcp: the `Host` rule ([`host`](super::host)), the
+//! routes (`/mcp`, `/healthz`, the protected-resource metadata), the bearer token (when the
 //! server has tokens), the principal's share of open requests and of sessions
 //! ([`shares`](super::shares); a session belongs to the principal that opened it), the bounded
 //! body read, and then rmcp's streamable HTTP service, which checks `Host` and `Origin` (MCP's
@@ -98,6 +99,14 @@ impl Front {
     /// Answers one request.
     pub async fn handle(&self, request: Request<Incoming>) -> HttpResponse {
         let (parts, body) = request.into_parts();
+        if let Err(e) = super::host::check(&parts) {
+            tracing::info!("refused a request: {e}");
+            return refused_response(
+                StatusCode::BAD_REQUEST,
+                &format!("Bad Request: {e}\n"),
+                false,
+            );
+        }
         match (&parts.method, parts.uri.path()) {
             (&Method::GET, HEALTH_PATH) => plain(StatusCode::OK, "ok\n"),
             (&Method::GET, path) if auth::METADATA_PATHS.contains(&path) => {

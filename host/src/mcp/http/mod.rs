@@ -28,6 +28,7 @@ pub mod auth;
 pub mod body;
 pub mod front;
 mod held;
+mod host;
 mod refusals;
 pub mod server;
 mod sessions;
