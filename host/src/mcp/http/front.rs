@@ -227,6 +227,7 @@ impl Front {
                 reason: &reason,
                 token: principal.token(),
                 session: session.as_deref(),
+                claimed_session: None,
             })
             .await;
         refused_response(status, &format!("{reason}; retry later\n"), true)
@@ -253,7 +254,8 @@ impl Front {
                 status: 401,
                 reason,
                 token: None,
-                session: headers.get("mcp-session-id").map(|v| v.as_bytes()),
+                session: None,
+                claimed_session: headers.get("mcp-session-id").map(|v| v.as_bytes()),
             })
             .await;
         let mut r = refused_response(

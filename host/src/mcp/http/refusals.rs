@@ -3,6 +3,11 @@
 //! sessions (`http.sessions`): the pair a refused call gets, `received` then `denied`, with
 //! `tool` `http`, the rule and the reason.
 //!
+//! A refused request's `Mcp-Session-Id` is only what the client claims: it never goes into
+//! the record's `session` (which names sessions the server knows), only into the message, cut
+//! short and marked as claimed. A session id is recorded as the session only when the front
+//! checked that the request's principal owns it.
+//!
 //! Refusals cost a client nothing, so they are rate-limited like refused stdio lines (the same
 //! budget: a burst, then a few a second); past it they are counted and the next pair says how
 //! many went unrecorded. A record must never hold the token presented, nor any header value
@@ -22,6 +27,8 @@ pub const AUTH_RULE: &str = "http.auth";
 pub const STREAMS_RULE: &str = "http.streams";
 /// The rule of a principal over its share of open sessions.
 pub const SESSIONS_RULE: &str = "http.sessions";
+/// How much of a claimed session id a message keeps (as escaped).
+const CLAIMED_ID_CHARS: usize = 64;
 
 /// One refused request, as recorded.
 pub struct Refused<'a> {
@@ -33,8 +40,10 @@ pub struct Refused<'a> {
     pub reason: &'a str,
     /// The name of the token the request presented, when it is one of the server's.
     pub token: Option<&'a str>,
-    /// The session the request named.
+    /// The session the request named and the front checked as the principal's own.
     pub session: Option<&'a [u8]>,
+    /// The session id the request named, unchecked.
+    pub claimed_session: Option<&'a [u8]>,
 }
 
 /// The refusals of one server.
@@ -65,6 +74,12 @@ impl Refusals {
             std::mem::take(&mut state.1)
         };
         let mut message = format!("HTTP {}: {}", refused.status, refused.reason);
+        if let Some(claimed) = refused.claimed_session {
+            message.push_str(&format!(
+                "; the request named Mcp-Session-Id {} (claimed, not checked)",
+                claimed_id(claimed)
+            ));
+        }
         if unrecorded > 0 {
             message.push_str(&format!(
                 "; {unrecorded} refused requests before this one were not recorded one by one"
@@ -90,5 +105,36 @@ impl Refusals {
         if self.service.record(trail.received()).await.is_ok() {
             let _ = self.service.record(denied).await;
         }
+    }
+}
+
+/// A claimed id as a quoted, escaped text of at most [`CLAIMED_ID_CHARS`] characters, with its
+/// length when it was cut.
+fn claimed_id(id: &[u8]) -> String {
+    let text = String::from_utf8_lossy(id);
+    let escaped: String = text.escape_debug().collect();
+    let kept: String = escaped.chars().take(CLAIMED_ID_CHARS).collect();
+    if kept.len() == escaped.len() {
+        format!("\"{kept}\"")
+    } else {
+        format!("\"{kept}…\" ({} bytes)", id.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claimed_id_is_quoted_escaped_and_cut() {
+        assert_eq!(claimed_id(b"abc"), "\"abc\"");
+        assert_eq!(claimed_id(b"a\"\n"), "\"a\\\"\\n\"");
+        let long = claimed_id(&[b'x'; 10_000]);
+        assert!(
+            long.starts_with(&format!("\"{}…\"", "x".repeat(64))),
+            "{long}"
+        );
+        assert!(long.ends_with("(10000 bytes)"), "{long}");
+        assert!(long.len() < 100);
     }
 }
