@@ -203,7 +203,7 @@ fn http_refuses_a_non_loopback_listen_without_tokens() {
     assert!(err.starts_with("exit Some(2)"), "{err}");
 }
 
-fn python() -> Option<PathBuf> {
+pub(crate) fn python() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("RUNBOX_PYTHON").map(PathBuf::from),
         Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")),

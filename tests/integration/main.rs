@@ -19,6 +19,8 @@ mod doctor;
 mod http;
 mod http_auth;
 mod http_client;
+mod http_clients;
+mod http_load;
 mod http_shares;
 mod limits;
 mod load;
