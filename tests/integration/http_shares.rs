@@ -128,6 +128,16 @@ fn http_without_tokens_all_clients_are_one_principal() {
         ],
         b"",
     );
-    assert!(close.status < 300, "{} {}", close.status, close.text());
+    // Closed at once, and said so as clients expect (the Python SDK warns on anything but 200
+    // and 204).
+    assert_eq!(close.status, 204, "{}", close.text());
+    let gone = post(
+        addr,
+        Some(&open[0].id),
+        None,
+        &[],
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    );
+    assert_eq!(gone.status, 404, "{}", gone.text());
     Session::open(addr, None);
 }

@@ -176,10 +176,16 @@ impl Front {
             parts.extensions.insert(name);
         }
         let event_stream = parts.method == Method::GET;
-        let response = self
+        let closes_session = parts.method == Method::DELETE;
+        let mut response = self
             .mcp
             .handle(Request::from_parts(parts, Full::new(bytes)))
             .await;
+        if closes_session && response.status() == StatusCode::ACCEPTED {
+            // rmcp closed the session before answering 202; the official Python SDK takes
+            // anything but 200 and 204 as a failed close (and says so on every exit).
+            *response.status_mut() = StatusCode::NO_CONTENT;
+        }
         if let Some(opening) = opening
             && let Some(id) = response.headers().get("mcp-session-id")
         {
