@@ -16,7 +16,7 @@ use super::body::{BodyError, read_bounded};
 use super::held::HeldBody;
 use super::refusals::{AUTH_RULE, Refusals, Refused, SESSIONS_RULE, STREAMS_RULE};
 use super::sessions::Owners;
-use super::shares::{Principal, Refusal, Streams};
+use super::shares::{Principal, Quota, Refusal, Streams};
 use super::{HttpSettings, SESSION_IDLE, SESSIONS, STREAM_IDLE, STREAMS};
 use crate::mcp::handler::RunboxHandler;
 use crate::mcp::scan::Bounds;
@@ -100,7 +100,7 @@ impl Front {
     pub async fn handle(&self, request: Request<Incoming>) -> HttpResponse {
         let (parts, body) = request.into_parts();
         if let Err(e) = super::host::check(&parts) {
-            tracing::info!("refused a request: {e}");
+            tracing::debug!("refused a request: {e}");
             return refused_response(
                 StatusCode::BAD_REQUEST,
                 &format!("Bad Request: {e}\n"),
@@ -142,10 +142,8 @@ impl Front {
         let slot = match self.streams.take(&principal) {
             Ok(slot) => slot,
             Err(refusal) => {
-                let what = "open requests and event streams on /mcp";
-                let (per, all) = (STREAMS.per_principal, STREAMS.ceiling());
                 return self
-                    .over_share(STREAMS_RULE, refusal, what, per, all, &principal, &session)
+                    .over_share(&STREAM_SHARE, refusal, &principal, session.as_deref())
                     .await;
             }
         };
@@ -162,10 +160,8 @@ impl Front {
             match self.owners.admit(&principal).await {
                 Ok(opening) => Some(opening),
                 Err(refusal) => {
-                    let what = "open MCP sessions; close one (DELETE /mcp)";
-                    let (per, all) = (SESSIONS.per_principal, SESSIONS.ceiling());
                     return self
-                        .over_share(SESSIONS_RULE, refusal, what, per, all, &principal, &None)
+                        .over_share(&SESSION_SHARE, refusal, &principal, None)
                         .await;
                 }
             }
@@ -195,19 +191,16 @@ impl Front {
         response.map(|b| HeldBody::new(b, slot, idle).boxed())
     }
 
-    /// The 429 (the principal's share is taken) or 503 (everyone's is) of a request over a
-    /// quota of `per` for one principal and `all` in all, recorded under `rule`.
-    #[allow(clippy::too_many_arguments)]
+    /// The 429 (the principal's share is taken) or 503 (everyone's is) of a request over
+    /// `share`, recorded (`session`: one the front checked is the principal's).
     async fn over_share(
         &self,
-        rule: &'static str,
+        share: &Share,
         refusal: Refusal,
-        what: &str,
-        per: usize,
-        all: usize,
         principal: &Principal,
-        session: &Option<Vec<u8>>,
+        session: Option<&[u8]>,
     ) -> HttpResponse {
+        let (per, all, what) = (share.quota.per_principal, share.quota.ceiling(), share.what);
         let (status, reason) = match refusal {
             Refusal::PrincipalFull => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -221,22 +214,20 @@ impl Front {
                 format!("the server holds {all} {what}, its most"),
             ),
         };
-        tracing::warn!(
-            rule,
-            status = status.as_u16(),
-            "refusing a request: {reason}"
-        );
+        // Not logged one by one (a client may ask thousands of times): the audit keeps them,
+        // within its budget.
+        tracing::debug!(rule = share.rule, "refusing a request: {reason}");
         self.refusals
             .record(Refused {
-                rule,
+                rule: share.rule,
                 status: status.as_u16(),
                 reason: &reason,
                 token: principal.token(),
-                session: session.as_deref(),
+                session,
                 claimed_session: None,
             })
             .await;
-        refused_response(status, &format!("{reason}; retry later\n"), true)
+        refused_response(status, &format!("{reason}; {}\n", share.hint), true)
     }
 
     /// `Ok(None)`: the server has no tokens. `Ok(Some(name))`: a known token. `Err`: the 401.
@@ -285,6 +276,28 @@ impl Front {
         self.streams.open()
     }
 }
+
+/// A bound shared between principals, as its refusals name it.
+struct Share {
+    rule: &'static str,
+    quota: Quota,
+    what: &'static str,
+    hint: &'static str,
+}
+
+const STREAM_SHARE: Share = Share {
+    rule: STREAMS_RULE,
+    quota: STREAMS,
+    what: "open requests and event streams on /mcp",
+    hint: "retry when one has ended",
+};
+
+const SESSION_SHARE: Share = Share {
+    rule: SESSIONS_RULE,
+    quota: SESSIONS,
+    what: "open MCP sessions",
+    hint: "close one (DELETE /mcp) or retry later",
+};
 
 /// Whether a body is an `initialize` request, the one POST that opens a session (a request
 /// of the stateless era carries no session id either, and opens none).
