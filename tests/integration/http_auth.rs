@@ -127,6 +127,50 @@ fn http_token_name_and_session_are_in_every_record_and_sessions_keep_their_token
 }
 
 #[test]
+fn http_a_refused_requests_session_id_is_recorded_only_as_claimed() {
+    let env = Env::new();
+    let server = start_with_tokens(&env);
+    let addr = server.addr;
+    let alice = Session::open(addr, Some(ALICE));
+    let message = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"});
+    // Without a token, naming alice's real session, and then a huge made-up one.
+    let r = post(addr, Some(&alice.id), None, &[], &message);
+    assert_eq!(r.status, 401);
+    let huge = "s".repeat(20_000);
+    let r = post(addr, Some(&huge), Some(WRONG), &[], &message);
+    assert_eq!(r.status, 401);
+    let denials: Vec<Value> = (0..2)
+        .map(|n| {
+            env.wait_for_record("a 401 naming a session", |r| {
+                r["stage"] == "denied"
+                    && r["tool"] == "http"
+                    && r["error"]["message"].as_str().is_some_and(|m| {
+                        m.contains(if n == 0 {
+                            "no Authorization"
+                        } else {
+                            "matches none"
+                        })
+                    })
+            })
+        })
+        .collect();
+    for d in &denials {
+        // Never as the record's session: a denial cannot be put under someone's session.
+        assert!(d.get("session").is_none(), "{d}");
+        let m = d["error"]["message"].as_str().unwrap();
+        assert!(m.contains("(claimed, not checked)"), "{m}");
+        assert!(m.len() < 400, "the claimed id is cut: {} bytes", m.len());
+    }
+    let first = denials[0]["error"]["message"].as_str().unwrap();
+    assert!(first.contains(&format!("\"{}\"", alice.id)), "{first}");
+    let second = denials[1]["error"]["message"].as_str().unwrap();
+    assert!(second.contains("(20000 bytes)"), "{second}");
+    for r in env.audit_records() {
+        assert_ne!(r["session"]["id"], huge.as_str());
+    }
+}
+
+#[test]
 fn http_refuses_a_token_file_others_can_read() {
     let env = Env::new();
     let file = token_file(&env, 0o644);
@@ -159,7 +203,7 @@ fn http_refuses_a_non_loopback_listen_without_tokens() {
     assert!(err.starts_with("exit Some(2)"), "{err}");
 }
 
-fn python() -> Option<PathBuf> {
+pub(crate) fn python() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("RUNBOX_PYTHON").map(PathBuf::from),
         Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")),

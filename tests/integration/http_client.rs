@@ -325,3 +325,50 @@ impl Session {
         r["result"].clone()
     }
 }
+
+/// Writes a token file of `name:token` lines into the test's directory (handed to the server's
+/// uid with the rest when the server starts) and returns its path.
+pub fn write_token_file(env: &Env, tokens: &[(&str, &str)]) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = env.dir.path().join("tokens");
+    let text: String = tokens.iter().map(|(n, t)| format!("{n}:{t}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// Opens `GET /mcp` (an event stream) for `session` and reads only the response's status; the
+/// connection is returned open (a stream stays open until it is dropped). `None` when no
+/// status arrived within 10 s.
+pub fn open_event_stream(
+    addr: SocketAddr,
+    session: &str,
+    token: Option<&str>,
+) -> (TcpStream, Option<u16>) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut head = format!(
+        "GET /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nMcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-11-25\r\n"
+    );
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") && got.len() < 64 * 1024 {
+        match stream.read(&mut byte) {
+            Ok(1) => got.push(byte[0]),
+            _ => break,
+        }
+    }
+    let status = String::from_utf8_lossy(&got)
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .and_then(|s| s.parse().ok());
+    (stream, status)
+}

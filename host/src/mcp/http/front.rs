@@ -1,8 +1,11 @@
-//! What each HTTP request meets before rmcp: the routes (`/mcp`, `/healthz`, the
-//! protected-resource metadata), the bearer token (when the server has tokens; a session belongs
-//! to the token that opened it), the bound on open sessions, the bounded body read, and then rmcp's streamable HTTP service, which checks
-//! `Host` and `Origin` (MCP's DNS-rebinding rule), owns the sessions and talks to one
-//! [`RunboxHandler`] per session.
+//! What each HTTP request meets before rmcp: the `Host` rule ([`host`](super::host)), the
+//! routes (`/mcp`, `/healthz`, the protected-resource metadata), the bearer token (when the
+//! server has tokens), the principal's share of open requests and of sessions
+//! ([`shares`](super::shares); a session belongs to the principal that opened it), the bounded
+//! body read, and then rmcp's streamable HTTP service, which checks `Host` and `Origin` (MCP's
+//! DNS-rebinding rule), owns the sessions and talks to one [`RunboxHandler`] per session. A
+//! response's body holds its request's slot until it is sent; an event stream (`GET /mcp`)
+//! ends after [`STREAM_IDLE`] without an event.
 //!
 //! Every session's handler shares the one [`Service`], so calls from all sessions share its
 //! concurrency slots (a FIFO semaphore: first come, first served) and its audit log. This
@@ -10,8 +13,11 @@
 
 use super::auth::{self, Presented, TokenName, Tokens};
 use super::body::{BodyError, read_bounded};
-use super::refusals::Refusals;
-use super::{HttpSettings, MAX_SESSIONS, SESSION_IDLE};
+use super::held::HeldBody;
+use super::refusals::{AUTH_RULE, Refusals, Refused, SESSIONS_RULE, STREAMS_RULE};
+use super::sessions::Owners;
+use super::shares::{Principal, Quota, Refusal, Streams};
+use super::{HttpSettings, SESSION_IDLE, SESSIONS, STREAM_IDLE, STREAMS};
 use crate::mcp::handler::RunboxHandler;
 use crate::mcp::scan::Bounds;
 use crate::service::Service;
@@ -22,9 +28,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, SessionConfig};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// A response as hyper sends it.
@@ -38,11 +43,10 @@ pub const HEALTH_PATH: &str = "/healthz";
 /// The request router in front of rmcp.
 pub struct Front {
     mcp: StreamableHttpService<RunboxHandler, LocalSessionManager>,
-    sessions: Arc<LocalSessionManager>,
+    owners: Owners,
+    streams: Arc<Streams>,
     bounds: Bounds,
     tokens: Option<Tokens>,
-    /// Which token opened each session (bounded: pruned of closed sessions as it grows).
-    owners: Mutex<HashMap<String, Arc<str>>>,
     refusals: Refusals,
     public_base: String,
     metadata: String,
@@ -81,10 +85,10 @@ impl Front {
         );
         Self {
             mcp,
-            sessions,
+            owners: Owners::new(sessions, SESSIONS),
+            streams: Streams::new(STREAMS),
             bounds,
             tokens,
-            owners: Mutex::new(HashMap::new()),
             refusals,
             public_base: settings.public_base.clone(),
             metadata: auth::metadata(&settings.public_base, &settings.authorization_servers)
@@ -94,7 +98,16 @@ impl Front {
 
     /// Answers one request.
     pub async fn handle(&self, request: Request<Incoming>) -> HttpResponse {
-        match (request.method(), request.uri().path()) {
+        let (parts, body) = request.into_parts();
+        if let Err(e) = super::host::check(&parts) {
+            tracing::debug!("refused a request: {e}");
+            return refused_response(
+                StatusCode::BAD_REQUEST,
+                &format!("Bad Request: {e}\n"),
+                false,
+            );
+        }
+        match (&parts.method, parts.uri.path()) {
             (&Method::GET, HEALTH_PATH) => plain(StatusCode::OK, "ok\n"),
             (&Method::GET, path) if auth::METADATA_PATHS.contains(&path) => {
                 let mut r = plain(StatusCode::OK, &self.metadata);
@@ -104,40 +117,36 @@ impl Front {
                 );
                 r
             }
-            (_, MCP_PATH) => self.mcp(request).await,
+            (_, MCP_PATH) => self.mcp(parts, body).await,
             (_, HEALTH_PATH) => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
             _ => plain(StatusCode::NOT_FOUND, "not found\n"),
         }
     }
 
-    async fn mcp(&self, request: Request<Incoming>) -> HttpResponse {
-        let (mut parts, body) = request.into_parts();
+    async fn mcp(&self, mut parts: http::request::Parts, body: Incoming) -> HttpResponse {
         let owner = match self.authenticate(&parts.headers).await {
             Ok(owner) => owner,
             Err(refused) => return refused,
         };
+        let principal = Principal(owner.as_ref().map(|n| Arc::clone(&n.0)));
         let session = parts
             .headers
             .get("mcp-session-id")
             .map(|v| v.as_bytes().to_vec());
-        if let (Some(name), Some(id)) = (&owner, &session)
-            && !self.owned_by(id, &name.0)
+        if let Some(id) = &session
+            && !self.owners.owned_by(id, &principal)
         {
-            // Another token's session looks like no session at all.
+            // Another principal's session looks like no session at all.
             return plain(StatusCode::NOT_FOUND, "Not Found: Session not found\n");
         }
-        let opens_session =
-            parts.method == Method::POST && !parts.headers.contains_key("mcp-session-id");
-        if opens_session && self.open_sessions().await >= MAX_SESSIONS {
-            tracing::warn!("refusing a new MCP session: {MAX_SESSIONS} are open");
-            let mut r = plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many open MCP sessions; close one (DELETE /mcp) or retry later\n",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-            return r;
-        }
+        let slot = match self.streams.take(&principal) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                return self
+                    .over_share(&STREAM_SHARE, refusal, &principal, session.as_deref())
+                    .await;
+            }
+        };
         let bytes = if parts.method == Method::POST {
             match read_bounded(body, &self.bounds).await {
                 Ok(b) => b,
@@ -146,21 +155,79 @@ impl Front {
         } else {
             Bytes::new()
         };
-        if let Some(name) = &owner {
-            parts.extensions.insert(name.clone());
+        let opening = if parts.method == Method::POST && session.is_none() && is_initialize(&bytes)
+        {
+            match self.owners.admit(&principal).await {
+                Ok(opening) => Some(opening),
+                Err(refusal) => {
+                    return self
+                        .over_share(&SESSION_SHARE, refusal, &principal, None)
+                        .await;
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(name) = owner {
+            parts.extensions.insert(name);
         }
-        let response = self
+        let event_stream = parts.method == Method::GET;
+        let closes_session = parts.method == Method::DELETE;
+        let mut response = self
             .mcp
             .handle(Request::from_parts(parts, Full::new(bytes)))
             .await;
-        if let Some(name) = owner
-            && opens_session
+        if closes_session && response.status() == StatusCode::ACCEPTED {
+            // rmcp closed the session before answering 202; the official Python SDK takes
+            // anything but 200 and 204 as a failed close (and says so on every exit).
+            *response.status_mut() = StatusCode::NO_CONTENT;
+        }
+        if let Some(opening) = opening
             && let Some(id) = response.headers().get("mcp-session-id")
         {
-            self.own(String::from_utf8_lossy(id.as_bytes()).into_owned(), name.0)
-                .await;
+            opening.opened(String::from_utf8_lossy(id.as_bytes()).into_owned());
         }
-        response
+        let idle = (event_stream && is_event_stream(&response)).then_some(STREAM_IDLE);
+        response.map(|b| HeldBody::new(b, slot, idle).boxed())
+    }
+
+    /// The 429 (the principal's share is taken) or 503 (everyone's is) of a request over
+    /// `share`, recorded (`session`: one the front checked is the principal's).
+    async fn over_share(
+        &self,
+        share: &Share,
+        refusal: Refusal,
+        principal: &Principal,
+        session: Option<&[u8]>,
+    ) -> HttpResponse {
+        let (per, all, what) = (share.quota.per_principal, share.quota.ceiling(), share.what);
+        let (status, reason) = match refusal {
+            Refusal::PrincipalFull => (
+                StatusCode::TOO_MANY_REQUESTS,
+                match principal.token() {
+                    Some(name) => format!("the token {name} holds {per} {what}, its most"),
+                    None => format!("the clients of this server hold {per} {what}, their most"),
+                },
+            ),
+            Refusal::ServerFull => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the server holds {all} {what}, its most"),
+            ),
+        };
+        // Not logged one by one (a client may ask thousands of times): the audit keeps them,
+        // within its budget.
+        tracing::debug!(rule = share.rule, "refusing a request: {reason}");
+        self.refusals
+            .record(Refused {
+                rule: share.rule,
+                status: status.as_u16(),
+                reason: &reason,
+                token: principal.token(),
+                session,
+                claimed_session: None,
+            })
+            .await;
+        refused_response(status, &format!("{reason}; {}\n", share.hint), true)
     }
 
     /// `Ok(None)`: the server has no tokens. `Ok(Some(name))`: a known token. `Err`: the 401.
@@ -178,11 +245,20 @@ impl Front {
             },
             Presented::Missing => ("no Authorization: Bearer token", false),
         };
-        let session = headers.get("mcp-session-id").map(|v| v.as_bytes());
-        self.refusals.unauthenticated(reason, session).await;
-        let mut r = plain(
+        self.refusals
+            .record(Refused {
+                rule: AUTH_RULE,
+                status: 401,
+                reason,
+                token: None,
+                session: None,
+                claimed_session: headers.get("mcp-session-id").map(|v| v.as_bytes()),
+            })
+            .await;
+        let mut r = refused_response(
             StatusCode::UNAUTHORIZED,
             &format!("Unauthorized: {reason}\n"),
+            false,
         );
         if let Ok(v) = header::HeaderValue::from_str(&auth::challenge(&self.public_base, invalid)) {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
@@ -190,42 +266,56 @@ impl Front {
         Err(r)
     }
 
-    /// Whether session `id` may be used with token `name` (a session rmcp does not know is left
-    /// to rmcp, which answers 404).
-    fn owned_by(&self, id: &[u8], name: &str) -> bool {
-        let owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
-        match owners.get(String::from_utf8_lossy(id).as_ref()) {
-            Some(owner) => owner.as_ref() == name,
-            None => true,
-        }
-    }
-
-    /// Records that token `name` opened session `id`, forgetting sessions that are gone.
-    async fn own(&self, id: String, name: Arc<str>) {
-        let open: Option<Vec<String>> = {
-            let len = self
-                .owners
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .len();
-            if len >= 2 * MAX_SESSIONS {
-                let sessions = self.sessions.sessions.read().await;
-                Some(sessions.keys().map(|k| k.to_string()).collect())
-            } else {
-                None
-            }
-        };
-        let mut owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(open) = open {
-            owners.retain(|k, _| open.contains(k));
-        }
-        owners.insert(id, name);
-    }
-
     /// Sessions open now (created and not yet closed or expired).
     pub async fn open_sessions(&self) -> usize {
-        self.sessions.sessions.read().await.len()
+        self.owners.open().await
     }
+
+    /// Requests to `/mcp` open now, event streams included.
+    pub fn open_streams(&self) -> usize {
+        self.streams.open()
+    }
+}
+
+/// A bound shared between principals, as its refusals name it.
+struct Share {
+    rule: &'static str,
+    quota: Quota,
+    what: &'static str,
+    hint: &'static str,
+}
+
+const STREAM_SHARE: Share = Share {
+    rule: STREAMS_RULE,
+    quota: STREAMS,
+    what: "open requests and event streams on /mcp",
+    hint: "retry when one has ended",
+};
+
+const SESSION_SHARE: Share = Share {
+    rule: SESSIONS_RULE,
+    quota: SESSIONS,
+    what: "open MCP sessions",
+    hint: "close one (DELETE /mcp) or retry later",
+};
+
+/// Whether a body is an `initialize` request, the one POST that opens a session (a request
+/// of the stateless era carries no session id either, and opens none).
+fn is_initialize(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        method: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Head<'_>>(body)
+        .is_ok_and(|h| h.method.as_deref() == Some("initialize"))
+}
+
+fn is_event_stream(response: &HttpResponse) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
 }
 
 fn body_refused(e: &BodyError) -> HttpResponse {
@@ -235,7 +325,22 @@ fn body_refused(e: &BodyError) -> HttpResponse {
         BodyError::Broken(_) => StatusCode::BAD_REQUEST,
     };
     tracing::info!(status = status.as_u16(), "refused a request body: {e}");
-    plain(status, &format!("{e}\n"))
+    refused_response(status, &format!("{e}\n"), false)
+}
+
+/// A refusal: a short text that closes the connection, so a refused client holds no
+/// connection afterwards; with `retry`, a `Retry-After`.
+fn refused_response(status: StatusCode, text: &str, retry: bool) -> HttpResponse {
+    let mut r = plain(status, text);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    if retry {
+        h.insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    }
+    r
 }
 
 /// A short text response.

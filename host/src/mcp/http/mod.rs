@@ -3,11 +3,16 @@
 //! served by hyper ([`server`]: bounded connections, graceful drain).
 //!
 //! The same [`Service`] answers as on stdio — same tools, results, errors, limits and audit —
-//! shared by every session. Bounds, each a constant here: [`MAX_CONNECTIONS`] open connections
-//! (so at most that many streams, one request at a time on each), [`MAX_SESSIONS`] open MCP
-//! sessions (each closed after [`SESSION_IDLE`] without a request), request headers within
+//! shared by every session. Bounds, each a constant here: [`MAX_CONNECTIONS`] open connections;
+//! requests to `/mcp` open at once (a `GET` event stream, or any request until its response is
+//! sent) under [`STREAMS`], and open MCP sessions under [`SESSIONS`] (each closed after
+//! [`SESSION_IDLE`] without a request), both shared between principals ([`shares`]: each token,
+//! or all clients of a server without tokens as one) so that one cannot starve the others;
+//! event streams end after [`STREAM_IDLE`] without an event; request headers within
 //! [`HEADER_READ_TIMEOUT`] and [`MAX_HEADER_BYTES`], bodies as long as a stdio line may be
-//! (`body`).
+//! (`body`). The connections left over by the stream bound answer `/healthz`, refusals and
+//! requests being read; past half of them in use, every response closes its connection, so
+//! an idle keep-alive connection holds nothing for long.
 //!
 //! With a token file ([`auth`]) every request to `/mcp` needs `Authorization: Bearer` with one
 //! of its tokens (401 otherwise, audited by `refusals`), and a session belongs to the token that
@@ -22,21 +27,49 @@
 pub mod auth;
 pub mod body;
 pub mod front;
+mod held;
+mod host;
 mod refusals;
 pub mod server;
+mod sessions;
+pub mod shares;
 
 use crate::policy::http::HttpPolicy;
 use crate::service::Service;
+use shares::Quota;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Open connections at most; the next waits in the kernel's backlog.
-pub const MAX_CONNECTIONS: usize = 128;
-/// Open MCP sessions at most; an `initialize` past it gets HTTP 503.
-pub const MAX_SESSIONS: usize = 64;
+/// Open connections at most; the next waits in the kernel's backlog. Twice the bound of
+/// [`STREAMS`], so that requests which hold nothing (`/healthz`, refusals, headers being read)
+/// always find a connection.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Requests to `/mcp` open at once (an event stream until it ends, any other until its
+/// response is sent): 64 per principal (the 65th gets HTTP 429), 128 in all, then 16 more for
+/// principals holding fewer than 4 (so a new client is answered), then HTTP 503.
+pub const STREAMS: Quota = Quota {
+    bound: 128,
+    per_principal: 64,
+    reserve: 16,
+    light: 4,
+};
+/// Open MCP sessions: 32 per principal (the 33rd `initialize` gets HTTP 429), 64 in all, then
+/// 8 more for principals holding fewer than 2, then HTTP 503.
+pub const SESSIONS: Quota = Quota {
+    bound: 64,
+    per_principal: 32,
+    reserve: 8,
+    light: 2,
+};
+// The connections left over by the streams answer everything else.
+const _: () = assert!(MAX_CONNECTIONS >= 2 * STREAMS.bound && STREAMS.ceiling() < MAX_CONNECTIONS);
+
+/// An event stream (`GET /mcp`) that carried no event for this long is ended (keep-alive
+/// comments do not count); the client may open it again.
+pub const STREAM_IDLE: Duration = Duration::from_secs(60);
 /// A session with no request for this long is closed.
 pub const SESSION_IDLE: Duration = Duration::from_secs(300);
 /// How long a client may take to send a request's headers (and, on an idle keep-alive

@@ -1,11 +1,17 @@
-//! Audit records of the HTTP requests the front refuses before MCP sees them (a missing or
-//! wrong bearer token): the pair a refused call gets, `received` then `denied`, with `tool`
-//! `http`, the session id the request named (if any), `policy.rule` `http.auth` and the reason.
+//! Audit records of the HTTP requests the front refuses before MCP sees them — a missing or
+//! wrong bearer token (`http.auth`), a principal over its share of streams (`http.streams`) or
+//! sessions (`http.sessions`): the pair a refused call gets, `received` then `denied`, with
+//! `tool` `http`, the rule and the reason.
+//!
+//! A refused request's `Mcp-Session-Id` is only what the client claims: it never goes into
+//! the record's `session` (which names sessions the server knows), only into the message, cut
+//! short and marked as claimed. A session id is recorded as the session only when the front
+//! checked that the request's principal owns it.
 //!
 //! Refusals cost a client nothing, so they are rate-limited like refused stdio lines (the same
 //! budget: a burst, then a few a second); past it they are counted and the next pair says how
 //! many went unrecorded. A record must never hold the token presented, nor any header value
-//! but the session id.
+//! but the (cut) session id.
 
 use crate::audit::call::{CallTrail, Caller};
 use crate::audit::record::{SessionInfo, Text};
@@ -15,8 +21,30 @@ use crate::service::{Service, new_request_id};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-/// The policy rule named in the records.
+/// The rule of a missing or wrong token.
 pub const AUTH_RULE: &str = "http.auth";
+/// The rule of a principal over its share of open requests and streams.
+pub const STREAMS_RULE: &str = "http.streams";
+/// The rule of a principal over its share of open sessions.
+pub const SESSIONS_RULE: &str = "http.sessions";
+/// How much of a claimed session id a message keeps (as escaped).
+const CLAIMED_ID_CHARS: usize = 64;
+
+/// One refused request, as recorded.
+pub struct Refused<'a> {
+    /// The policy rule.
+    pub rule: &'static str,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// Why, in words.
+    pub reason: &'a str,
+    /// The name of the token the request presented, when it is one of the server's.
+    pub token: Option<&'a str>,
+    /// The session the request named and the front checked as the principal's own.
+    pub session: Option<&'a [u8]>,
+    /// The session id the request named, unchecked.
+    pub claimed_session: Option<&'a [u8]>,
+}
 
 /// The refusals of one server.
 pub struct Refusals {
@@ -35,8 +63,8 @@ impl Refusals {
         }
     }
 
-    /// Records an unauthenticated request (within the budget).
-    pub async fn unauthenticated(&self, reason: &str, session_id: Option<&[u8]>) {
+    /// Records a refused request (within the budget).
+    pub async fn record(&self, refused: Refused<'_>) {
         let unrecorded = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             if !state.0.take(Instant::now()) {
@@ -45,28 +73,68 @@ impl Refusals {
             }
             std::mem::take(&mut state.1)
         };
-        let mut message = format!("HTTP 401: {reason}");
+        let mut message = format!("HTTP {}: {}", refused.status, refused.reason);
+        if let Some(claimed) = refused.claimed_session {
+            message.push_str(&format!(
+                "; the request named Mcp-Session-Id {} (claimed, not checked)",
+                claimed_id(claimed)
+            ));
+        }
         if unrecorded > 0 {
             message.push_str(&format!(
                 "; {unrecorded} refused requests before this one were not recorded one by one"
             ));
         }
+        let session = (refused.token.is_some() || refused.session.is_some()).then(|| SessionInfo {
+            id: refused
+                .session
+                .map(|id| Text::of(&String::from_utf8_lossy(id))),
+            token: refused.token.map(str::to_owned),
+        });
         let caller = Caller {
             request_id: new_request_id(),
             mcp_request_id: None,
             client: None,
-            session: session_id.map(|id| SessionInfo {
-                id: Some(Text::of(&String::from_utf8_lossy(id))),
-                token: None,
-            }),
+            session,
         };
         let trail = CallTrail::new(&caller, "http", &self.policy_hash);
         let mut denied = trail.denied(&RunError::invalid(message));
         if let Some(p) = denied.policy.as_mut() {
-            p.rule = AUTH_RULE.to_owned();
+            p.rule = refused.rule.to_owned();
         }
         if self.service.record(trail.received()).await.is_ok() {
             let _ = self.service.record(denied).await;
         }
+    }
+}
+
+/// A claimed id as a quoted, escaped text of at most [`CLAIMED_ID_CHARS`] characters, with its
+/// length when it was cut.
+fn claimed_id(id: &[u8]) -> String {
+    let text = String::from_utf8_lossy(id);
+    let escaped: String = text.escape_debug().collect();
+    let kept: String = escaped.chars().take(CLAIMED_ID_CHARS).collect();
+    if kept.len() == escaped.len() {
+        format!("\"{kept}\"")
+    } else {
+        format!("\"{kept}…\" ({} bytes)", id.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claimed_id_is_quoted_escaped_and_cut() {
+        assert_eq!(claimed_id(b"abc"), "\"abc\"");
+        assert_eq!(claimed_id(b"a\"\n"), "\"a\\\"\\n\"");
+        let long = claimed_id(&[b'x'; 10_000]);
+        assert!(
+            long.starts_with(&format!("\"{}…\"", "x".repeat(64))),
+            "{long}"
+        );
+        assert!(long.ends_with("(10000 bytes)"), "{long}");
+        assert!(long.len() < 100);
     }
 }

@@ -1,6 +1,8 @@
 //! The accept loop and the connections: at most [`MAX_CONNECTIONS`] at once (the next waits in
-//! the kernel's backlog), each HTTP/1.1 with a deadline on request headers, each a task that
-//! finishes its request and closes when the server drains.
+//! the kernel's backlog), each HTTP/1.1 with a deadline on request headers (also on an idle
+//! keep-alive connection), each a task that finishes its request and closes when the server
+//! drains. Once more than half of the connections are open, every response closes its
+//! connection: a client cannot keep idle connections by sending a cheap request now and then.
 //!
 //! It must not keep a connection past the drain: the tasks are aborted when [`Connections::
 //! close`] is called, whatever they were doing.
@@ -70,12 +72,23 @@ impl Connections {
             let _ = stream.set_nodelay(true);
             tracing::debug!(%peer, "connection");
             let front = Arc::clone(front);
+            let slots = Arc::clone(&self.slots);
             let draining = self.draining.clone();
             self.tasks.spawn(async move {
                 let _permit = permit;
                 let service = hyper::service::service_fn(move |request| {
                     let front = Arc::clone(&front);
-                    async move { Ok::<_, Infallible>(front.handle(request).await) }
+                    let slots = Arc::clone(&slots);
+                    async move {
+                        let mut response = front.handle(request).await;
+                        if slots.available_permits() < MAX_CONNECTIONS / 2 {
+                            response.headers_mut().insert(
+                                http::header::CONNECTION,
+                                http::HeaderValue::from_static("close"),
+                            );
+                        }
+                        Ok::<_, Infallible>(response)
+                    }
                 });
                 let mut builder = http1::Builder::new();
                 builder
