@@ -4,6 +4,7 @@
 //! Errors at start (bad policy, unusable workspace or audit directory, running as root without
 //! `--allow-root`) are printed on stderr as one clear message and exit with status 2.
 
+use crate::audit::mirror::Mirror;
 use crate::policy::{ConfigError, Overrides, Policy, PolicyFile, read_policy_file};
 use crate::service::{CallContext, CallReply, Service, StartError};
 use clap::{Args, Parser, Subcommand};
@@ -65,6 +66,11 @@ struct ServeArgs {
     /// loopback.
     #[arg(long, value_name = "FILE")]
     auth_token_file: Option<PathBuf>,
+    /// Also write every audit line (as written to the log file) to `stdout` (only with
+    /// --listen: on stdio, stdout is the MCP channel) or to an inherited descriptor `fd:N`, for a
+    /// log collector (policy: audit.mirror).
+    #[arg(long, value_name = "stdout|fd:N")]
+    audit_mirror: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -144,8 +150,8 @@ pub fn main() -> ExitCode {
             Err(e) => fail(&e.to_string()),
         },
         Command::Doctor(d) => doctor(&d),
-        Command::Serve(p) => with_runtime(|| serve(p)),
-        Command::Exec(a) => with_runtime(|| exec(a)),
+        Command::Serve(p) => serve_main(&p),
+        Command::Exec(a) => exec_main(a),
         Command::Audit(a) => crate::audit::cli::run(a),
         Command::Precompile(a) => precompile(&a),
     }
@@ -312,51 +318,98 @@ fn load_policy(p: &PolicyArgs) -> Result<Policy, ConfigError> {
     Policy::build(file, &overrides(p))
 }
 
-/// Loads the policy, refuses root without consent, and starts the service (which refuses a
-/// policy file, or any other path of runbox's own, inside the workspace).
-fn start(p: &PolicyArgs) -> Result<Service, StartupError> {
-    start_with(load_policy(p)?)
-}
-
-/// [`start`] for a policy already loaded (and adjusted by `serve`'s own flags).
-fn start_with(policy: Policy) -> Result<Service, StartupError> {
+/// Refuses root without consent and starts the service (which refuses a policy file, or any
+/// other path of runbox's own, inside the workspace) for a policy already loaded (and adjusted
+/// by `serve`'s own flags).
+fn start_with(policy: Policy, mirror: Option<Mirror>) -> Result<Service, StartupError> {
     if nix::unistd::geteuid().is_root() && !policy.allow_root {
         return Err(StartupError::Root);
     }
-    Ok(Service::start(
+    Ok(Service::start_mirrored(
         policy,
         crate::BUILTIN_MODULE,
         crate::BUILTIN_MANIFEST,
+        mirror,
     )?)
 }
 
 /// `runbox serve`: the policy with `--listen` applied, then stdio or HTTP.
-async fn serve(args: ServeArgs) -> ExitCode {
-    let mut policy = match load_policy(&args.policy) {
+/// `runbox serve`: the policy with serve's own flags applied and the audit mirror taken before
+/// the async runtime exists ([`take_mirror`]), then stdio or HTTP.
+fn serve_main(args: &ServeArgs) -> ExitCode {
+    let policy = match serve_policy(args) {
         Ok(p) => p,
-        Err(e) => return fail(&e.to_string()),
+        Err(message) => return fail(&message),
     };
+    match take_mirror(&policy) {
+        Ok(mirror) => with_runtime(|| serve(policy, mirror)),
+        Err(message) => fail(&message),
+    }
+}
+
+/// The policy with `--listen`, `--auth-token-file` and `--audit-mirror` applied and checked.
+fn serve_policy(args: &ServeArgs) -> Result<Policy, String> {
+    let mut policy = load_policy(&args.policy).map_err(|e| e.to_string())?;
     if let Some(listen) = &args.listen {
-        match crate::policy::http::parse_listen("--listen", listen) {
-            Ok(addr) => policy.http.listen = Some(addr),
-            Err(e) => return fail(&e.to_string()),
-        }
+        policy.http.listen =
+            Some(crate::policy::http::parse_listen("--listen", listen).map_err(|e| e.to_string())?);
     }
     if let Some(file) = &args.auth_token_file {
         policy.http.auth_token_file = Some(file.clone());
     }
+    if let Some(mirror) = &args.audit_mirror {
+        policy.audit.mirror = Some(
+            crate::policy::AuditMirror::parse("--audit-mirror", mirror)
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    if policy.http.listen.is_none() {
+        mirror_allowed(&policy, "serve without --listen")?;
+    }
+    Ok(policy)
+}
+
+/// Takes the audit mirror's descriptor. This must come before anything of runbox's own opens
+/// a descriptor (the async runtime, the workspace, the cache), so that `fd:N` can only name a
+/// descriptor runbox inherited, never one of its own.
+fn take_mirror(policy: &Policy) -> Result<Option<Mirror>, String> {
+    policy
+        .audit
+        .mirror
+        .map(Mirror::start)
+        .transpose()
+        .map_err(|e| e.to_string())
+}
+
+async fn serve(policy: Policy, mirror: Option<Mirror>) -> ExitCode {
     let listen = policy.http.listen;
     let tokens = match listen.map(|addr| http_tokens(&policy, addr)).transpose() {
         Ok(t) => t.flatten(),
         Err(message) => return fail(&message),
     };
-    let service = match start_with(policy) {
+    let service = match start_with(policy, mirror) {
         Ok(s) => Arc::new(s),
         Err(e) => return fail(&e.to_string()),
     };
     match listen {
         Some(addr) => serve_http(service, addr, tokens).await,
         None => serve_stdio(service).await,
+    }
+}
+
+/// Refuses `audit.mirror = "stdout"` where stdout is already spoken for (`mode` says by what).
+fn mirror_allowed(policy: &Policy, mode: &str) -> Result<(), String> {
+    match policy.audit.mirror {
+        Some(crate::policy::AuditMirror::Stdout) => Err(format!(
+            "audit.mirror = \"stdout\" is refused for {mode}: stdout carries {}; serve with \
+             --listen, or mirror to a descriptor (fd:N)",
+            if mode == "exec" {
+                "the command's output"
+            } else {
+                "the MCP messages"
+            }
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -467,8 +520,24 @@ async fn wait_for_termination() -> &'static str {
     }
 }
 
-async fn exec(a: ExecArgs) -> ExitCode {
-    let service = match start(&a.policy) {
+/// `runbox exec`: the policy checked and the audit mirror taken before the async runtime
+/// exists ([`take_mirror`]), then the command.
+fn exec_main(a: ExecArgs) -> ExitCode {
+    let policy = match load_policy(&a.policy) {
+        Ok(p) => p,
+        Err(e) => return fail(&e.to_string()),
+    };
+    if let Err(message) = mirror_allowed(&policy, "exec") {
+        return fail(&message);
+    }
+    match take_mirror(&policy) {
+        Ok(mirror) => with_runtime(|| exec(a, policy, mirror)),
+        Err(message) => fail(&message),
+    }
+}
+
+async fn exec(a: ExecArgs, policy: Policy, mirror: Option<Mirror>) -> ExitCode {
+    let service = match start_with(policy, mirror) {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };

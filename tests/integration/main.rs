@@ -7,6 +7,7 @@ mod attacks;
 mod audit;
 mod audit_cli;
 mod audit_failures;
+mod audit_mirror;
 mod byo;
 mod cancel;
 mod cli;

@@ -48,6 +48,8 @@ pub enum Stage {
     Open,
     /// A torn last line was found at start and set aside.
     Recovered,
+    /// Lines the mirror (`audit.mirror`) could not pass on: how many, since when, and why.
+    Mirror,
 }
 
 impl Stage {
@@ -62,6 +64,7 @@ impl Stage {
             Self::Stop => "stop",
             Self::Open => "open",
             Self::Recovered => "recovered",
+            Self::Mirror => "mirror",
         }
     }
 
@@ -348,6 +351,27 @@ pub struct AuditSettings {
     pub max_total_bytes: u64,
     /// Which records are synced before the writer returns.
     pub durability: String,
+    /// Where every line is also written (`stdout`, `fd:N`), when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+}
+
+/// Lines the mirror dropped (`mirror` records): the file has them, the mirror's reader does not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorInfo {
+    /// Where the mirror writes (`stdout`, `fd:N`).
+    pub target: String,
+    /// Lines dropped since the last `mirror` record.
+    pub dropped: u64,
+    /// Lines dropped since this server started.
+    pub dropped_total: u64,
+    /// The `seq` of the first and the last line dropped since the last `mirror` record.
+    pub first_seq: u64,
+    /// See `first_seq`.
+    pub last_seq: u64,
+    /// Why the last of them was dropped.
+    pub reason: String,
 }
 
 /// The file a record begins (`open` records).
@@ -459,6 +483,9 @@ pub struct AuditRecord {
     /// What was set aside (`recovered`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovered: Option<RecoveredInfo>,
+    /// Lines the mirror dropped (`mirror`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorInfo>,
     /// Log files deleted by retention since the record before this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pruned: Vec<String>,
@@ -499,6 +526,7 @@ impl AuditRecord {
             server: None,
             file: None,
             recovered: None,
+            mirror: None,
             pruned: Vec::new(),
             prev_hash: String::new(),
             hash: None,
