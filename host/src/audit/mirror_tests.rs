@@ -114,8 +114,9 @@ fn a_reader_that_does_not_read_costs_the_log_nothing_and_drops_are_counted() {
         Ok(r) => assert_eq!(r.records, all.len() as u64),
         Err(b) => panic!("{b}"),
     }
-    // What the reader gets once it reads: whole lines of the file, and a chain that breaks
-    // after the first dropped line, as the first report said.
+    // What the reader gets once it reads: whole lines of the file, in order, that end right
+    // before the first line the first report names (the reader never read while the log was
+    // written, so every later line found the queue full).
     drop(log);
     let mut reader = reader;
     let mut got = Vec::new();
@@ -125,9 +126,47 @@ fn a_reader_that_does_not_read_costs_the_log_nothing_and_drops_are_counted() {
     assert!(got.split(|b| *b == b'\n').all(|l| file_lines.contains(l)));
     let shipped = tmp.path().join("shipped.log");
     std::fs::write(&shipped, &got).unwrap();
+    let copy = verify(&shipped).unwrap().unwrap();
+    assert!(copy.from_genesis, "{copy:?}");
+    assert_eq!(
+        copy.seqs.unwrap().1 + 1,
+        reports[0].first_seq,
+        "{reports:?}"
+    );
+}
+
+#[test]
+fn a_reader_that_falls_behind_and_catches_up_gets_a_copy_whose_gap_verify_finds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut reader, mirror) = piped_mirror();
+    let log = log_with(tmp.path(), mirror);
+    let mut i = 0;
+    while log.mirror_dropped().map(|m| m.1) == Some(0) {
+        log.append(call(Stage::Received, &format!("r{i}"))).unwrap();
+        i += 1;
+        assert!(i < 4 * MAX_QUEUE_BYTES / 100, "nothing was ever dropped");
+    }
+    let copy = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).unwrap();
+        got
+    });
+    assert!(log.mirror.as_ref().unwrap().drain(Duration::from_secs(60)));
+    for j in 0..10 {
+        log.append(call(Stage::Received, &format!("late{j}")))
+            .unwrap();
+    }
+    log.append(AuditRecord::new(Stage::Stop)).unwrap();
+    let all = records(tmp.path());
+    drop(log);
+    let shipped = tmp.path().join("shipped.log");
+    std::fs::write(&shipped, copy.join().unwrap()).unwrap();
     let brk = verify(&shipped).unwrap().unwrap_err();
     assert!(brk.reason.contains("prevHash does not match"), "{brk}");
-    assert!(brk.seq.unwrap() > reports[0].first_seq, "{brk} {reports:?}");
+    // The log's own mirror record names the lines missing before the break.
+    let first = all.iter().find_map(|r| r.mirror.clone()).unwrap();
+    assert!(first.first_seq < brk.seq.unwrap(), "{brk} {first:?}");
+    assert!(first.last_seq < brk.seq.unwrap(), "{brk} {first:?}");
 }
 
 #[test]
