@@ -61,8 +61,9 @@ struct ServeArgs {
     /// on stderr.
     #[arg(long, value_name = "IP:PORT")]
     listen: Option<String>,
-    /// Bearer tokens for --listen (policy: http.auth_token_file): `name:token` per line, the
-    /// file mode 0600 or stricter and owned by runbox's user. Required unless listening on
+    /// Bearer tokens for --listen (policy: http.auth_token_file): `name:token` per line, a
+    /// file only runbox's user and root can read or change (0600, or a Kubernetes Secret's
+    /// root-owned 0440 with runbox's group); reloaded on SIGHUP. Required unless listening on
     /// loopback.
     #[arg(long, value_name = "FILE")]
     auth_token_file: Option<PathBuf>,
@@ -418,10 +419,10 @@ fn mirror_allowed(policy: &Policy, mode: &str) -> Result<(), String> {
 fn http_tokens(
     policy: &Policy,
     addr: std::net::SocketAddr,
-) -> Result<Option<crate::mcp::http::auth::Tokens>, String> {
+) -> Result<Option<Arc<crate::mcp::http::auth::TokenFile>>, String> {
     match &policy.http.auth_token_file {
-        Some(file) => crate::mcp::http::auth::Tokens::load(file)
-            .map(Some)
+        Some(file) => crate::mcp::http::auth::TokenFile::load(file)
+            .map(|f| Some(Arc::new(f)))
             .map_err(|e| e.to_string()),
         None if crate::policy::http::is_loopback(addr.ip()) => Ok(None),
         None => Err(format!(
@@ -477,7 +478,7 @@ async fn serve_stdio(service: Arc<Service>) -> ExitCode {
 async fn serve_http(
     service: Arc<Service>,
     addr: std::net::SocketAddr,
-    tokens: Option<crate::mcp::http::auth::Tokens>,
+    tokens: Option<Arc<crate::mcp::http::auth::TokenFile>>,
 ) -> ExitCode {
     use crate::mcp::http;
     let listener = match http::bind(addr).await {
@@ -491,13 +492,21 @@ async fn serve_http(
         workspace = %service.policy().workspace.display(),
         audit = %service.audit().dir().display(),
         policy_hash = %service.policy().hash(),
-        tokens = tokens.as_ref().map_or(0, |t| t.len()),
+        tokens = tokens.as_ref().map_or(0, |t| t.current().len()),
         "runbox serving MCP over streamable HTTP"
     );
+    let (shutdown, signalled) = termination();
+    if let Some(file) = &tokens {
+        // Watched before the address is announced: a SIGHUP after it reloads, never kills.
+        tokio::spawn(http::token_reload::reload_on_sighup(
+            Arc::clone(file),
+            Arc::clone(&service),
+            shutdown.clone(),
+        ));
+    }
     // On stderr whatever the log filter: tests and operators read the port a `:0` got here.
     eprintln!("runbox: serving MCP on http://{bound}/mcp");
     service.announce("serve").await;
-    let (shutdown, signalled) = termination();
     http::serve(Arc::clone(&service), listener, &settings, tokens, shutdown).await;
     service
         .stop("serve", signalled.get().copied().unwrap_or("shutdown"))

@@ -32,4 +32,5 @@ mod protocol;
 mod python_sdk;
 mod shell;
 mod shell_diff;
+mod token_file;
 mod wasi_fs;

@@ -39,7 +39,7 @@ enum AuditCliError {
     #[error(transparent)]
     When(#[from] read::WhenError),
     #[error(
-        "--stage {0:?}: not a stage (received, completed, denied, failed, start, stop, open, recovered, mirror)"
+        "--stage {0:?}: not a stage (received, completed, denied, failed, start, stop, open, recovered, mirror, reload)"
     )]
     Stage(String),
     #[error("no audit files in {}", .0.display())]
@@ -121,7 +121,7 @@ struct QueryArgs {
     /// Error code, e.g. TIMEOUT or COMMAND_NOT_ALLOWED.
     #[arg(long, value_name = "CODE")]
     code: Option<String>,
-    /// One stage: received, completed, denied, failed, start, stop, open, recovered, mirror.
+    /// One stage: received, completed, denied, failed, start, stop, open, recovered, mirror, reload.
     #[arg(long, value_name = "STAGE")]
     stage: Option<String>,
     /// A table instead of JSON lines.

@@ -50,6 +50,9 @@ pub enum Stage {
     Recovered,
     /// Lines the mirror (`audit.mirror`) could not pass on: how many, since when, and why.
     Mirror,
+    /// A file runbox reads at start was read again on SIGHUP (the bearer token file): what is
+    /// in force now, or why the old contents stay.
+    Reload,
 }
 
 impl Stage {
@@ -65,6 +68,7 @@ impl Stage {
             Self::Open => "open",
             Self::Recovered => "recovered",
             Self::Mirror => "mirror",
+            Self::Reload => "reload",
         }
     }
 
@@ -356,6 +360,22 @@ pub struct AuditSettings {
     pub mirror: Option<String>,
 }
 
+/// A reload (`reload` records): which file, and what is in force after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadInfo {
+    /// The policy key of the file (`http.auth_token_file`).
+    pub key: String,
+    /// The file, as configured.
+    pub path: Text,
+    /// Whether the new contents are in force (`false`: the old ones stay; `error` says why).
+    pub applied: bool,
+    /// How many tokens are in force now.
+    pub tokens: u64,
+    /// Their names (never the tokens), the first [`MAX_ARGS_RECORDED`].
+    pub names: Vec<Text>,
+}
+
 /// Lines the mirror dropped (`mirror` records): the file has them, the mirror's reader does not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -486,6 +506,9 @@ pub struct AuditRecord {
     /// Lines the mirror dropped (`mirror`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<MirrorInfo>,
+    /// A file read again (`reload`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload: Option<ReloadInfo>,
     /// Log files deleted by retention since the record before this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pruned: Vec<String>,
@@ -527,6 +550,7 @@ impl AuditRecord {
             file: None,
             recovered: None,
             mirror: None,
+            reload: None,
             pruned: Vec::new(),
             prev_hash: String::new(),
             hash: None,

@@ -8,7 +8,7 @@
 //! concurrency slots (a FIFO semaphore: first come, first served) and its audit log. This
 //! module must not answer MCP itself, and `/healthz` must say nothing about the server.
 
-use super::auth::{self, Presented, TokenName, Tokens};
+use super::auth::{self, Presented, TokenFile, TokenName};
 use super::body::{BodyError, read_bounded};
 use super::refusals::Refusals;
 use super::{HttpSettings, MAX_SESSIONS, SESSION_IDLE};
@@ -40,7 +40,7 @@ pub struct Front {
     mcp: StreamableHttpService<RunboxHandler, LocalSessionManager>,
     sessions: Arc<LocalSessionManager>,
     bounds: Bounds,
-    tokens: Option<Tokens>,
+    tokens: Option<Arc<TokenFile>>,
     /// Which token opened each session (bounded: pruned of closed sessions as it grows).
     owners: Mutex<HashMap<String, Arc<str>>>,
     refusals: Refusals,
@@ -54,7 +54,7 @@ impl Front {
     pub fn new(
         service: Arc<Service>,
         settings: &HttpSettings,
-        tokens: Option<Tokens>,
+        tokens: Option<Arc<TokenFile>>,
         calls: CancellationToken,
         sessions_end: CancellationToken,
     ) -> Self {
@@ -172,7 +172,7 @@ impl Front {
             return Ok(None);
         };
         let (reason, invalid) = match auth::bearer(headers) {
-            Presented::Token(t) => match tokens.check(t) {
+            Presented::Token(t) => match tokens.current().check(t) {
                 Some(name) => return Ok(Some(name)),
                 None => ("the bearer token matches none of the server's tokens", true),
             },

@@ -24,6 +24,7 @@ pub mod body;
 pub mod front;
 mod refusals;
 pub mod server;
+pub mod token_reload;
 
 use crate::policy::http::HttpPolicy;
 use crate::service::Service;
@@ -99,7 +100,7 @@ pub async fn serve(
     service: Arc<Service>,
     listener: TcpListener,
     settings: &HttpSettings,
-    tokens: Option<auth::Tokens>,
+    tokens: Option<Arc<auth::TokenFile>>,
     shutdown: CancellationToken,
 ) {
     let calls = CancellationToken::new();
