@@ -14,6 +14,7 @@ mod cli;
 mod clients;
 mod confinement;
 mod container;
+mod deploy;
 mod differential;
 mod docs;
 mod doctor;
