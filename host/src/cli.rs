@@ -4,6 +4,7 @@
 //! Errors at start (bad policy, unusable workspace or audit directory, running as root without
 //! `--allow-root`) are printed on stderr as one clear message and exit with status 2.
 
+use crate::audit::mirror::Mirror;
 use crate::policy::{ConfigError, Overrides, Policy, PolicyFile, read_policy_file};
 use crate::service::{CallContext, CallReply, Service, StartError};
 use clap::{Args, Parser, Subcommand};
@@ -60,11 +61,17 @@ struct ServeArgs {
     /// on stderr.
     #[arg(long, value_name = "IP:PORT")]
     listen: Option<String>,
-    /// Bearer tokens for --listen (policy: http.auth_token_file): `name:token` per line, the
-    /// file mode 0600 or stricter and owned by runbox's user. Required unless listening on
+    /// Bearer tokens for --listen (policy: http.auth_token_file): `name:token` per line, a
+    /// file only runbox's user and root can read or change (0600, or a Kubernetes Secret's
+    /// root-owned 0440 with runbox's group); reloaded on SIGHUP. Required unless listening on
     /// loopback.
     #[arg(long, value_name = "FILE")]
     auth_token_file: Option<PathBuf>,
+    /// Also write every audit line (as written to the log file) to `stdout` (only with
+    /// --listen: on stdio, stdout is the MCP channel) or to an inherited descriptor `fd:N`, for a
+    /// log collector (policy: audit.mirror).
+    #[arg(long, value_name = "stdout|fd:N")]
+    audit_mirror: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -144,8 +151,8 @@ pub fn main() -> ExitCode {
             Err(e) => fail(&e.to_string()),
         },
         Command::Doctor(d) => doctor(&d),
-        Command::Serve(p) => with_runtime(|| serve(p)),
-        Command::Exec(a) => with_runtime(|| exec(a)),
+        Command::Serve(p) => serve_main(&p),
+        Command::Exec(a) => exec_main(a),
         Command::Audit(a) => crate::audit::cli::run(a),
         Command::Precompile(a) => precompile(&a),
     }
@@ -320,45 +327,76 @@ fn load_policy(p: &PolicyArgs) -> Result<Policy, ConfigError> {
     Policy::build(file, &overrides(p))
 }
 
-/// Loads the policy, refuses root without consent, and starts the service (which refuses a
-/// policy file, or any other path of runbox's own, inside the workspace).
-fn start(p: &PolicyArgs) -> Result<Service, StartupError> {
-    start_with(load_policy(p)?)
-}
-
-/// [`start`] for a policy already loaded (and adjusted by `serve`'s own flags).
-fn start_with(policy: Policy) -> Result<Service, StartupError> {
+/// Refuses root without consent and starts the service (which refuses a policy file, or any
+/// other path of runbox's own, inside the workspace) for a policy already loaded (and adjusted
+/// by `serve`'s own flags).
+fn start_with(policy: Policy, mirror: Option<Mirror>) -> Result<Service, StartupError> {
     if nix::unistd::geteuid().is_root() && !policy.allow_root {
         return Err(StartupError::Root);
     }
-    Ok(Service::start(
+    Ok(Service::start_mirrored(
         policy,
         crate::BUILTIN_MODULE,
         crate::BUILTIN_MANIFEST,
+        mirror,
     )?)
 }
 
 /// `runbox serve`: the policy with `--listen` applied, then stdio or HTTP.
-async fn serve(args: ServeArgs) -> ExitCode {
-    let mut policy = match load_policy(&args.policy) {
+/// `runbox serve`: the policy with serve's own flags applied and the audit mirror taken before
+/// the async runtime exists ([`take_mirror`]), then stdio or HTTP.
+fn serve_main(args: &ServeArgs) -> ExitCode {
+    let policy = match serve_policy(args) {
         Ok(p) => p,
-        Err(e) => return fail(&e.to_string()),
+        Err(message) => return fail(&message),
     };
+    match take_mirror(&policy) {
+        Ok(mirror) => with_runtime(|| serve(policy, mirror)),
+        Err(message) => fail(&message),
+    }
+}
+
+/// The policy with `--listen`, `--auth-token-file` and `--audit-mirror` applied and checked.
+fn serve_policy(args: &ServeArgs) -> Result<Policy, String> {
+    let mut policy = load_policy(&args.policy).map_err(|e| e.to_string())?;
     if let Some(listen) = &args.listen {
-        match crate::policy::http::parse_listen("--listen", listen) {
-            Ok(addr) => policy.http.listen = Some(addr),
-            Err(e) => return fail(&e.to_string()),
-        }
+        policy.http.listen =
+            Some(crate::policy::http::parse_listen("--listen", listen).map_err(|e| e.to_string())?);
     }
     if let Some(file) = &args.auth_token_file {
         policy.http.auth_token_file = Some(file.clone());
     }
+    if let Some(mirror) = &args.audit_mirror {
+        policy.audit.mirror = Some(
+            crate::policy::AuditMirror::parse("--audit-mirror", mirror)
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    if policy.http.listen.is_none() {
+        mirror_allowed(&policy, "serve without --listen")?;
+    }
+    Ok(policy)
+}
+
+/// Takes the audit mirror's descriptor. This must come before anything of runbox's own opens
+/// a descriptor (the async runtime, the workspace, the cache), so that `fd:N` can only name a
+/// descriptor runbox inherited, never one of its own.
+fn take_mirror(policy: &Policy) -> Result<Option<Mirror>, String> {
+    policy
+        .audit
+        .mirror
+        .map(Mirror::start)
+        .transpose()
+        .map_err(|e| e.to_string())
+}
+
+async fn serve(policy: Policy, mirror: Option<Mirror>) -> ExitCode {
     let listen = policy.http.listen;
     let tokens = match listen.map(|addr| http_tokens(&policy, addr)).transpose() {
         Ok(t) => t.flatten(),
         Err(e) => return fail(&e.to_string()),
     };
-    let service = match start_with(policy) {
+    let service = match start_with(policy, mirror) {
         Ok(s) => Arc::new(s),
         Err(e) => return fail(&e.to_string()),
     };
@@ -368,14 +406,32 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
+/// Refuses `audit.mirror = "stdout"` where stdout is already spoken for (`mode` says by what).
+fn mirror_allowed(policy: &Policy, mode: &str) -> Result<(), String> {
+    match policy.audit.mirror {
+        Some(crate::policy::AuditMirror::Stdout) => Err(format!(
+            "audit.mirror = \"stdout\" is refused for {mode}: stdout carries {}; serve with \
+             --listen, or mirror to a descriptor (fd:N)",
+            if mode == "exec" {
+                "the command's output"
+            } else {
+                "the MCP messages"
+            }
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The bearer tokens for serving on `addr`: read and checked when a token file is set; none is
 /// allowed only on a loopback address.
 fn http_tokens(
     policy: &Policy,
     addr: std::net::SocketAddr,
-) -> Result<Option<crate::mcp::http::auth::Tokens>, StartupError> {
+) -> Result<Option<Arc<crate::mcp::http::auth::TokenFile>>, StartupError> {
     match &policy.http.auth_token_file {
-        Some(file) => Ok(Some(crate::mcp::http::auth::Tokens::load(file)?)),
+        Some(file) => Ok(Some(Arc::new(crate::mcp::http::auth::TokenFile::load(
+            file,
+        )?))),
         None if crate::policy::http::is_loopback(addr.ip()) => Ok(None),
         None => Err(StartupError::OpenListener(addr)),
     }
@@ -426,7 +482,7 @@ async fn serve_stdio(service: Arc<Service>) -> ExitCode {
 async fn serve_http(
     service: Arc<Service>,
     addr: std::net::SocketAddr,
-    tokens: Option<crate::mcp::http::auth::Tokens>,
+    tokens: Option<Arc<crate::mcp::http::auth::TokenFile>>,
 ) -> ExitCode {
     use crate::mcp::http;
     let listener = match http::bind(addr).await {
@@ -440,13 +496,21 @@ async fn serve_http(
         workspace = %service.policy().workspace.display(),
         audit = %service.audit().dir().display(),
         policy_hash = %service.policy().hash(),
-        tokens = tokens.as_ref().map_or(0, |t| t.len()),
+        tokens = tokens.as_ref().map_or(0, |t| t.current().len()),
         "runbox serving MCP over streamable HTTP"
     );
+    let (shutdown, signalled) = termination();
+    if let Some(file) = &tokens {
+        // Watched before the address is announced: a SIGHUP after it reloads, never kills.
+        tokio::spawn(http::token_reload::reload_on_sighup(
+            Arc::clone(file),
+            Arc::clone(&service),
+            shutdown.clone(),
+        ));
+    }
     // On stderr whatever the log filter: tests and operators read the port a `:0` got here.
     eprintln!("runbox: serving MCP on http://{bound}/mcp");
     service.announce("serve").await;
-    let (shutdown, signalled) = termination();
     http::serve(Arc::clone(&service), listener, &settings, tokens, shutdown).await;
     service
         .stop("serve", signalled.get().copied().unwrap_or("shutdown"))
@@ -469,8 +533,24 @@ async fn wait_for_termination() -> &'static str {
     }
 }
 
-async fn exec(a: ExecArgs) -> ExitCode {
-    let service = match start(&a.policy) {
+/// `runbox exec`: the policy checked and the audit mirror taken before the async runtime
+/// exists ([`take_mirror`]), then the command.
+fn exec_main(a: ExecArgs) -> ExitCode {
+    let policy = match load_policy(&a.policy) {
+        Ok(p) => p,
+        Err(e) => return fail(&e.to_string()),
+    };
+    if let Err(message) = mirror_allowed(&policy, "exec") {
+        return fail(&message);
+    }
+    match take_mirror(&policy) {
+        Ok(mirror) => with_runtime(|| exec(a, policy, mirror)),
+        Err(message) => fail(&message),
+    }
+}
+
+async fn exec(a: ExecArgs, policy: Policy, mirror: Option<Mirror>) -> ExitCode {
+    let service = match start_with(policy, mirror) {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };

@@ -220,6 +220,7 @@ pub fn server_info(
             max_file_bytes: audit.max_file_bytes,
             max_total_bytes: audit.max_total_bytes,
             durability: audit.sync.describe().to_owned(),
+            mirror: audit.mirror.map(|m| m.to_string()),
         }),
         reason: None,
         in_flight: None,

@@ -39,7 +39,7 @@ enum AuditCliError {
     #[error(transparent)]
     When(#[from] read::WhenError),
     #[error(
-        "--stage {0:?}: not a stage (received, completed, denied, failed, start, stop, open, recovered)"
+        "--stage {0:?}: not a stage (received, completed, denied, failed, start, stop, open, recovered, mirror, reload)"
     )]
     Stage(String),
     #[error("no audit files in {}", .0.display())]
@@ -121,7 +121,7 @@ struct QueryArgs {
     /// Error code, e.g. TIMEOUT or COMMAND_NOT_ALLOWED.
     #[arg(long, value_name = "CODE")]
     code: Option<String>,
-    /// One stage: received, completed, denied, failed, start, stop, open, recovered.
+    /// One stage: received, completed, denied, failed, start, stop, open, recovered, mirror, reload.
     #[arg(long, value_name = "STAGE")]
     stage: Option<String>,
     /// A table instead of JSON lines.
@@ -131,8 +131,9 @@ struct QueryArgs {
 
 #[derive(Debug, Args)]
 struct VerifyArgs {
-    /// The audit directory (default: --dir, else the policy's `audit_dir`).
-    #[arg(value_name = "DIR")]
+    /// The audit directory (default: --dir, else the policy's `audit_dir`), or one file of
+    /// log lines of any name (e.g. what a collector shipped from the mirror).
+    #[arg(value_name = "DIR|FILE")]
     path: Option<PathBuf>,
     #[command(flatten)]
     dir: DirArgs,

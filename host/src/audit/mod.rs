@@ -29,13 +29,14 @@ pub mod clock;
 pub mod durability;
 pub mod files;
 mod maintain;
+pub mod mirror;
 pub mod read;
 pub mod record;
 pub mod reserve;
 pub mod verify;
 
 pub use crate::policy::audit_settings::{
-    DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_TOTAL_BYTES, MIN_RETENTION_DAYS,
+    AuditMirror, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_TOTAL_BYTES, MIN_RETENTION_DAYS,
 };
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use durability::SyncPolicy;
@@ -63,6 +64,9 @@ pub struct AuditConfig {
     pub max_total_bytes: u64,
     /// When records are synced to disk.
     pub sync: SyncPolicy,
+    /// Where every line is also written, as the policy says ([`AuditLog::open_with_mirror`]
+    /// takes the [`mirror::Mirror`] itself); named in `start` records.
+    pub mirror: Option<AuditMirror>,
 }
 
 impl AuditConfig {
@@ -74,6 +78,7 @@ impl AuditConfig {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
             sync: SyncPolicy::default(),
+            mirror: None,
         }
     }
 
@@ -93,6 +98,7 @@ impl crate::policy::Policy {
             max_file_bytes: self.audit.max_file_bytes,
             max_total_bytes: self.audit.max_total_bytes,
             sync: self.audit.sync,
+            mirror: self.audit.mirror,
         }
     }
 }
@@ -142,6 +148,8 @@ pub struct AuditLog {
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
     syncer: Syncer,
+    /// Where every line is also written ([`mirror`]).
+    mirror: Option<mirror::Mirror>,
 }
 
 #[derive(Debug)]
@@ -178,6 +186,16 @@ impl AuditLog {
     /// the reason in [`AuditLog::health`], and is retried on every append. Under the `batch`
     /// policy a background thread syncs; it ends when the log is dropped.
     pub fn open(config: AuditConfig, clock: Arc<dyn Clock>) -> Arc<Self> {
+        Self::open_with_mirror(config, clock, None)
+    }
+
+    /// [`AuditLog::open`], with every line also given to `mirror` (records written while
+    /// opening included).
+    pub fn open_with_mirror(
+        config: AuditConfig,
+        clock: Arc<dyn Clock>,
+        mirror: Option<mirror::Mirror>,
+    ) -> Arc<Self> {
         let log = Self {
             config,
             clock,
@@ -192,6 +210,7 @@ impl AuditLog {
                 fault: None,
             }),
             syncer: Syncer::default(),
+            mirror,
         };
         {
             let mut st = log.lock();
@@ -259,19 +278,29 @@ impl AuditLog {
                 });
             }
         }
-        let (seq, file, name, sync_now) = {
+        let stage = record.stage;
+        let (seq, synced_to, file, name, sync_now) = {
             let mut st = self.lock();
-            let sync_now = match (self.config.sync, record.stage.is_call_record()) {
+            let sync_now = match (self.config.sync, stage.is_call_record()) {
                 (_, false) => true,
-                (SyncPolicy::Always, true) => record.stage != Stage::Received,
+                (SyncPolicy::Always, true) => stage != Stage::Received,
                 (SyncPolicy::Batch, true) => st.sync_each,
             };
+            // The mirror's drops are reported before the `stop` record, else at most every
+            // second after a record.
+            let before = (stage == Stage::Stop)
+                .then(|| self.report_mirror(&mut st, true))
+                .flatten();
             match self.append_locked(&mut st, &mut record) {
                 Ok(r) => {
                     if st.fault.take().is_some() {
                         tracing::warn!(dir = %self.config.dir.display(), "audit log writable again");
                     }
-                    (r.0, r.1, r.2, sync_now)
+                    let after = (stage != Stage::Stop)
+                        .then(|| self.report_mirror(&mut st, false))
+                        .flatten();
+                    let last = before.max(after).unwrap_or(r.0).max(r.0);
+                    (r.0, last, r.1, r.2, sync_now)
                 }
                 Err(e) => {
                     self.report(&mut st, &e);
@@ -281,7 +310,7 @@ impl AuditLog {
         };
         if sync_now {
             self.syncer
-                .sync_to(seq, &file, || self.newest())
+                .sync_to(synced_to, &file, || self.newest())
                 .map_err(|source| {
                     let e = AuditError::Write { file: name, source };
                     self.report(&mut self.lock(), &e);
@@ -289,6 +318,9 @@ impl AuditLog {
                 })?;
         } else if self.config.sync == SyncPolicy::Batch {
             self.syncer.mark_dirty();
+        }
+        if stage == Stage::Stop {
+            self.drain_mirror();
         }
         Ok(seq)
     }
@@ -453,7 +485,12 @@ impl AuditLog {
         st.seq = seq;
         st.last_hash = record.hash.clone().unwrap_or_default();
         st.pending_pruned.clear();
-        Ok((seq, Arc::clone(&cur.file), cur.name.clone()))
+        let written = (seq, Arc::clone(&cur.file), cur.name.clone());
+        if let Some(m) = &self.mirror {
+            // Under the log's lock, so the mirror sees the lines in chain order.
+            m.offer(seq, line);
+        }
+        Ok(written)
     }
 }
 

@@ -75,6 +75,52 @@ pub fn all_entries(dir: &Path) -> std::io::Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// The mirror's account for the newest server run in a log: its `start` record (when the log
+/// still holds it) and the last `mirror` record after it (whose `droppedTotal` counts the run).
+#[derive(Debug, Clone, Default)]
+pub struct MirrorAccount {
+    /// The newest `start` record.
+    pub start: Option<AuditRecord>,
+    /// The last `mirror` record after it.
+    pub last_report: Option<AuditRecord>,
+}
+
+/// Reads the log newest file first, streaming, until the newest `start` record: the mirror's
+/// drops since then ([`MirrorAccount`]). Only `start` and `mirror` lines are parsed.
+pub fn mirror_account(dir: &Path) -> std::io::Result<MirrorAccount> {
+    let mut account = MirrorAccount::default();
+    for f in files::list(dir)?.iter().rev() {
+        let mut reader = BufReader::new(std::fs::File::open(&f.path)?);
+        let (mut start, mut report) = (None, None);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            if reader.read_until(b'\n', &mut buf)? == 0 {
+                break;
+            }
+            // A string value cannot hold these bytes unescaped, so only the member matches.
+            let is = |stage: &str| memchr::memmem::find(&buf, stage.as_bytes()).is_some();
+            if !is("\"stage\":\"start\"") && !is("\"stage\":\"mirror\"") {
+                continue;
+            }
+            match serde_json::from_slice::<AuditRecord>(&buf) {
+                Ok(r) if r.stage == Stage::Start => (start, report) = (Some(r), None),
+                Ok(r) if r.stage == Stage::Mirror => report = Some(r),
+                _ => {}
+            }
+        }
+        // A newer file's report is the newer one; this file's counts only if none came after.
+        if account.last_report.is_none() {
+            account.last_report = report;
+        }
+        if start.is_some() {
+            account.start = start;
+            break;
+        }
+    }
+    Ok(account)
+}
+
 /// What `audit query` selects. Every set field must match.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -194,6 +240,11 @@ pub fn table_row(r: &AuditRecord) -> String {
         .map(|c| c.as_str().to_owned())
         .or_else(|| r.file.as_ref().map(|f| format!("[{}]", f.reason)))
         .or_else(|| r.server.as_ref().map(|s| format!("[{}]", s.mode)))
+        .or_else(|| {
+            r.mirror
+                .as_ref()
+                .map(|m| format!("[{} dropped]", m.dropped))
+        })
         .unwrap_or_else(|| "-".into());
     let decision = match r.policy.as_ref().map(|p| p.decision) {
         Some(Decision::Allow) => "allow",

@@ -48,6 +48,11 @@ pub enum Stage {
     Open,
     /// A torn last line was found at start and set aside.
     Recovered,
+    /// Lines the mirror (`audit.mirror`) could not pass on: how many, since when, and why.
+    Mirror,
+    /// A file runbox reads at start was read again on SIGHUP (the bearer token file): what is
+    /// in force now, or why the old contents stay.
+    Reload,
 }
 
 impl Stage {
@@ -62,6 +67,8 @@ impl Stage {
             Self::Stop => "stop",
             Self::Open => "open",
             Self::Recovered => "recovered",
+            Self::Mirror => "mirror",
+            Self::Reload => "reload",
         }
     }
 
@@ -348,6 +355,43 @@ pub struct AuditSettings {
     pub max_total_bytes: u64,
     /// Which records are synced before the writer returns.
     pub durability: String,
+    /// Where every line is also written (`stdout`, `fd:N`), when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+}
+
+/// A reload (`reload` records): which file, and what is in force after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadInfo {
+    /// The policy key of the file (`http.auth_token_file`).
+    pub key: String,
+    /// The file, as configured.
+    pub path: Text,
+    /// Whether the new contents are in force (`false`: the old ones stay; `error` says why).
+    pub applied: bool,
+    /// How many tokens are in force now.
+    pub tokens: u64,
+    /// Their names (never the tokens), the first [`MAX_ARGS_RECORDED`].
+    pub names: Vec<Text>,
+}
+
+/// Lines the mirror dropped (`mirror` records): the file has them, the mirror's reader does not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorInfo {
+    /// Where the mirror writes (`stdout`, `fd:N`).
+    pub target: String,
+    /// Lines dropped since the last `mirror` record.
+    pub dropped: u64,
+    /// Lines dropped since this server started.
+    pub dropped_total: u64,
+    /// The `seq` of the first and the last line dropped since the last `mirror` record.
+    pub first_seq: u64,
+    /// See `first_seq`.
+    pub last_seq: u64,
+    /// Why the last of them was dropped.
+    pub reason: String,
 }
 
 /// The file a record begins (`open` records).
@@ -459,6 +503,12 @@ pub struct AuditRecord {
     /// What was set aside (`recovered`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovered: Option<RecoveredInfo>,
+    /// Lines the mirror dropped (`mirror`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorInfo>,
+    /// A file read again (`reload`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload: Option<ReloadInfo>,
     /// Log files deleted by retention since the record before this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pruned: Vec<String>,
@@ -499,6 +549,8 @@ impl AuditRecord {
             server: None,
             file: None,
             recovered: None,
+            mirror: None,
+            reload: None,
             pruned: Vec::new(),
             prev_hash: String::new(),
             hash: None,

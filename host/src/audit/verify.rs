@@ -57,7 +57,26 @@ impl std::fmt::Display for Break {
     }
 }
 
-/// Verifies the log in `dir`. The outer error is an I/O failure reading it.
+/// The files `verify` walks: every log file of a directory, or one file given by its path (a
+/// collector's copy of mirrored lines, whatever its name).
+fn files_of(path: &Path) -> std::io::Result<Vec<files::LogFile>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return files::list(path);
+    }
+    Ok(vec![files::LogFile {
+        name: path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        path: path.to_owned(),
+        day: time::Date::MIN,
+        index: 0,
+        bytes: meta.len(),
+    }])
+}
+
+/// Verifies the log in `dir` (or the one file `dir` names). The outer error is an I/O failure
+/// reading it.
 pub fn verify(dir: &Path) -> std::io::Result<Result<Report, Break>> {
     let mut report = Report {
         files: 0,
@@ -69,7 +88,7 @@ pub fn verify(dir: &Path) -> std::io::Result<Result<Report, Break>> {
     };
     // (file, line, seq, hash) of the last good record.
     let mut prev: Option<(String, usize, u64, String)> = None;
-    for file in files::list(dir)? {
+    for file in files_of(dir)? {
         report.files += 1;
         let (entries, _) = read_from(&file, 0, 1)?;
         for e in entries {

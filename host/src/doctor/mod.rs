@@ -8,6 +8,7 @@
 //! probed with `stat` and `eaccess` ([`probe`]), modules are read and inspected but never
 //! compiled or run, and nothing is created, written or removed.
 
+mod mirror;
 mod precompiled;
 pub mod probe;
 mod tools;
@@ -160,6 +161,7 @@ fn operator_findings(policy: &Policy, given: Given, user: User) -> Vec<Finding> 
     } else {
         out.push(audit_finding(&policy.audit_dir, user));
     }
+    out.extend(mirror::mirror_finding(policy, given.audit_dir));
     out.push(
         refusal("cache_dir").unwrap_or_else(|| cache_finding(policy.cache_dir.as_deref(), user)),
     );

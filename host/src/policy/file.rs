@@ -69,6 +69,8 @@ pub struct AuditFile {
     pub max_total_bytes: Option<u64>,
     /// `batch` or `always`.
     pub sync: Option<SyncPolicy>,
+    /// `stdout` (only with `serve --listen`) or `fd:N`: every line also written there.
+    pub mirror: Option<String>,
 }
 
 /// Reads a policy file, bounded in size.

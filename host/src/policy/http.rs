@@ -49,7 +49,8 @@ pub struct HttpFile {
     pub allowed_origins: Option<Vec<String>>,
     /// `Host` header values (`name` or `name:port`) accepted; empty means any.
     pub allowed_hosts: Option<Vec<String>>,
-    /// File of `name:token` lines (mode 0600 or stricter, owned by runbox's user).
+    /// File of `name:token` lines that only runbox's user and root can read or change (see
+    /// `mcp::http::auth::check_file`).
     pub auth_token_file: Option<PathBuf>,
     /// OAuth authorization servers (issuer URLs) named in the protected-resource metadata.
     pub authorization_servers: Option<Vec<String>>,

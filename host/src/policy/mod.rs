@@ -29,7 +29,7 @@ pub mod manifest;
 pub mod native;
 pub mod own_paths;
 
-pub use audit_settings::{AuditLimits, SyncPolicy};
+pub use audit_settings::{AuditLimits, AuditMirror, SyncPolicy};
 pub use catalog::{
     Access, Annotations, BuiltinEntry, Catalog, CatalogError, CommandSpec, MAX_COMMAND_NAME_BYTES,
     Program, parse_builtin_manifest, valid_command_name,
@@ -258,6 +258,11 @@ impl Policy {
             max_file_bytes: af.max_file_bytes.unwrap_or(audit_defaults.max_file_bytes),
             max_total_bytes: af.max_total_bytes.unwrap_or(audit_defaults.max_total_bytes),
             sync: af.sync.unwrap_or(audit_defaults.sync),
+            mirror: af
+                .mirror
+                .as_deref()
+                .map(|m| AuditMirror::parse("audit.mirror", m))
+                .transpose()?,
         };
         let policy = Policy {
             workspace,
@@ -383,6 +388,7 @@ impl Policy {
                 max_file_bytes: Some(self.audit.max_file_bytes),
                 max_total_bytes: Some(self.audit.max_total_bytes),
                 sync: Some(self.audit.sync),
+                mirror: self.audit.mirror.map(|m| m.to_string()),
             }),
             http: Some(self.http.to_file()),
         }

@@ -167,11 +167,23 @@ pub struct Service {
 }
 
 impl Service {
-    /// Opens everything the policy names and checks the pieces fit together.
+    /// Opens everything the policy names and checks the pieces fit together. The audit log
+    /// has no mirror ([`Service::start_mirrored`] takes one).
     pub fn start(
         policy: Policy,
         builtin_wasm: &'static [u8],
         builtin_manifest: &str,
+    ) -> Result<Self, StartError> {
+        Self::start_mirrored(policy, builtin_wasm, builtin_manifest, None)
+    }
+
+    /// [`Service::start`] with the audit log mirrored to `mirror`, which the caller took before
+    /// opening anything (so that `fd:N` names an inherited descriptor, never one of runbox's).
+    pub fn start_mirrored(
+        policy: Policy,
+        builtin_wasm: &'static [u8],
+        builtin_manifest: &str,
+        mirror: Option<crate::audit::mirror::Mirror>,
     ) -> Result<Self, StartError> {
         let workspace = Workspace::open(&policy.workspace)?;
         // Before anything is created or read: none of runbox's own paths may be one a command
@@ -221,7 +233,8 @@ impl Service {
         // Opened last, so a start refused for a bad configuration leaves no trace in the log.
         // An unusable audit directory does not stop the server: calls are refused with
         // AUDIT_UNAVAILABLE (and the reason is on stderr) until the operator fixes it.
-        let audit = AuditLog::open(policy.audit_config(), Arc::new(SystemClock));
+        let audit =
+            AuditLog::open_with_mirror(policy.audit_config(), Arc::new(SystemClock), mirror);
         let guest_env = policy
             .wasi_env
             .iter()

@@ -11,7 +11,7 @@
 //! concurrency slots (a FIFO semaphore: first come, first served) and its audit log. This
 //! module must not answer MCP itself, and `/healthz` must say nothing about the server.
 
-use super::auth::{self, Presented, TokenName, Tokens};
+use super::auth::{self, Presented, TokenFile, TokenName};
 use super::body::{BodyError, read_bounded};
 use super::held::HeldBody;
 use super::refusals::{AUTH_RULE, Refusals, Refused, SESSIONS_RULE, STREAMS_RULE};
@@ -46,7 +46,7 @@ pub struct Front {
     owners: Owners,
     streams: Arc<Streams>,
     bounds: Bounds,
-    tokens: Option<Tokens>,
+    tokens: Option<Arc<TokenFile>>,
     refusals: Refusals,
     public_base: String,
     metadata: String,
@@ -58,7 +58,7 @@ impl Front {
     pub fn new(
         service: Arc<Service>,
         settings: &HttpSettings,
-        tokens: Option<Tokens>,
+        tokens: Option<Arc<TokenFile>>,
         calls: CancellationToken,
         sessions_end: CancellationToken,
     ) -> Self {
@@ -239,7 +239,7 @@ impl Front {
             return Ok(None);
         };
         let (reason, invalid) = match auth::bearer(headers) {
-            Presented::Token(t) => match tokens.check(t) {
+            Presented::Token(t) => match tokens.current().check(t) {
                 Some(name) => return Ok(Some(name)),
                 None => ("the bearer token matches none of the server's tokens", true),
             },

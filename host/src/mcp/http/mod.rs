@@ -33,6 +33,7 @@ mod refusals;
 pub mod server;
 mod sessions;
 pub mod shares;
+pub mod token_reload;
 
 use crate::policy::http::HttpPolicy;
 use crate::service::Service;
@@ -132,7 +133,7 @@ pub async fn serve(
     service: Arc<Service>,
     listener: TcpListener,
     settings: &HttpSettings,
-    tokens: Option<auth::Tokens>,
+    tokens: Option<Arc<auth::TokenFile>>,
     shutdown: CancellationToken,
 ) {
     let calls = CancellationToken::new();
