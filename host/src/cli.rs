@@ -6,14 +6,17 @@
 
 use crate::audit::mirror::Mirror;
 use crate::policy::{ConfigError, Overrides, Policy, PolicyFile, read_policy_file};
-use crate::service::{CallContext, CallReply, Service, StartError};
+use crate::service::{CallContext, CallReply, Service};
 use clap::{Args, Parser, Subcommand};
+use startup::{StartupError, http_tokens, mirror_allowed, serve_policy, take_mirror};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+mod startup;
 
 /// Exit status for start-up and usage errors.
 const EXIT_USAGE: u8 = 2;
@@ -296,28 +299,6 @@ fn overrides(p: &PolicyArgs) -> Overrides {
     }
 }
 
-/// Why `serve` or `exec` could not start.
-#[derive(Debug, thiserror::Error)]
-enum StartupError {
-    #[error(transparent)]
-    Policy(#[from] ConfigError),
-    #[error(
-        "refusing to run as root: run runbox as an unprivileged user (in a container, set USER), \
-         or pass --allow-root (policy: allow_root = true) if you accept the risk"
-    )]
-    Root,
-    #[error(transparent)]
-    Service(#[from] StartError),
-    #[error(transparent)]
-    Tokens(#[from] crate::mcp::http::auth::TokenFileError),
-    #[error(
-        "refusing to listen on {0} without bearer tokens: anyone who can reach it could run \
-         commands; pass --auth-token-file FILE (policy: http.auth_token_file), or listen on \
-         127.0.0.1"
-    )]
-    OpenListener(std::net::SocketAddr),
-}
-
 /// Reads the file (if any), merges the flags, validates.
 fn load_policy(p: &PolicyArgs) -> Result<Policy, ConfigError> {
     let file = match &p.config {
@@ -342,52 +323,17 @@ fn start_with(policy: Policy, mirror: Option<Mirror>) -> Result<Service, Startup
     )?)
 }
 
-/// `runbox serve`: the policy with `--listen` applied, then stdio or HTTP.
 /// `runbox serve`: the policy with serve's own flags applied and the audit mirror taken before
 /// the async runtime exists ([`take_mirror`]), then stdio or HTTP.
 fn serve_main(args: &ServeArgs) -> ExitCode {
     let policy = match serve_policy(args) {
         Ok(p) => p,
-        Err(message) => return fail(&message),
+        Err(e) => return fail(&e.to_string()),
     };
     match take_mirror(&policy) {
         Ok(mirror) => with_runtime(|| serve(policy, mirror)),
-        Err(message) => fail(&message),
+        Err(e) => fail(&e.to_string()),
     }
-}
-
-/// The policy with `--listen`, `--auth-token-file` and `--audit-mirror` applied and checked.
-fn serve_policy(args: &ServeArgs) -> Result<Policy, String> {
-    let mut policy = load_policy(&args.policy).map_err(|e| e.to_string())?;
-    if let Some(listen) = &args.listen {
-        policy.http.listen =
-            Some(crate::policy::http::parse_listen("--listen", listen).map_err(|e| e.to_string())?);
-    }
-    if let Some(file) = &args.auth_token_file {
-        policy.http.auth_token_file = Some(file.clone());
-    }
-    if let Some(mirror) = &args.audit_mirror {
-        policy.audit.mirror = Some(
-            crate::policy::AuditMirror::parse("--audit-mirror", mirror)
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    if policy.http.listen.is_none() {
-        mirror_allowed(&policy, "serve without --listen")?;
-    }
-    Ok(policy)
-}
-
-/// Takes the audit mirror's descriptor. This must come before anything of runbox's own opens
-/// a descriptor (the async runtime, the workspace, the cache), so that `fd:N` can only name a
-/// descriptor runbox inherited, never one of its own.
-fn take_mirror(policy: &Policy) -> Result<Option<Mirror>, String> {
-    policy
-        .audit
-        .mirror
-        .map(Mirror::start)
-        .transpose()
-        .map_err(|e| e.to_string())
 }
 
 async fn serve(policy: Policy, mirror: Option<Mirror>) -> ExitCode {
@@ -403,37 +349,6 @@ async fn serve(policy: Policy, mirror: Option<Mirror>) -> ExitCode {
     match listen {
         Some(addr) => serve_http(service, addr, tokens).await,
         None => serve_stdio(service).await,
-    }
-}
-
-/// Refuses `audit.mirror = "stdout"` where stdout is already spoken for (`mode` says by what).
-fn mirror_allowed(policy: &Policy, mode: &str) -> Result<(), String> {
-    match policy.audit.mirror {
-        Some(crate::policy::AuditMirror::Stdout) => Err(format!(
-            "audit.mirror = \"stdout\" is refused for {mode}: stdout carries {}; serve with \
-             --listen, or mirror to a descriptor (fd:N)",
-            if mode == "exec" {
-                "the command's output"
-            } else {
-                "the MCP messages"
-            }
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// The bearer tokens for serving on `addr`: read and checked when a token file is set; none is
-/// allowed only on a loopback address.
-fn http_tokens(
-    policy: &Policy,
-    addr: std::net::SocketAddr,
-) -> Result<Option<Arc<crate::mcp::http::auth::TokenFile>>, StartupError> {
-    match &policy.http.auth_token_file {
-        Some(file) => Ok(Some(Arc::new(crate::mcp::http::auth::TokenFile::load(
-            file,
-        )?))),
-        None if crate::policy::http::is_loopback(addr.ip()) => Ok(None),
-        None => Err(StartupError::OpenListener(addr)),
     }
 }
 
@@ -540,12 +455,12 @@ fn exec_main(a: ExecArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(&e.to_string()),
     };
-    if let Err(message) = mirror_allowed(&policy, "exec") {
-        return fail(&message);
+    if let Err(e) = mirror_allowed(&policy, "exec") {
+        return fail(&e.to_string());
     }
     match take_mirror(&policy) {
         Ok(mirror) => with_runtime(|| exec(a, policy, mirror)),
-        Err(message) => fail(&message),
+        Err(e) => fail(&e.to_string()),
     }
 }
 
