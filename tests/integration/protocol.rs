@@ -280,6 +280,26 @@ fn a_second_request_with_an_id_in_flight_is_refused_and_the_first_answered() {
     assert_eq!(r["result"]["structuredContent"]["stdout"], "again\n", "{r}");
 }
 
+/// JSON-RPC only asks that ids be unique among requests in flight, so a client may reuse one
+/// as soon as it has read the reply. The server used to free the id after writing the reply,
+/// and a quick client's next request with the same id was refused now and then (CI saw it).
+#[test]
+fn an_id_can_be_reused_the_moment_its_reply_is_read() {
+    let env = Env::new();
+    let mut s = env.serve();
+    for round in 0..300 {
+        let line = if round % 3 == 0 {
+            call_with_id("5", "echo", &["again"])
+        } else {
+            br#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#.to_vec()
+        };
+        s.send_raw(&line);
+        let r = s.next_response();
+        assert_eq!(r["id"], 5, "round {round}: {r}");
+        assert!(r.get("error").is_none(), "round {round}: {r}");
+    }
+}
+
 /// Issue 12, item 7: a 16 MiB line of `[0,0,…]` was parsed whole (tens of bytes per element)
 /// and took the server to 1.6 GiB. Its structure is bounded while it is read now.
 #[test]

@@ -227,19 +227,20 @@ impl Outbound {
     }
 }
 
-/// Writes queued lines to `out`, each followed by a newline and a flush, and tells `written`
-/// about each line once it is out. Returns when every sender is gone or the client closed its
-/// end.
-pub async fn write_lines<W: AsyncWrite + Unpin>(
+/// Writes queued lines to `out`, each followed by a newline and a flush. `settle` is told
+/// about each line just before it is written; what it returns (a window slot) is held until
+/// the line is out. Returns when every sender is gone or the client closed its end.
+pub async fn write_lines<W: AsyncWrite + Unpin, G>(
     mut out: W,
     mut lines: mpsc::Receiver<Outbound>,
-    mut written: impl FnMut(&Outbound),
+    mut settle: impl FnMut(&Outbound) -> G,
 ) -> std::io::Result<()> {
     while let Some(mut item) = lines.recv().await {
+        let held = settle(&item);
         item.line.push('\n');
         out.write_all(item.line.as_bytes()).await?;
         out.flush().await?;
-        written(&item);
+        drop(held);
     }
     Ok(())
 }

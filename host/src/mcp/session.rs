@@ -50,9 +50,7 @@ where
     let end_on_broken_output = session.clone();
     let writer = tokio::spawn(async move {
         let result = framing::write_lines(output, lines_rx, move |line| {
-            if let Some(id) = &line.settles {
-                replied.written(id);
-            }
+            line.settles.as_ref().and_then(|id| replied.settle(id))
         })
         .await;
         if let Err(e) = &result {

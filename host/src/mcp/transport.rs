@@ -156,7 +156,7 @@ mod tests {
             "the cancelled reply was dropped"
         );
         assert_eq!(window.in_flight(), 1);
-        window.written(&RequestKey::Int(1));
+        drop(window.settle(&RequestKey::Int(1)));
         assert_eq!(window.in_flight(), 0);
     }
 }

@@ -10,8 +10,10 @@
 //! (`inbound`), bounded there. Notifications and responses need no slot.
 //!
 //! The table also makes ids unique: an id is in flight from the moment its request is read
-//! until its reply is written (or dropped after a cancellation), and a second request with the
-//! same id meanwhile is refused, instead of running twice with one of the replies lost.
+//! until its reply starts out to stdout (or is dropped after a cancellation), and a second
+//! request with the same id meanwhile is refused, instead of running twice with one of the
+//! replies lost. The id is freed *before* the reply is written, the slot only after: a client
+//! that reuses an id as soon as it has read the reply must never find it still taken.
 //!
 //! Cancellation is handled here, never by rmcp: `notifications/cancelled` fires the request's
 //! [`CancellationToken`] (the handler stops the call), and when rmcp's reply for it arrives it
@@ -153,9 +155,14 @@ impl ReplyWindow {
         true
     }
 
-    /// The reply to `id` is on stdout: the id and its slot are free.
-    pub fn written(&self, id: &RequestKey) {
-        self.table().remove(id);
+    /// The reply to `id` is about to be written. The id is free from now on, because a client
+    /// may send its next request with the same id as soon as it reads this reply; the slot
+    /// returned stays taken until the caller drops it, once the reply is out.
+    pub fn settle(&self, id: &RequestKey) -> Option<OwnedSemaphorePermit> {
+        match self.table().remove(id)?.state {
+            State::Held => None,
+            State::Owed(p) | State::Cancelled(p) => Some(p),
+        }
     }
 
     /// Whether a request with `id` is in flight (held, forwarded, or answered but not yet
@@ -187,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn an_id_is_taken_until_its_reply_is_written() {
+    fn an_id_is_taken_until_its_reply_starts_out_and_the_slot_until_it_is_written() {
         let w = ReplyWindow::new(2);
         assert!(w.admit(&key(1)));
         assert!(!w.admit(&key(1)), "held");
@@ -196,10 +203,16 @@ mod tests {
         assert!(!w.admit(&key(1)), "forwarded");
         assert_eq!(w.slots(Lane::Call).available_permits(), 1);
         assert!(w.on_reply(&key(1)));
-        assert!(!w.admit(&key(1)), "replied, not yet written");
-        w.written(&key(1));
+        assert!(!w.admit(&key(1)), "replied, not yet settled");
+        let slot = w.settle(&key(1)).expect("its slot");
+        assert!(w.admit(&key(1)), "free again before the reply is written");
+        assert_eq!(
+            w.slots(Lane::Call).available_permits(),
+            1,
+            "slot still taken"
+        );
+        drop(slot);
         assert_eq!(w.slots(Lane::Call).available_permits(), 2);
-        assert!(w.admit(&key(1)), "free again");
         assert!(w.admit(&RequestKey::Str("1".into())), "\"1\" is not 1");
     }
 
@@ -223,7 +236,7 @@ mod tests {
         assert!(!w.on_reply(&key(5)), "dropped");
         assert_eq!(w.slots(Lane::Other).available_permits(), OTHER_SLOTS);
         assert_eq!(w.in_flight(), 0);
-        w.written(&key(5));
+        assert!(w.settle(&key(5)).is_none());
         assert_eq!(w.slots(Lane::Other).available_permits(), OTHER_SLOTS);
     }
 
