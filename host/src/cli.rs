@@ -397,7 +397,7 @@ async fn serve_stdio(service: Arc<Service>) -> ExitCode {
 async fn serve_http(
     service: Arc<Service>,
     addr: std::net::SocketAddr,
-    tokens: Option<Arc<crate::mcp::http::auth::TokenFile>>,
+    tokens: Option<Arc<crate::mcp::http::token_file::TokenFile>>,
 ) -> ExitCode {
     use crate::mcp::http;
     let listener = match http::bind(addr).await {

@@ -116,6 +116,31 @@ fn http_refuses_a_foreign_origin_and_host() {
         &init,
     );
     assert_eq!(local.status, 200, "{}", local.text());
+    // rmcp reads the first Origin only: a second one must not ride along unseen.
+    let doubled = post(
+        addr,
+        None,
+        None,
+        &[
+            ("Origin", "http://localhost:5173"),
+            ("Origin", "http://evil.example"),
+        ],
+        &init,
+    );
+    assert_eq!(doubled.status, 400, "{}", doubled.text());
+    assert!(
+        doubled.text().contains("more than one Origin"),
+        "{}",
+        doubled.text()
+    );
+    // Headers are bounded at 64 KiB in all, however they are split.
+    let value = "v".repeat(8000);
+    let names: Vec<String> = (0..9).map(|n| format!("X-Filler-{n}")).collect();
+    let filler: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), value.as_str())).collect();
+    let large = post(addr, None, None, &filler, &init);
+    assert_eq!(large.status, 431, "{}", large.text());
+    let fits: Vec<(&str, &str)> = filler[..7].to_vec();
+    assert_eq!(post(addr, None, None, &fits, &init).status, 200);
     // A rebound name reaches the loopback address with a foreign Host.
     let rebound = send(
         addr,

@@ -372,3 +372,31 @@ pub fn open_event_stream(
         .and_then(|s| s.parse().ok());
     (stream, status)
 }
+
+/// The status of an `initialize` POSTed with `token`: 200 when the token is taken, 401 when not.
+pub fn initialize_status(addr: SocketAddr, token: &str) -> u16 {
+    post(addr, None, Some(token), &[], &initialize_message()).status
+}
+
+/// Sends SIGHUP to the server with process id `pid` (a reload of its token file).
+pub fn hang_up(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The `reload` records of the audit log, oldest first.
+pub fn reload_records(env: &Env) -> Vec<Value> {
+    env.audit_records()
+        .into_iter()
+        .filter(|r| r["stage"] == "reload")
+        .collect()
+}
+
+/// Waits for the `n`th `reload` record (1-based) and returns it.
+pub fn wait_for_reload(env: &Env, n: usize) -> Value {
+    env.wait_for_record(&format!("reload #{n}"), |_| reload_records(env).len() >= n);
+    reload_records(env)[n - 1].clone()
+}

@@ -127,30 +127,6 @@ fn serve(env: &Env, cache: &Path, tokens: &Path) -> Result<(Child, SocketAddr), 
     }
 }
 
-fn status_with(addr: SocketAddr, token: &str) -> u16 {
-    post(addr, None, Some(token), &[], &initialize_message()).status
-}
-
-fn hang_up(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn reloads(env: &Env) -> Vec<serde_json::Value> {
-    env.audit_records()
-        .into_iter()
-        .filter(|r| r["stage"] == "reload")
-        .collect()
-}
-
-fn wait_for_reloads(env: &Env, n: usize) -> serde_json::Value {
-    env.wait_for_record(&format!("reload #{n}"), |_| reloads(env).len() >= n);
-    reloads(env)[n - 1].clone()
-}
-
 #[test]
 fn a_secret_volume_token_file_is_used_and_reloaded_on_sighup() {
     if !nix_is_root() {
@@ -168,8 +144,8 @@ fn a_secret_volume_token_file_is_used_and_reloaded_on_sighup() {
         0o440,
     );
     let (mut child, addr) = serve(&env, &cache, &tokens).unwrap();
-    assert_eq!(status_with(addr, ALICE), 200);
-    assert_eq!(status_with(addr, BOB), 401);
+    assert_eq!(initialize_status(addr, ALICE), 200);
+    assert_eq!(initialize_status(addr, BOB), 401);
 
     // The Secret is updated (alice rotated out, bob in), then runbox is told.
     publish(
@@ -179,17 +155,17 @@ fn a_secret_volume_token_file_is_used_and_reloaded_on_sighup() {
         (0, FS_GROUP),
         0o440,
     );
-    hang_up(&child);
-    let applied = wait_for_reloads(&env, 1);
+    hang_up(child.id());
+    let applied = wait_for_reload(&env, 1);
     assert_eq!(applied["reload"]["applied"], true, "{applied}");
     assert_eq!(applied["reload"]["key"], "http.auth_token_file");
     assert_eq!(applied["reload"]["names"], serde_json::json!(["bob"]));
     assert_eq!(
-        status_with(addr, ALICE),
+        initialize_status(addr, ALICE),
         401,
         "a removed token stops working"
     );
-    assert_eq!(status_with(addr, BOB), 200);
+    assert_eq!(initialize_status(addr, BOB), 200);
 
     // A version anyone may read is not used: bob's token stays, and the record says why.
     publish(
@@ -199,14 +175,14 @@ fn a_secret_volume_token_file_is_used_and_reloaded_on_sighup() {
         (0, FS_GROUP),
         0o444,
     );
-    hang_up(&child);
-    let refused = wait_for_reloads(&env, 2);
+    hang_up(child.id());
+    let refused = wait_for_reload(&env, 2);
     assert_eq!(refused["reload"]["applied"], false, "{refused}");
     assert_eq!(refused["reload"]["names"], serde_json::json!(["bob"]));
     let why = refused["error"]["message"].as_str().unwrap();
     assert!(why.contains("mode 0444") && why.contains("anyone"), "{why}");
-    assert_eq!(status_with(addr, BOB), 200, "the old tokens stay");
-    assert_eq!(status_with(addr, &format!("{ALICE}-carol")), 401);
+    assert_eq!(initialize_status(addr, BOB), 200, "the old tokens stay");
+    assert_eq!(initialize_status(addr, &format!("{ALICE}-carol")), 401);
 
     let _ = child.kill();
     let _ = child.wait();

@@ -22,7 +22,7 @@ pub(super) enum StartupError {
     #[error(transparent)]
     Service(#[from] StartError),
     #[error(transparent)]
-    Tokens(#[from] crate::mcp::http::auth::TokenFileError),
+    Tokens(#[from] crate::mcp::http::token_file::TokenFileError),
     #[error(
         "refusing to listen on {0} without bearer tokens: anyone who can reach it could run \
          commands; pass --auth-token-file FILE (policy: http.auth_token_file), or listen on \
@@ -91,11 +91,11 @@ pub(super) fn mirror_allowed(policy: &Policy, mode: &'static str) -> Result<(), 
 pub(super) fn http_tokens(
     policy: &Policy,
     addr: std::net::SocketAddr,
-) -> Result<Option<Arc<crate::mcp::http::auth::TokenFile>>, StartupError> {
+) -> Result<Option<Arc<crate::mcp::http::token_file::TokenFile>>, StartupError> {
     match &policy.http.auth_token_file {
-        Some(file) => Ok(Some(Arc::new(crate::mcp::http::auth::TokenFile::load(
-            file,
-        )?))),
+        Some(file) => Ok(Some(Arc::new(
+            crate::mcp::http::token_file::TokenFile::load(file)?,
+        ))),
         None if crate::policy::http::is_loopback(addr.ip()) => Ok(None),
         None => Err(StartupError::OpenListener(addr)),
     }

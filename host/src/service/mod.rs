@@ -261,6 +261,11 @@ impl Service {
         &self.policy
     }
 
+    /// The workspace.
+    pub fn workspace(&self) -> &Workspace {
+        &self.workspace
+    }
+
     /// The audit log.
     pub fn audit(&self) -> &AuditLog {
         &self.audit

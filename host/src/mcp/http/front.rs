@@ -11,12 +11,13 @@
 //! concurrency slots (a FIFO semaphore: first come, first served) and its audit log. This
 //! module must not answer MCP itself, and `/healthz` must say nothing about the server.
 
-use super::auth::{self, Presented, TokenFile, TokenName};
+use super::auth::{self, Holder, Presented};
 use super::body::{BodyError, read_bounded};
 use super::held::HeldBody;
 use super::refusals::{AUTH_RULE, Refusals, Refused, SESSIONS_RULE, STREAMS_RULE};
-use super::sessions::Owners;
+use super::sessions::{Owner, Owners};
 use super::shares::{Principal, Quota, Refusal, Streams};
+use super::token_file::TokenFile;
 use super::{HttpSettings, SESSION_IDLE, SESSIONS, STREAM_IDLE, STREAMS};
 use crate::mcp::handler::RunboxHandler;
 use crate::mcp::scan::Bounds;
@@ -43,7 +44,7 @@ pub const HEALTH_PATH: &str = "/healthz";
 /// The request router in front of rmcp.
 pub struct Front {
     mcp: StreamableHttpService<RunboxHandler, LocalSessionManager>,
-    owners: Owners,
+    owners: Arc<Owners>,
     streams: Arc<Streams>,
     bounds: Bounds,
     tokens: Option<Arc<TokenFile>>,
@@ -54,7 +55,8 @@ pub struct Front {
 
 impl Front {
     /// A front for `service`: `calls` stops every running call, `sessions_end` ends every
-    /// session and stream (both fired at shutdown).
+    /// session and stream (both fired at shutdown). With `tokens`, the sessions of a token
+    /// value removed by a reload are closed as soon as the reload applies.
     pub fn new(
         service: Arc<Service>,
         settings: &HttpSettings,
@@ -63,6 +65,7 @@ impl Front {
         sessions_end: CancellationToken,
     ) -> Self {
         let bounds = crate::mcp::session::bounds_for(&service);
+        let sessions_end_watch = sessions_end.clone();
         let mut session_config = SessionConfig::default();
         session_config.keep_alive = Some(SESSION_IDLE);
         let mut manager = LocalSessionManager::default();
@@ -72,7 +75,7 @@ impl Front {
             .with_allowed_hosts(settings.allowed_hosts.clone())
             .with_allowed_origins(settings.allowed_origins.clone())
             .enforce_origin_validation()
-            .with_cancellation_token(sessions_end)
+            .with_cancellation_token(sessions_end.clone())
             // The body was read (and bounded) here; this is a second, looser guard.
             .with_max_request_body_bytes(bounds.max_line_bytes.saturating_add(1));
         let refusals = Refusals::new(Arc::clone(&service));
@@ -83,9 +86,17 @@ impl Front {
             Arc::clone(&sessions),
             config,
         );
+        let owners = Arc::new(Owners::new(sessions, SESSIONS));
+        if let Some(file) = &tokens {
+            tokio::spawn(revoke_on_change(
+                file.watch(),
+                Arc::clone(&owners),
+                sessions_end_watch,
+            ));
+        }
         Self {
             mcp,
-            owners: Owners::new(sessions, SESSIONS),
+            owners,
             streams: Streams::new(STREAMS),
             bounds,
             tokens,
@@ -101,9 +112,13 @@ impl Front {
         let (parts, body) = request.into_parts();
         if let Err(e) = super::host::check(&parts) {
             tracing::debug!("refused a request: {e}");
+            let status = e.status();
             return refused_response(
-                StatusCode::BAD_REQUEST,
-                &format!("Bad Request: {e}\n"),
+                status,
+                &format!(
+                    "{}: {e}\n",
+                    status.canonical_reason().unwrap_or("Bad Request")
+                ),
                 false,
             );
         }
@@ -124,26 +139,30 @@ impl Front {
     }
 
     async fn mcp(&self, mut parts: http::request::Parts, body: Incoming) -> HttpResponse {
-        let owner = match self.authenticate(&parts.headers).await {
-            Ok(owner) => owner,
+        let holder = match self.authenticate(&parts.headers).await {
+            Ok(holder) => holder,
             Err(refused) => return refused,
         };
-        let principal = Principal(owner.as_ref().map(|n| Arc::clone(&n.0)));
+        let owner = Owner {
+            principal: Principal(holder.as_ref().map(|h| Arc::clone(&h.name.0))),
+            digest: holder.as_ref().map(|h| h.digest),
+        };
+        let principal = &owner.principal;
         let session = parts
             .headers
             .get("mcp-session-id")
             .map(|v| v.as_bytes().to_vec());
         if let Some(id) = &session
-            && !self.owners.owned_by(id, &principal)
+            && !self.owners.owned_by(id, &owner)
         {
             // Another principal's session looks like no session at all.
             return plain(StatusCode::NOT_FOUND, "Not Found: Session not found\n");
         }
-        let slot = match self.streams.take(&principal) {
+        let slot = match self.streams.take(principal) {
             Ok(slot) => slot,
             Err(refusal) => {
                 return self
-                    .over_share(&STREAM_SHARE, refusal, &principal, session.as_deref())
+                    .over_share(&STREAM_SHARE, refusal, principal, session.as_deref())
                     .await;
             }
         };
@@ -157,19 +176,19 @@ impl Front {
         };
         let opening = if parts.method == Method::POST && session.is_none() && is_initialize(&bytes)
         {
-            match self.owners.admit(&principal).await {
+            match self.owners.admit(&owner).await {
                 Ok(opening) => Some(opening),
                 Err(refusal) => {
                     return self
-                        .over_share(&SESSION_SHARE, refusal, &principal, None)
+                        .over_share(&SESSION_SHARE, refusal, principal, None)
                         .await;
                 }
             }
         } else {
             None
         };
-        if let Some(name) = owner {
-            parts.extensions.insert(name);
+        if let Some(holder) = holder {
+            parts.extensions.insert(holder.name);
         }
         let event_stream = parts.method == Method::GET;
         let closes_session = parts.method == Method::DELETE;
@@ -230,17 +249,17 @@ impl Front {
         refused_response(status, &format!("{reason}; {}\n", share.hint), true)
     }
 
-    /// `Ok(None)`: the server has no tokens. `Ok(Some(name))`: a known token. `Err`: the 401.
+    /// `Ok(None)`: the server has no tokens. `Ok(Some(holder))`: a known token. `Err`: the 401.
     async fn authenticate(
         &self,
         headers: &http::HeaderMap,
-    ) -> Result<Option<TokenName>, HttpResponse> {
+    ) -> Result<Option<Holder>, HttpResponse> {
         let Some(tokens) = &self.tokens else {
             return Ok(None);
         };
         let (reason, invalid) = match auth::bearer(headers) {
             Presented::Token(t) => match tokens.current().check(t) {
-                Some(name) => return Ok(Some(name)),
+                Some(holder) => return Ok(Some(holder)),
                 None => ("the bearer token matches none of the server's tokens", true),
             },
             Presented::Missing => ("no Authorization: Bearer token", false),
@@ -274,6 +293,26 @@ impl Front {
     /// Requests to `/mcp` open now, event streams included.
     pub fn open_streams(&self) -> usize {
         self.streams.open()
+    }
+}
+
+/// Closes the sessions of token values a reload removed, each time the tokens change, until
+/// `end` fires.
+async fn revoke_on_change(
+    mut tokens: tokio::sync::watch::Receiver<Arc<auth::Tokens>>,
+    owners: Arc<Owners>,
+    end: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = end.cancelled() => return,
+            changed = tokens.changed() => if changed.is_err() { return },
+        }
+        let current = Arc::clone(&tokens.borrow_and_update());
+        let closed = owners.revoke(&current).await;
+        if closed > 0 {
+            tracing::info!(closed, "closed the sessions of tokens the reload removed");
+        }
     }
 }
 

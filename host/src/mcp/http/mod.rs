@@ -33,6 +33,7 @@ mod refusals;
 pub mod server;
 mod sessions;
 pub mod shares;
+pub mod token_file;
 pub mod token_reload;
 
 use crate::policy::http::HttpPolicy;
@@ -133,7 +134,7 @@ pub async fn serve(
     service: Arc<Service>,
     listener: TcpListener,
     settings: &HttpSettings,
-    tokens: Option<Arc<auth::TokenFile>>,
+    tokens: Option<Arc<token_file::TokenFile>>,
     shutdown: CancellationToken,
 ) {
     let calls = CancellationToken::new();

@@ -1,14 +1,22 @@
 //! Reloading the bearer token file on SIGHUP (`serve --listen` with `--auth-token-file`): the
-//! file is read and checked again ([`TokenFile::reload`]); new tokens replace the old ones at
-//! once, and a file that cannot be used leaves the old ones in force. Either way stderr says so
-//! and a `reload` record names the file, whether the new contents apply, and the names (never
-//! the tokens) in force, with the reason in `error` when they do not.
+//! file is read and checked again ([`TokenFile::reload`], which refuses a file leading into the
+//! workspace); new tokens replace the old ones at once, and a file that cannot be used leaves
+//! the old ones in force. Either way stderr says so and a `reload` record names the file,
+//! whether the new contents apply, and the names (never the tokens) in force, with the reason
+//! in `error` when they do not.
+//!
+//! The file is read on a thread of its own, never on the runtime's: whatever the file system
+//! does (a FIFO is refused at once, but a hung network mount is not), requests, `/healthz` and
+//! SIGTERM are served meanwhile. One reload runs at a time; SIGHUPs sent meanwhile are one
+//! more reload after it.
 //!
 //! This must never log or record a token, and never leave the server without tokens.
 
-use super::auth::{TokenFile, Tokens};
+use super::auth::Tokens;
+use super::token_file::TokenFile;
 use crate::audit::record::{AuditRecord, ErrorInfo, MAX_ARGS_RECORDED, ReloadInfo, Stage, Text};
 use crate::service::Service;
+use crate::workspace::Workspace;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -37,16 +45,34 @@ pub fn reload_on_sighup(
                 () = shutdown.cancelled() => return,
                 got = hangups.recv() => if got.is_none() { return },
             }
-            let record = reload_now(&file);
+            let (done, record) = tokio::sync::oneshot::channel();
+            let (reading, of) = (Arc::clone(&file), Arc::clone(&service));
+            let spawned = std::thread::Builder::new()
+                .name("runbox-token-reload".to_owned())
+                .spawn(move || {
+                    let _ = done.send(reload_now(&reading, Some(of.workspace())));
+                });
+            if let Err(e) = spawned {
+                tracing::error!("SIGHUP: cannot start the reload ({e}); the old tokens stay");
+                continue;
+            }
+            let record = tokio::select! {
+                () = shutdown.cancelled() => return,
+                r = record => match r {
+                    Ok(r) => r,
+                    Err(_) => continue,
+                },
+            };
             let _ = service.record(record).await;
         }
     }
 }
 
-/// Reloads once and describes the outcome as a `reload` record (also on stderr).
-pub fn reload_now(file: &TokenFile) -> AuditRecord {
+/// Reloads once (refusing a file leading into `workspace`) and describes the outcome as a
+/// `reload` record (also on stderr). It blocks on the file system: call it off the runtime.
+pub fn reload_now(file: &TokenFile, workspace: Option<&Workspace>) -> AuditRecord {
     let mut record = AuditRecord::new(Stage::Reload);
-    let (applied, tokens) = match file.reload() {
+    let (applied, tokens) = match file.reload(workspace) {
         Ok(tokens) => {
             tracing::info!(
                 tokens = tokens.len(),
