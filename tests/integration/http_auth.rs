@@ -5,10 +5,11 @@
 //! client running the stdio scenarios over HTTP with a token.
 
 use crate::http_client::*;
+use crate::python_client::{python_sdk, report, script};
 use crate::support::*;
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 const ALICE: &str = "alice-token-0123456789abcdef";
@@ -203,53 +204,22 @@ fn http_refuses_a_non_loopback_listen_without_tokens() {
     assert!(err.starts_with("exit Some(2)"), "{err}");
 }
 
-pub(crate) fn python() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("RUNBOX_PYTHON").map(PathBuf::from),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")),
-    ];
-    candidates.into_iter().flatten().find(|p| {
-        Command::new(p)
-            .args(["-c", "import mcp"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    })
-}
-
 #[test]
 fn http_python_sdk_runs_the_stdio_scenarios_over_http_with_a_token() {
-    let Some(py) = python() else {
-        assert!(
-            std::env::var_os("RUNBOX_REQUIRE_PYTHON_SDK").is_none(),
-            "RUNBOX_REQUIRE_PYTHON_SDK is set but no python with the `mcp` package was found"
-        );
-        eprintln!("SKIPPED http python sdk: no python with the `mcp` package");
+    let Some(py) = python_sdk("http python sdk") else {
         return;
     };
     let env = Env::new();
     let server = start_with_tokens(&env);
     let url = format!("http://{}/mcp", server.addr);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/sdk_client.py");
     for mode in ["legacy", "2026-07-28"] {
         let out = Command::new(&py)
-            .arg(&script)
+            .arg(script("sdk_client.py"))
             .args([mode, &url])
             .env("RUNBOX_TOKEN", ALICE)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "python client ({mode}) failed:\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .to_owned();
-        let report: Value = serde_json::from_str(&line).unwrap();
+        let report = report(&out, mode);
         assert_eq!(report["tools"], json!(["list_commands", "run", "shell"]));
         assert_eq!(report["echo_is_error"], false);
         assert_eq!(report["echo"]["stdout"], "hello\n");
@@ -263,7 +233,7 @@ fn http_python_sdk_runs_the_stdio_scenarios_over_http_with_a_token() {
     }
     // Without the token the SDK is turned away.
     let out = Command::new(&py)
-        .arg(&script)
+        .arg(script("sdk_client.py"))
         .args(["legacy", &url])
         .output()
         .unwrap();

@@ -9,11 +9,10 @@
 //! a printed reason.
 
 use crate::clients::node_tools;
-use crate::http_auth::python;
 use crate::http_client::*;
+use crate::python_client::{python_sdk, report, script};
 use crate::support::*;
 use serde_json::Value;
-use std::path::Path;
 use std::process::Command;
 
 const TOKEN: &str = "agent-token-0123456789abcdef";
@@ -25,35 +24,20 @@ fn start_with_token(env: &Env) -> HttpServer {
 
 #[test]
 fn http_python_sdk_cancels_and_gets_progress_with_a_token() {
-    let Some(py) = python() else {
-        assert!(
-            std::env::var_os("RUNBOX_REQUIRE_PYTHON_SDK").is_none(),
-            "RUNBOX_REQUIRE_PYTHON_SDK is set but no python with the `mcp` package was found"
-        );
-        eprintln!("SKIPPED http python sdk cancel/progress: no python with the `mcp` package");
+    let Some(py) = python_sdk("http python sdk cancel/progress") else {
         return;
     };
     let env = Env::new();
     let server = start_with_token(&env);
     let url = format!("http://{}/mcp", server.addr);
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/sdk_cancel_progress.py");
     for mode in ["legacy", "2026-07-28"] {
         let out = Command::new(&py)
-            .arg(&script)
+            .arg(script("sdk_cancel_progress.py"))
             .args([mode, &url])
             .env("RUNBOX_TOKEN", TOKEN)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "python client ({mode}) failed:\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        let report = report(&out, mode);
         // Progress: at least two notifications for a 2 s call (one every 500 ms), increasing.
         assert_eq!(report["progress_call_is_error"], false, "{report}");
         let progress: Vec<f64> = report["progress"]

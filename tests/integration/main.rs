@@ -33,6 +33,7 @@ mod perf;
 mod pipeline;
 mod precompile;
 mod protocol;
+mod python_client;
 mod python_sdk;
 mod shell;
 mod shell_diff;

@@ -4,57 +4,21 @@
 //! `RUNBOX_REQUIRE_PYTHON_SDK=1`, so in CI a missing SDK fails; elsewhere the test is skipped
 //! with a printed reason.
 
+use crate::python_client::{python_sdk, report, script};
 use crate::support::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn python() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("RUNBOX_PYTHON").map(PathBuf::from),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")),
-    ];
-    candidates.into_iter().flatten().find(|p| {
-        Command::new(p)
-            .args(["-c", "import mcp"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    })
-}
-
 fn run_client(mode: &str) -> Option<Value> {
-    let Some(py) = python() else {
-        assert!(
-            std::env::var_os("RUNBOX_REQUIRE_PYTHON_SDK").is_none(),
-            "RUNBOX_REQUIRE_PYTHON_SDK is set but no python with the `mcp` package was found"
-        );
-        eprintln!(
-            "SKIPPED python_sdk ({mode}): no python with the `mcp` package (run .ci/run or create .venv)"
-        );
-        return None;
-    };
+    let py = python_sdk(&format!("python_sdk ({mode})"))?;
     let env = Env::new();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/sdk_client.py");
     let out = Command::new(py)
-        .arg(script)
+        .arg(script("sdk_client.py"))
         .arg(mode)
         .args(server_command_line(&env))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "python client failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_owned();
-    let report: Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad report {line:?}: {e}"));
+    let report = report(&out, mode);
     let ends = env.call_ends();
     let records: Vec<&Value> = ends.iter().filter(|r| r["tool"] == "run").collect();
     assert_eq!(
