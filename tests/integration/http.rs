@@ -342,3 +342,65 @@ fn http_echo_latency_against_stdio() {
         median(pipe)
     );
 }
+
+/// Review: after `DELETE /mcp` a running call of the session went on for 5 s (rmcp's own
+/// wind-down); the session's calls stop at once now.
+#[test]
+fn http_delete_stops_the_sessions_running_call_at_once() {
+    let env = Env::new();
+    let server = HttpServer::start(&env, &[]);
+    let addr = server.addr;
+    let s = Session::open(addr, None);
+    let id = s.id.clone();
+    let call = std::thread::spawn(move || {
+        post(
+            addr,
+            Some(&id),
+            None,
+            &[],
+            &json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+                "name": "run", "arguments": {"command": "sleep", "args": ["60"], "timeout_ms": 120000}}}),
+        )
+    });
+    let received = env.wait_for_record("received for the sleep", |r| {
+        r["stage"] == "received" && r["command"] == "sleep"
+    });
+    let rid = received["requestId"].as_str().unwrap().to_owned();
+    let close = send(
+        addr,
+        "DELETE",
+        "/mcp",
+        &[
+            ("Mcp-Session-Id", s.id.as_str()),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+        b"",
+    );
+    assert_eq!(close.status, 204, "{}", close.text());
+    let closed_at = std::time::Instant::now();
+    let end = env.wait_for_record("the end of the sleep", |r| {
+        r["requestId"] == rid.as_str() && r["stage"] != "received"
+    });
+    let lag = closed_at.elapsed();
+    assert_eq!(end["error"]["code"], "CANCELLED", "{end}");
+    assert!(
+        lag < std::time::Duration::from_millis(2500),
+        "the call ended {lag:?} after the DELETE"
+    );
+    let _ = call.join();
+}
+
+/// Review: a session keeps its `initialize`, and a 30 MB one (within the body bound) held
+/// 32 MB per session; an `initialize` is at most 64 KiB.
+#[test]
+fn http_an_initialize_over_64_kib_is_refused() {
+    let env = Env::new();
+    let server = HttpServer::start(&env, &[]);
+    let mut init = initialize_message();
+    init["params"]["clientInfo"]["name"] = json!("n".repeat(70 * 1024));
+    let big = post(server.addr, None, None, &[], &init);
+    assert_eq!(big.status, 413, "{}", big.text());
+    assert!(big.header("mcp-session-id").is_none());
+    init["params"]["clientInfo"]["name"] = json!("n".repeat(60 * 1024));
+    assert_eq!(post(server.addr, None, None, &[], &init).status, 200);
+}

@@ -239,3 +239,44 @@ fn http_python_sdk_runs_the_stdio_scenarios_over_http_with_a_token() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// Review: refusals past the audit budget were counted only in the next refusal's record, so
+/// stopping the server after a burst left them uncounted. Every refusal is now recorded or
+/// counted, the last ones in a record at shutdown.
+#[test]
+fn http_every_refusal_is_recorded_or_counted_even_at_shutdown() {
+    const REFUSED: usize = 400;
+    let env = Env::new();
+    let server = start_with_tokens(&env);
+    for _ in 0..REFUSED {
+        assert_eq!(
+            post(server.addr, None, Some(WRONG), &[], &initialize_message()).status,
+            401
+        );
+    }
+    assert!(server.terminate().success());
+    let denials: Vec<Value> = env
+        .audit_records()
+        .into_iter()
+        .filter(|r| r["stage"] == "denied" && r["tool"] == "http")
+        .collect();
+    let counted: usize = denials
+        .iter()
+        .filter_map(|r| {
+            let m = r["error"]["message"].as_str()?;
+            let (before, _) = m.split_once(" refused requests before")?;
+            before.rsplit(' ').next()?.parse::<usize>().ok()
+        })
+        .sum();
+    let one_by_one = denials
+        .iter()
+        .filter(|r| r["policy"]["rule"] == "http.auth")
+        .count();
+    assert!(
+        one_by_one < REFUSED,
+        "the budget did not cut in: {one_by_one}"
+    );
+    assert_eq!(one_by_one + counted, REFUSED, "{denials:#?}");
+    let last = denials.last().unwrap();
+    assert_eq!(last["policy"]["rule"], "http.unrecorded", "{last}");
+}

@@ -400,3 +400,21 @@ pub fn wait_for_reload(env: &Env, n: usize) -> Value {
     env.wait_for_record(&format!("reload #{n}"), |_| reload_records(env).len() >= n);
     reload_records(env)[n - 1].clone()
 }
+
+/// Seconds from record `earlier` to record `later`, by their `time` (records of one run,
+/// within a day of each other).
+pub fn seconds_between(earlier: &Value, later: &Value) -> f64 {
+    let secs = |r: &Value| -> f64 {
+        let time = r["time"].as_str().expect("a record's time");
+        let clock = time
+            .split_once('T')
+            .map(|(_, c)| c.trim_end_matches('Z'))
+            .expect("an RFC 3339 time");
+        clock
+            .split(':')
+            .map(|p| p.parse::<f64>().expect("a clock part"))
+            .fold(0.0, |acc, p| acc * 60.0 + p)
+    };
+    let gap = secs(later) - secs(earlier);
+    if gap < -43_200.0 { gap + 86_400.0 } else { gap }
+}

@@ -151,7 +151,8 @@ fn sessions_are_bound_to_the_token_value_and_a_removed_values_streams_and_calls_
         &format!("alice:{ALICE_NEW}\n"),
     );
     hang_up(server.child.id());
-    assert_eq!(wait_for_reload(&env, 1)["reload"]["applied"], true);
+    let reload = wait_for_reload(&env, 1);
+    assert_eq!(reload["reload"]["applied"], true);
     assert!(
         ends_within(&mut events, Duration::from_secs(10)),
         "the removed value's event stream is still open"
@@ -165,6 +166,9 @@ fn sessions_are_bound_to_the_token_value_and_a_removed_values_streams_and_calls_
         r["requestId"] == rid.as_str() && r["stage"] != "received"
     });
     assert_eq!(end["error"]["code"], "CANCELLED", "{end}");
+    // At once, not when rmcp gets round to it (it took 5 s).
+    let lag = seconds_between(&reload, &end);
+    assert!(lag < 2.5, "the call ended {lag} s after the reload");
     assert_eq!(status_with(&server, ALICE), 401);
     // The new value under the old name does not own the old session.
     session.token = Some(ALICE_NEW.to_owned());
@@ -180,5 +184,79 @@ fn sessions_are_bound_to_the_token_value_and_a_removed_values_streams_and_calls_
     let mut fresh = Session::open(addr, Some(ALICE_NEW));
     let r = fresh.call("run", json!({"command": "echo", "args": ["hi"]}));
     assert_eq!(r["structuredContent"]["stdout"], "hi\n", "{r}");
+    drop(server);
+}
+
+/// A call of the stateless era (no session) with `token`, on a connection of its own.
+fn sessionless_call(
+    addr: std::net::SocketAddr,
+    token: &str,
+    id: i64,
+    args: serde_json::Value,
+) -> Reply {
+    post(
+        addr,
+        None,
+        Some(token),
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "run"),
+        ],
+        &json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "run", "arguments": args,
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "0"}
+        }}}),
+    )
+}
+
+/// Review of the reload: a call without a session ran to its end after its token was removed,
+/// and its reply went to the removed holder.
+#[test]
+fn a_removed_tokens_call_without_a_session_is_cancelled() {
+    let env = Env::new();
+    let server = start(&env);
+    let addr = server.addr;
+    let echo = sessionless_call(addr, ALICE, 1, json!({"command": "echo", "args": ["x"]}));
+    assert_eq!(echo.status, 200, "{}", echo.text());
+    let replies = echo.messages();
+    assert_eq!(
+        replies[0]["result"]["structuredContent"]["stdout"], "x\n",
+        "{replies:?}"
+    );
+    let call = std::thread::spawn(move || {
+        sessionless_call(
+            addr,
+            ALICE,
+            2,
+            json!({"command": "sleep", "args": ["60"], "timeout_ms": 120000}),
+        )
+    });
+    let received = env.wait_for_record("received for the sleep", |r| {
+        r["stage"] == "received" && r["command"] == "sleep"
+    });
+    let rid = received["requestId"].as_str().unwrap().to_owned();
+    private_file(
+        &env.dir.path().join("real"),
+        &format!("alice:{ALICE_NEW}\n"),
+    );
+    hang_up(server.child.id());
+    let reload = wait_for_reload(&env, 1);
+    assert_eq!(reload["reload"]["applied"], true);
+    let end = env.wait_for_record("the end of the sleep", |r| {
+        r["requestId"] == rid.as_str() && r["stage"] != "received"
+    });
+    assert_eq!(end["error"]["code"], "CANCELLED", "{end}");
+    let lag = seconds_between(&reload, &end);
+    assert!(lag < 2.5, "the call ended {lag} s after the reload");
+    let reply = call.join().unwrap();
+    assert!(
+        !reply.text().contains("\"exitCode\":0"),
+        "the removed holder got a finished call: {}",
+        reply.text()
+    );
     drop(server);
 }

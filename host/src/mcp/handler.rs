@@ -90,7 +90,7 @@ impl RunboxHandler {
             other => other.to_string(),
         });
         // Cancelled by the client's notifications/cancelled, by rmcp ending the session, or by
-        // server shutdown.
+        // server shutdown;
         let cancel = self.shutdown.child_token();
         let rmcp_ct = context.ct.clone();
         let client_ct = self
@@ -98,11 +98,20 @@ impl RunboxHandler {
             .as_ref()
             .and_then(|w| w.cancel_token(&key_of(&context.id)))
             .unwrap_or_else(|| rmcp_ct.clone());
+        // Over HTTP also when its session is closed or its token removed (rmcp alone lets a
+        // closed session's call run on for seconds).
+        let http_stop = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<super::http::sessions::CallStop>())
+            .map(|s| s.0.clone())
+            .unwrap_or_default();
         let linked = cancel.clone();
         let watcher = tokio::spawn(async move {
             tokio::select! {
                 _ = client_ct.cancelled() => {}
                 _ = rmcp_ct.cancelled() => {}
+                _ = http_stop.cancelled() => {}
             }
             linked.cancel();
         });

@@ -14,11 +14,14 @@
 use super::auth::{self, Holder, Presented};
 use super::body::{BodyError, read_bounded};
 use super::held::HeldBody;
-use super::refusals::{AUTH_RULE, Refusals, Refused, SESSIONS_RULE, STREAMS_RULE};
-use super::sessions::{Owner, Owners};
-use super::shares::{Principal, Quota, Refusal, Streams};
+use super::refusals::{AUTH_RULE, BODIES_RULE, Refusals, Refused, SESSIONS_RULE, STREAMS_RULE};
+use super::sessions::{CallStop, HolderStops, Owner, Owners};
+use super::shares::{BodyBytes, Principal, Quota, Refusal, Streams};
 use super::token_file::TokenFile;
-use super::{HttpSettings, SESSION_IDLE, SESSIONS, STREAM_IDLE, STREAMS};
+use super::{
+    BODY_BYTES_EACH, HttpSettings, MAX_INITIALIZE_BYTES, SESSION_IDLE, SESSIONS, STREAM_IDLE,
+    STREAMS,
+};
 use crate::mcp::handler::RunboxHandler;
 use crate::mcp::scan::Bounds;
 use crate::service::Service;
@@ -45,7 +48,9 @@ pub const HEALTH_PATH: &str = "/healthz";
 pub struct Front {
     mcp: StreamableHttpService<RunboxHandler, LocalSessionManager>,
     owners: Arc<Owners>,
+    holder_stops: Arc<HolderStops>,
     streams: Arc<Streams>,
+    bodies: Arc<BodyBytes>,
     bounds: Bounds,
     tokens: Option<Arc<TokenFile>>,
     refusals: Refusals,
@@ -87,17 +92,25 @@ impl Front {
             config,
         );
         let owners = Arc::new(Owners::new(sessions, SESSIONS));
+        let holder_stops = Arc::new(HolderStops::default());
         if let Some(file) = &tokens {
             tokio::spawn(revoke_on_change(
                 file.watch(),
                 Arc::clone(&owners),
+                Arc::clone(&holder_stops),
                 sessions_end_watch,
             ));
         }
         Self {
             mcp,
             owners,
+            holder_stops,
             streams: Streams::new(STREAMS),
+            // A policy with long lines gets room for at least one body per principal.
+            bodies: {
+                let each = BODY_BYTES_EACH.max(bounds.max_line_bytes);
+                BodyBytes::new(each, each.saturating_mul(2))
+            },
             bounds,
             tokens,
             refusals,
@@ -139,8 +152,9 @@ impl Front {
     }
 
     async fn mcp(&self, mut parts: http::request::Parts, body: Incoming) -> HttpResponse {
-        let holder = match self.authenticate(&parts.headers).await {
-            Ok(holder) => holder,
+        let (holder, holder_stop) = match self.authenticate(&parts.headers).await {
+            Ok(Some((holder, stop))) => (Some(holder), Some(stop)),
+            Ok(None) => (None, None),
             Err(refused) => return refused,
         };
         let owner = Owner {
@@ -152,13 +166,16 @@ impl Front {
             .headers
             .get("mcp-session-id")
             .map(|v| v.as_bytes().to_vec());
-        if let Some(id) = &session
-            && !self.owners.owned_by(id, &owner)
-        {
-            // Another principal's session looks like no session at all.
-            return plain(StatusCode::NOT_FOUND, "Not Found: Session not found\n");
-        }
-        let slot = match self.streams.take(principal) {
+        // The calls of this request stop with its session, or (without one) with its token.
+        let call_stop = match &session {
+            Some(id) => match self.owners.owned_by(id, &owner) {
+                Some(stop) => Some(stop),
+                // Another principal's session looks like no session at all.
+                None => return plain(StatusCode::NOT_FOUND, "Not Found: Session not found\n"),
+            },
+            None => holder_stop.as_ref().map(|s| CallStop(s.child_token())),
+        };
+        let mut slot = match self.streams.take(principal) {
             Ok(slot) => slot,
             Err(refusal) => {
                 return self
@@ -167,16 +184,30 @@ impl Front {
             }
         };
         let bytes = if parts.method == Method::POST {
-            match read_bounded(body, &self.bounds).await {
-                Ok(b) => b,
+            let mut lease = self.bodies.lease(principal);
+            match read_bounded(body, &self.bounds, &mut lease).await {
+                Ok(b) => {
+                    slot.hold_body(lease);
+                    b
+                }
+                Err(BodyError::OverShare(refusal)) => {
+                    return self
+                        .over_body_share(refusal, principal, session.as_deref())
+                        .await;
+                }
                 Err(e) => return body_refused(&e),
             }
         } else {
             Bytes::new()
         };
-        let opening = if parts.method == Method::POST && session.is_none() && is_initialize(&bytes)
-        {
-            match self.owners.admit(&owner).await {
+        let initialize = parts.method == Method::POST && session.is_none() && is_initialize(&bytes);
+        if initialize && bytes.len() > MAX_INITIALIZE_BYTES {
+            // A session keeps its `initialize` for its life: 64 sessions of a 30 MB one each
+            // would hold gigabytes.
+            return body_refused(&BodyError::TooLarge(MAX_INITIALIZE_BYTES));
+        }
+        let opening = if initialize {
+            match self.owners.admit(&owner, holder_stop.as_ref()).await {
                 Ok(opening) => Some(opening),
                 Err(refusal) => {
                     return self
@@ -190,6 +221,9 @@ impl Front {
         if let Some(holder) = holder {
             parts.extensions.insert(holder.name);
         }
+        if let Some(stop) = call_stop {
+            parts.extensions.insert(stop);
+        }
         let event_stream = parts.method == Method::GET;
         let closes_session = parts.method == Method::DELETE;
         let mut response = self
@@ -200,6 +234,12 @@ impl Front {
             // rmcp closed the session before answering 202; the official Python SDK takes
             // anything but 200 and 204 as a failed close (and says so on every exit).
             *response.status_mut() = StatusCode::NO_CONTENT;
+        }
+        if closes_session
+            && response.status().is_success()
+            && let Some(id) = &session
+        {
+            self.owners.closed(id);
         }
         if let Some(opening) = opening
             && let Some(id) = response.headers().get("mcp-session-id")
@@ -220,25 +260,63 @@ impl Front {
         session: Option<&[u8]>,
     ) -> HttpResponse {
         let (per, all, what) = (share.quota.per_principal, share.quota.ceiling(), share.what);
+        let held = match principal.token() {
+            Some(name) => format!("the token {name} holds {per} {what}, its most"),
+            None => format!("the clients of this server hold {per} {what}, their most"),
+        };
+        let full = format!("the server holds {all} {what}, its most");
+        self.refuse_over(
+            share.rule,
+            refusal,
+            (held, full),
+            share.hint,
+            principal,
+            session,
+        )
+        .await
+    }
+
+    /// [`Self::over_share`] for the bytes of request bodies.
+    async fn over_body_share(
+        &self,
+        refusal: Refusal,
+        principal: &Principal,
+        session: Option<&[u8]>,
+    ) -> HttpResponse {
+        const MIB: usize = 1024 * 1024;
+        let (each, total) = (self.bodies.each / MIB, self.bodies.total / MIB);
+        let what = "MiB of request bodies (read, or waiting for a call slot)";
+        let held = match principal.token() {
+            Some(name) => format!("the token {name} holds {each} {what}, its most"),
+            None => format!("the clients of this server hold {each} {what}, their most"),
+        };
+        let full = format!("the server holds {total} {what}, its most");
+        let hint = "retry when a call has ended";
+        self.refuse_over(BODIES_RULE, refusal, (held, full), hint, principal, session)
+            .await
+    }
+
+    /// Answers and records a request over a share: `reasons` are the principal's and the
+    /// server's wording.
+    async fn refuse_over(
+        &self,
+        rule: &'static str,
+        refusal: Refusal,
+        reasons: (String, String),
+        hint: &str,
+        principal: &Principal,
+        session: Option<&[u8]>,
+    ) -> HttpResponse {
         let (status, reason) = match refusal {
-            Refusal::PrincipalFull => (
-                StatusCode::TOO_MANY_REQUESTS,
-                match principal.token() {
-                    Some(name) => format!("the token {name} holds {per} {what}, its most"),
-                    None => format!("the clients of this server hold {per} {what}, their most"),
-                },
-            ),
-            Refusal::ServerFull => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the server holds {all} {what}, its most"),
-            ),
+            Refusal::PrincipalFull => (StatusCode::TOO_MANY_REQUESTS, reasons.0),
+            Refusal::ServerFull => (StatusCode::SERVICE_UNAVAILABLE, reasons.1),
         };
         // Not logged one by one (a client may ask thousands of times): the audit keeps them,
         // within its budget.
-        tracing::debug!(rule = share.rule, "refusing a request: {reason}");
+        tracing::debug!(rule, "refusing a request: {reason}");
         self.refusals
             .record(Refused {
-                rule: share.rule,
+                rule,
                 status: status.as_u16(),
                 reason: &reason,
                 token: principal.token(),
@@ -246,20 +324,25 @@ impl Front {
                 claimed_session: None,
             })
             .await;
-        refused_response(status, &format!("{reason}; {}\n", share.hint), true)
+        refused_response(status, &format!("{reason}; {hint}\n"), true)
     }
 
-    /// `Ok(None)`: the server has no tokens. `Ok(Some(holder))`: a known token. `Err`: the 401.
+    /// `Ok(None)`: the server has no tokens. `Ok(Some(..))`: a known token, and the stop that
+    /// fires when a reload removes it. `Err`: the 401.
     async fn authenticate(
         &self,
         headers: &http::HeaderMap,
-    ) -> Result<Option<Holder>, HttpResponse> {
+    ) -> Result<Option<(Holder, CancellationToken)>, HttpResponse> {
         let Some(tokens) = &self.tokens else {
             return Ok(None);
         };
         let (reason, invalid) = match auth::bearer(headers) {
             Presented::Token(t) => match tokens.current().check(t) {
-                Some(holder) => return Ok(Some(holder)),
+                Some(holder) => match self.holder_stops.of(&holder.digest, || tokens.current()) {
+                    Some(stop) => return Ok(Some((holder, stop))),
+                    // Removed by a reload since the check above.
+                    None => ("the bearer token matches none of the server's tokens", true),
+                },
                 None => ("the bearer token matches none of the server's tokens", true),
             },
             Presented::Missing => ("no Authorization: Bearer token", false),
@@ -285,6 +368,11 @@ impl Front {
         Err(r)
     }
 
+    /// At shutdown: records what the refusals' budget left uncounted.
+    pub async fn finish(&self) {
+        self.refusals.finish().await;
+    }
+
     /// Sessions open now (created and not yet closed or expired).
     pub async fn open_sessions(&self) -> usize {
         self.owners.open().await
@@ -301,6 +389,7 @@ impl Front {
 async fn revoke_on_change(
     mut tokens: tokio::sync::watch::Receiver<Arc<auth::Tokens>>,
     owners: Arc<Owners>,
+    holder_stops: Arc<HolderStops>,
     end: CancellationToken,
 ) {
     loop {
@@ -309,6 +398,7 @@ async fn revoke_on_change(
             changed = tokens.changed() => if changed.is_err() { return },
         }
         let current = Arc::clone(&tokens.borrow_and_update());
+        holder_stops.revoke(&current);
         let closed = owners.revoke(&current).await;
         if closed > 0 {
             tracing::info!(closed, "closed the sessions of tokens the reload removed");
@@ -360,6 +450,8 @@ fn is_event_stream(response: &HttpResponse) -> bool {
 fn body_refused(e: &BodyError) -> HttpResponse {
     let status = match e {
         BodyError::TooLarge(_) | BodyError::Shape(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyError::OverShare(Refusal::PrincipalFull) => StatusCode::TOO_MANY_REQUESTS,
+        BodyError::OverShare(Refusal::ServerFull) => StatusCode::SERVICE_UNAVAILABLE,
         BodyError::Slow => StatusCode::REQUEST_TIMEOUT,
         BodyError::Broken(_) => StatusCode::BAD_REQUEST,
     };

@@ -10,7 +10,8 @@
 //! or all clients of a server without tokens as one) so that one cannot starve the others;
 //! event streams end after [`STREAM_IDLE`] without an event; request headers within
 //! [`HEADER_READ_TIMEOUT`] and [`MAX_HEADER_BYTES`], bodies as long as a stdio line may be
-//! (`body`). The connections left over by the stream bound answer `/healthz`, refusals and
+//! (`body`; an `initialize` at most [`MAX_INITIALIZE_BYTES`]), and the bytes of bodies held at
+//! once shared like the rest ([`BODY_BYTES_EACH`]). The connections left over by the stream bound answer `/healthz`, refusals and
 //! requests being read; past half of them in use, every response closes its connection, so
 //! an idle keep-alive connection holds nothing for long.
 //!
@@ -31,7 +32,7 @@ mod held;
 mod host;
 mod refusals;
 pub mod server;
-mod sessions;
+pub mod sessions;
 pub mod shares;
 pub mod token_file;
 pub mod token_reload;
@@ -79,6 +80,12 @@ pub const SESSION_IDLE: Duration = Duration::from_secs(300);
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head (start line and headers).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Largest `initialize` body: a session keeps its `initialize` for its life.
+pub const MAX_INITIALIZE_BYTES: usize = 64 * 1024;
+/// Bytes of request bodies one principal may hold at once (read, or waiting in rmcp for a
+/// call slot), or one line bound if that is more; all principals together twice that (429,
+/// then 503, as for the other shares).
+pub const BODY_BYTES_EACH: usize = 128 * 1024 * 1024;
 /// How long running calls may go on after SIGTERM before they are cancelled.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// After the cancellation: how long cancelled calls have to answer and connections to close.
@@ -170,4 +177,5 @@ pub async fn serve(
     sessions_end.cancel();
     connections.close(CLOSE_GRACE).await;
     calls.cancel();
+    front.finish().await;
 }

@@ -1,6 +1,6 @@
 //! Audit records of the HTTP requests the front refuses before MCP sees them — a missing or
-//! wrong bearer token (`http.auth`), a principal over its share of streams (`http.streams`) or
-//! sessions (`http.sessions`): the pair a refused call gets, `received` then `denied`, with
+//! wrong bearer token (`http.auth`), a principal over its share of streams (`http.streams`),
+//! sessions (`http.sessions`) or bytes of request bodies (`http.bodies`): the pair a refused call gets, `received` then `denied`, with
 //! `tool` `http`, the rule and the reason.
 //!
 //! A refused request's `Mcp-Session-Id` is only what the client claims: it never goes into
@@ -10,7 +10,7 @@
 //!
 //! Refusals cost a client nothing, so they are rate-limited like refused stdio lines (the same
 //! budget: a burst, then a few a second); past it they are counted and the next pair says how
-//! many went unrecorded. A record must never hold the token presented, nor any header value
+//! many went unrecorded, or, when none follows, one pair at shutdown ([`Refusals::finish`]). A record must never hold the token presented, nor any header value
 //! but the (cut) session id.
 
 use crate::audit::call::{CallTrail, Caller};
@@ -27,6 +27,10 @@ pub const AUTH_RULE: &str = "http.auth";
 pub const STREAMS_RULE: &str = "http.streams";
 /// The rule of a principal over its share of open sessions.
 pub const SESSIONS_RULE: &str = "http.sessions";
+/// The rule of a principal over its share of the bytes of request bodies held.
+pub const BODIES_RULE: &str = "http.bodies";
+/// The rule of the count of refusals not recorded one by one, written at shutdown.
+pub const UNRECORDED_RULE: &str = "http.unrecorded";
 /// How much of a claimed session id a message keeps (as escaped).
 const CLAIMED_ID_CHARS: usize = 64;
 
@@ -34,7 +38,7 @@ const CLAIMED_ID_CHARS: usize = 64;
 pub struct Refused<'a> {
     /// The policy rule.
     pub rule: &'static str,
-    /// The HTTP status answered.
+    /// The HTTP status answered (0: none, for the count written at shutdown).
     pub status: u16,
     /// Why, in words.
     pub reason: &'a str,
@@ -73,7 +77,39 @@ impl Refusals {
             }
             std::mem::take(&mut state.1)
         };
-        let mut message = format!("HTTP {}: {}", refused.status, refused.reason);
+        self.write(refused, unrecorded).await;
+    }
+
+    /// At shutdown: the refusals past the budget that no later record counted get one pair
+    /// of their own (rule [`UNRECORDED_RULE`]), so stopping the server cannot hide a burst.
+    pub async fn finish(&self) {
+        let unrecorded = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::take(&mut state.1)
+        };
+        if unrecorded == 0 {
+            return;
+        }
+        let reason = format!(
+            "{unrecorded} refused requests before the server stopped were not recorded one by one"
+        );
+        let refused = Refused {
+            rule: UNRECORDED_RULE,
+            status: 0,
+            reason: &reason,
+            token: None,
+            session: None,
+            claimed_session: None,
+        };
+        self.write(refused, 0).await;
+    }
+
+    async fn write(&self, refused: Refused<'_>, unrecorded: u64) {
+        let mut message = if refused.status == 0 {
+            refused.reason.to_owned()
+        } else {
+            format!("HTTP {}: {}", refused.status, refused.reason)
+        };
         if let Some(claimed) = refused.claimed_session {
             message.push_str(&format!(
                 "; the request named Mcp-Session-Id {} (claimed, not checked)",

@@ -3,7 +3,9 @@
 //! token's session, or a new value under the same name, finds no session at all) — and a new
 //! one is admitted under the [`SESSIONS`](super::SESSIONS) quota. When the tokens change, the
 //! sessions of the values no longer among them are closed ([`Owners::revoke`]), which ends
-//! their event streams and cancels their running calls.
+//! their event streams; their running calls are stopped at once by the session's [`CallStop`]
+//! (rmcp alone lets a closed session's call run on for seconds), which a `DELETE` fires too
+//! ([`Owners::closed`]).
 //!
 //! Sessions are admitted one at a time ([`Owners::admit`] holds a lock until the new session is
 //! recorded or abandoned), so concurrent `initialize`s cannot pass a bound together. A session
@@ -18,6 +20,50 @@ use rmcp::transport::streamable_http_server::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use tokio_util::sync::CancellationToken;
+
+/// Fires when the calls of a request must stop: its session was closed (`DELETE`, or its token
+/// value removed), or its token value was removed. Put in the request's extensions; the handler
+/// stops a running call when it fires.
+#[derive(Debug, Clone)]
+pub struct CallStop(pub CancellationToken);
+
+/// The stops of the token values in use, one per value, fired when a reload removes the value:
+/// the calls of its sessions and its sessionless calls stop with it. At most one entry per
+/// token in force.
+#[derive(Debug, Default)]
+pub struct HolderStops {
+    stops: Mutex<HashMap<TokenDigest, CancellationToken>>,
+}
+
+impl HolderStops {
+    /// The stop of the value `digest`, when the tokens in force (`current`, read under the
+    /// lock, so a reload either comes before and this is `None`, or after and fires it) still
+    /// hold it.
+    pub fn of(
+        &self,
+        digest: &TokenDigest,
+        current: impl FnOnce() -> Arc<Tokens>,
+    ) -> Option<CancellationToken> {
+        let mut stops = self.stops.lock().unwrap_or_else(PoisonError::into_inner);
+        if !current().holds(digest) {
+            return None;
+        }
+        Some(stops.entry(*digest).or_default().clone())
+    }
+
+    /// Fires and forgets the stops of the values `tokens` no longer hold.
+    pub fn revoke(&self, tokens: &Tokens) {
+        let mut stops = self.stops.lock().unwrap_or_else(PoisonError::into_inner);
+        stops.retain(|digest, stop| {
+            let kept = tokens.holds(digest);
+            if !kept {
+                stop.cancel();
+            }
+            kept
+        });
+    }
+}
 
 /// Who opened a session: the principal its share counts against, and the digest of the token
 /// value it presented (`None` on a server without tokens).
@@ -33,7 +79,7 @@ pub struct Owner {
 pub struct Owners {
     sessions: Arc<LocalSessionManager>,
     quota: Quota,
-    owners: Mutex<HashMap<String, Owner>>,
+    owners: Mutex<HashMap<String, (Owner, CancellationToken)>>,
     opening: tokio::sync::Mutex<()>,
 }
 
@@ -41,6 +87,7 @@ pub struct Owners {
 pub struct Opening<'a> {
     owners: &'a Owners,
     owner: Owner,
+    stop: CancellationToken,
     _one_at_a_time: tokio::sync::MutexGuard<'a, ()>,
 }
 
@@ -55,10 +102,22 @@ impl Owners {
         }
     }
 
-    /// Whether session `id` was opened by `owner` (an unknown id is nobody's).
-    pub fn owned_by(&self, id: &[u8], owner: &Owner) -> bool {
+    /// The stop of session `id` when it was opened by `owner`; `None` for another owner's
+    /// session or an unknown id (nobody's).
+    pub fn owned_by(&self, id: &[u8], owner: &Owner) -> Option<CallStop> {
         let owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
-        owners.get(String::from_utf8_lossy(id).as_ref()) == Some(owner)
+        match owners.get(String::from_utf8_lossy(id).as_ref()) {
+            Some((o, stop)) if o == owner => Some(CallStop(stop.clone())),
+            _ => None,
+        }
+    }
+
+    /// Session `id` was closed by its client (`DELETE`): its running calls stop.
+    pub fn closed(&self, id: &[u8]) {
+        let mut owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, stop)) = owners.remove(String::from_utf8_lossy(id).as_ref()) {
+            stop.cancel();
+        }
     }
 
     /// Closes every session whose token value is not among `tokens`; returns how many.
@@ -67,11 +126,13 @@ impl Owners {
             let mut owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
             let gone: Vec<String> = owners
                 .iter()
-                .filter(|(_, o)| o.digest.is_some_and(|d| !tokens.holds(&d)))
+                .filter(|(_, (o, _))| o.digest.is_some_and(|d| !tokens.holds(&d)))
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in &gone {
-                owners.remove(id);
+                if let Some((_, stop)) = owners.remove(id) {
+                    stop.cancel();
+                }
             }
             gone
         };
@@ -84,8 +145,13 @@ impl Owners {
     }
 
     /// Admits one more session for `owner`, or says why not; the session must be created
-    /// (and [`Opening::opened`] called) while the returned value is held.
-    pub async fn admit(&self, owner: &Owner) -> Result<Opening<'_>, Refusal> {
+    /// (and [`Opening::opened`] called) while the returned value is held. The session's calls
+    /// stop when it closes or when `holder` fires (its token value removed).
+    pub async fn admit(
+        &self,
+        owner: &Owner,
+        holder: Option<&CancellationToken>,
+    ) -> Result<Opening<'_>, Refusal> {
         let lock = self.opening.lock().await;
         let open: Vec<Arc<str>> = {
             let sessions = self.sessions.sessions.read().await;
@@ -103,12 +169,13 @@ impl Owners {
         owners.retain(|id, _| owned.iter().any(|o| o.as_ref() == id.as_str()));
         let mine = owners
             .values()
-            .filter(|o| o.principal == owner.principal)
+            .filter(|(o, _)| o.principal == owner.principal)
             .count();
         self.quota.admits(owned.len(), mine)?;
         Ok(Opening {
             owners: self,
             owner: owner.clone(),
+            stop: holder.map_or_else(CancellationToken::new, CancellationToken::child_token),
             _one_at_a_time: lock,
         })
     }
@@ -127,7 +194,7 @@ impl Opening<'_> {
             .owners
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        owners.insert(id, self.owner);
+        owners.insert(id, (self.owner, self.stop));
     }
 }
 
@@ -154,20 +221,48 @@ mod tests {
         let manager = Arc::new(LocalSessionManager::default());
         let owners = Owners::new(Arc::clone(&manager), ONE);
         let alice = owner(Some("alice"), 1);
-        let opening = owners.admit(&alice).await.unwrap();
+        let holder = CancellationToken::new();
+        let opening = owners.admit(&alice, Some(&holder)).await.unwrap();
         let (id, _transport) = manager.create_session().await.unwrap();
         opening.opened(id.to_string());
-        assert!(owners.owned_by(id.as_bytes(), &alice));
-        assert!(!owners.owned_by(id.as_bytes(), &owner(None, 0)));
+        let stop = owners.owned_by(id.as_bytes(), &alice).expect("alice's");
+        assert!(owners.owned_by(id.as_bytes(), &owner(None, 0)).is_none());
         assert!(
-            !owners.owned_by(id.as_bytes(), &owner(Some("alice"), 2)),
+            owners
+                .owned_by(id.as_bytes(), &owner(Some("alice"), 2))
+                .is_none(),
             "a new value under the same name"
         );
-        assert!(!owners.owned_by(b"unknown", &alice));
+        assert!(owners.owned_by(b"unknown", &alice).is_none());
         assert!(matches!(
-            owners.admit(&owner(Some("alice"), 2)).await,
+            owners.admit(&owner(Some("alice"), 2), None).await,
             Err(Refusal::PrincipalFull)
         ));
+        // The holder's value removed: the session's calls stop.
+        assert!(!stop.0.is_cancelled());
+        holder.cancel();
+        assert!(stop.0.is_cancelled());
+        // DELETE: the session is forgotten, its calls stop.
+        let opening = owners.admit(&owner(None, 0), None).await;
+        assert!(opening.is_err(), "the bound of one is taken");
+        owners.closed(id.as_bytes());
+        assert!(owners.owned_by(id.as_bytes(), &alice).is_none());
+    }
+
+    #[test]
+    fn a_removed_values_stop_fires_and_a_value_no_longer_held_gets_none() {
+        let stops = HolderStops::default();
+        let old = Arc::new(Tokens::parse("a:aaaaaaaaaaaaaaaa1\nb:bbbbbbbbbbbbbbbb2").unwrap());
+        let a = crate::wasi::cache::sha256(b"aaaaaaaaaaaaaaaa1");
+        let b = crate::wasi::cache::sha256(b"bbbbbbbbbbbbbbbb2");
+        let a_stop = stops.of(&a, || Arc::clone(&old)).unwrap();
+        let b_stop = stops.of(&b, || Arc::clone(&old)).unwrap();
+        let new = Arc::new(Tokens::parse("b:bbbbbbbbbbbbbbbb2").unwrap());
+        stops.revoke(&new);
+        assert!(a_stop.is_cancelled());
+        assert!(!b_stop.is_cancelled());
+        assert!(stops.of(&a, || Arc::clone(&new)).is_none(), "a is gone");
+        assert!(!stops.of(&b, || Arc::clone(&new)).unwrap().is_cancelled());
     }
 
     #[tokio::test]
@@ -182,7 +277,7 @@ mod tests {
         let owners = Owners::new(Arc::clone(&manager), two);
         let mut ids = Vec::new();
         for who in [owner(Some("a"), 1), owner(Some("b"), 2)] {
-            let opening = owners.admit(&who).await.unwrap();
+            let opening = owners.admit(&who, None).await.unwrap();
             let (id, transport) = manager.create_session().await.unwrap();
             opening.opened(id.to_string());
             ids.push((id, who, transport));
@@ -197,10 +292,13 @@ mod tests {
             .unwrap()
             .get_mut(b_id.as_ref())
             .unwrap()
+            .0
             .digest = Some(b_digest);
+        let a_stop = owners.owned_by(ids[0].0.as_bytes(), &ids[0].1).unwrap();
         assert_eq!(owners.revoke(&tokens).await, 1);
+        assert!(a_stop.0.is_cancelled(), "a's running calls stop");
         assert_eq!(owners.open().await, 1);
-        assert!(!owners.owned_by(ids[0].0.as_bytes(), &ids[0].1));
+        assert!(owners.owned_by(ids[0].0.as_bytes(), &ids[0].1).is_none());
         assert!(manager.sessions.read().await.contains_key(b_id));
         assert_eq!(owners.revoke(&tokens).await, 0, "nothing more to close");
     }
@@ -212,7 +310,7 @@ mod tests {
         let (_id, _transport) = manager.create_session().await.unwrap();
         let owners = Owners::new(Arc::clone(&manager), ONE);
         assert!(
-            owners.admit(&owner(None, 0)).await.is_ok(),
+            owners.admit(&owner(None, 0), None).await.is_ok(),
             "the orphan took the place"
         );
         for _ in 0..1000 {

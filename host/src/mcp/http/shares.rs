@@ -1,7 +1,10 @@
 //! Fair shares of the HTTP front's bounds: who a request counts against (its [`Principal`]: the
 //! token's name, or every client of a server without tokens as one), the rule that splits a
 //! bound between principals ([`Quota`]), and the open `/mcp` requests each principal holds
-//! ([`Streams`], one [`StreamSlot`] per request until its response has been sent).
+//! ([`Streams`], one [`StreamSlot`] per request until its response has been sent), and the bytes
+//! of request bodies each holds ([`BodyBytes`], a [`BodyLease`] grown as a body arrives and
+//! held with the request's slot): counts alone let 64 requests of a 30 MB body each hold
+//! gigabytes.
 //!
 //! The rule keeps one principal from starving the others: it may hold at most its share, and
 //! past the common bound only principals holding almost nothing may take the reserve, so a new
@@ -85,6 +88,7 @@ struct Held {
 pub struct StreamSlot {
     streams: Arc<Streams>,
     principal: Principal,
+    body: Option<BodyLease>,
 }
 
 impl Streams {
@@ -106,6 +110,7 @@ impl Streams {
         Ok(StreamSlot {
             streams: Arc::clone(self),
             principal: principal.clone(),
+            body: None,
         })
     }
 
@@ -124,6 +129,100 @@ impl Streams {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 held.by_principal.remove(principal);
+            }
+        }
+    }
+}
+
+impl StreamSlot {
+    /// Holds the bytes of the request's body for as long as the slot.
+    pub fn hold_body(&mut self, lease: BodyLease) {
+        self.body = Some(lease);
+    }
+}
+
+/// The bytes of request bodies held: at most `each` by one principal (past it: 429) and `total`
+/// by all (past it: 503).
+#[derive(Debug)]
+pub struct BodyBytes {
+    /// The most one principal may hold.
+    pub each: usize,
+    /// The most all principals together may hold.
+    pub total: usize,
+    held: Mutex<Held>,
+}
+
+/// The bytes of one request's body, given back when dropped.
+#[derive(Debug)]
+pub struct BodyLease {
+    budget: Arc<BodyBytes>,
+    principal: Principal,
+    bytes: usize,
+}
+
+impl BodyBytes {
+    /// A budget of `each` bytes per principal and `total` in all.
+    pub fn new(each: usize, total: usize) -> Arc<Self> {
+        Arc::new(Self {
+            each,
+            total,
+            held: Mutex::new(Held::default()),
+        })
+    }
+
+    /// An empty lease for a body of `principal`'s.
+    pub fn lease(self: &Arc<Self>, principal: &Principal) -> BodyLease {
+        BodyLease {
+            budget: Arc::clone(self),
+            principal: principal.clone(),
+            bytes: 0,
+        }
+    }
+
+    /// Bytes held by all now.
+    pub fn held(&self) -> usize {
+        self.held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .total
+    }
+}
+
+impl BodyLease {
+    /// Takes `more` bytes, or says whose bound they would cross (nothing is taken then).
+    pub fn grow(&mut self, more: usize) -> Result<(), Refusal> {
+        let budget = &self.budget;
+        let mut held = budget.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = held.by_principal.get(&self.principal).copied().unwrap_or(0);
+        if mine.saturating_add(more) > budget.each {
+            return Err(Refusal::PrincipalFull);
+        }
+        if held.total.saturating_add(more) > budget.total {
+            return Err(Refusal::ServerFull);
+        }
+        held.total += more;
+        held.by_principal
+            .insert(self.principal.clone(), mine + more);
+        self.bytes += more;
+        Ok(())
+    }
+}
+
+impl Drop for BodyLease {
+    fn drop(&mut self) {
+        if self.bytes == 0 {
+            return;
+        }
+        let mut held = self
+            .budget
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        held.total = held.total.saturating_sub(self.bytes);
+        if let Some(n) = held.by_principal.get_mut(&self.principal) {
+            *n = n.saturating_sub(self.bytes);
+            if *n == 0 {
+                held.by_principal.remove(&self.principal);
             }
         }
     }
@@ -190,5 +289,26 @@ mod tests {
         let _slots: Vec<_> = (0..4).map(|_| streams.take(&none).unwrap()).collect();
         assert_eq!(streams.take(&none).unwrap_err(), Refusal::PrincipalFull);
         assert!(streams.take(&named("a")).is_ok());
+    }
+
+    #[test]
+    fn body_bytes_are_bounded_per_principal_and_in_all_and_given_back() {
+        let budget = BodyBytes::new(100, 150);
+        let mut a1 = budget.lease(&named("a"));
+        a1.grow(60).unwrap();
+        let mut a2 = budget.lease(&named("a"));
+        assert_eq!(a2.grow(41), Err(Refusal::PrincipalFull));
+        a2.grow(40).unwrap();
+        let mut b = budget.lease(&named("b"));
+        assert_eq!(b.grow(51), Err(Refusal::ServerFull));
+        b.grow(50).unwrap();
+        assert_eq!(budget.held(), 150);
+        drop(a1);
+        assert_eq!(budget.held(), 90);
+        let mut a3 = budget.lease(&named("a"));
+        a3.grow(60).unwrap();
+        drop((a2, a3, b));
+        assert_eq!(budget.held(), 0);
+        assert!(budget.held.lock().unwrap().by_principal.is_empty());
     }
 }
