@@ -37,4 +37,5 @@ mod python_sdk;
 mod shell;
 mod shell_diff;
 mod token_file;
+mod toolchains;
 mod wasi_fs;
