@@ -289,6 +289,16 @@ fn node_test_runs_confined() {
         "{r}"
     );
     p.assert_nothing_escaped();
+    // A WebAssembly memory reserves ~10 GiB of address space up front: refused under
+    // RLIMIT_AS (whatever memory_bytes), started under the recipe's RLIMIT_DATA.
+    let r = s.run(
+        "node",
+        &[
+            "-e",
+            "new WebAssembly.Memory({initial: 1}); console.log('wasm ok')",
+        ],
+    );
+    assert_eq!(stdout_of(&r), "wasm ok\n", "{r}");
 
     assert_timeout_kills_the_tree(
         &mut s,
@@ -430,6 +440,33 @@ fn cargo_test_runs_offline_and_confined() {
         &["test", "--test", "confined", "--", "--ignored", "hang"],
         "2004.5",
     );
+}
+
+/// `memory_rlimit = "data"` still bounds memory: a shell that accumulates output without end
+/// fails inside its limit instead of growing (the rlimit applies without any cgroup).
+#[test]
+fn memory_rlimit_data_still_bounds_memory() {
+    if !ready("memory_rlimit_data_still_bounds_memory", None) {
+        return;
+    }
+    let policy = "[native.sh]\npath = \"/bin/sh\"\nmemory_rlimit = \"data\"\n\
+                  [native.sh.limits]\nmemory_bytes = 67108864\n";
+    let env = Env::new().with_config(policy);
+    make_usable_by_sandbox(&env);
+    let mut s = env.serve();
+    let r = s.call(
+        "run",
+        json!({"command": "sh", "args": ["-c", "x=$(yes | head -c 1000000000); echo survived"], "timeout_ms": 60000}),
+    );
+    assert!(!is_error(&r), "{r}");
+    assert_ne!(structured(&r)["exitCode"], 0, "{r}");
+    assert!(!stdout_of(&r).contains("survived"), "{r}");
+    let rec = env.call_ends().pop().unwrap();
+    let memory = rec["sandbox"]["confinement"]["native"]["memory"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(memory.starts_with("rlimit-data"), "{rec}");
 }
 
 /// `workspace_exec` widens one command only: of two commands running the same `/bin/sh`, only

@@ -10,7 +10,8 @@
 //!   execute.
 //! - `write_paths`: read + write, never execute, beneath each path outside the workspace (a cache
 //!   directory the operator owns). None may hold or lie in runbox's own paths (the audit log, the
-//!   caches, the policy and token files), checked in [`check_write_paths`].
+//!   caches, the policy and token files), checked in [`check_write_paths`]. They are writable
+//!   even for an `access = "read"` command: `access` is about the workspace.
 //! - `workspace_exec`: execute permission on the workspace (`./gen.sh`, a test binary in
 //!   `target/`), default off.
 //! - `env_pass`: these variables are copied from runbox's own environment at start (a name runbox
