@@ -469,6 +469,83 @@ fn memory_rlimit_data_still_bounds_memory() {
     assert!(memory.starts_with("rlimit-data"), "{rec}");
 }
 
+/// `exec_paths`, `read_paths`, `write_paths` and `env_pass` widen one command only: `tool` gets
+/// them, `plain` (the same `/bin/sh`) gets none; `write_paths` are never executable; the audit
+/// record names the paths and the passed variable (its name, not its value).
+#[test]
+fn toolchain_keys_widen_one_command_only() {
+    if !ready("toolchain_keys_widen_one_command_only", None) {
+        return;
+    }
+    let env = Env::new();
+    let base = env.dir.path().to_owned();
+    let (bin, data, cache) = (base.join("bin"), base.join("data"), base.join("cache"));
+    for d in [&bin, &data, &cache] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    std::fs::write(bin.join("hi"), "#!/bin/sh\necho hi from bin\n").unwrap();
+    std::fs::set_permissions(bin.join("hi"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(data.join("d"), "data\n").unwrap();
+    std::fs::set_permissions(data.join("d"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let policy = format!(
+        "[native.plain]\npath = \"/bin/sh\"\n\
+         [native.tool]\npath = \"/bin/sh\"\nexec_paths = [\"{}\"]\nread_paths = [\"{}\"]\n\
+         write_paths = [\"{}\"]\nenv_pass = [\"RUNBOX_TEST_PASSED\", \"RUNBOX_TEST_ABSENT\"]\n",
+        bin.display(),
+        data.display(),
+        cache.display()
+    );
+    let env = env.with_config(&policy);
+    make_usable_by_sandbox(&env);
+    let mut cmd = as_server_user(runbox_bin());
+    cmd.arg("serve")
+        .args(env.policy_args())
+        .env("RUNBOX_TEST_PASSED", "passed-value")
+        .env("RUNBOX_TEST_NOT_PASSED", "hidden");
+    let mut s = Server::spawn_command(cmd);
+    s.initialize();
+    let script = format!(
+        "{b}/hi 2>/dev/null || echo no-exec; cat {d}/d 2>/dev/null || echo no-read; \
+         echo x > {c}/w 2>/dev/null && echo wrote || echo no-write; \
+         cp {b}/hi {c}/hi2 2>/dev/null && {c}/hi2 2>/dev/null || echo cache-no-exec; \
+         echo \"${{RUNBOX_TEST_PASSED:-unset}} ${{RUNBOX_TEST_NOT_PASSED:-unset}}\"",
+        b = bin.display(),
+        d = data.display(),
+        c = cache.display()
+    );
+    let tool = stdout_of(&s.run("tool", &["-c", &script]));
+    assert_eq!(
+        tool, "hi from bin\ndata\nwrote\ncache-no-exec\npassed-value unset\n",
+        "{tool}"
+    );
+    std::fs::remove_file(cache.join("w")).unwrap();
+    let plain = stdout_of(&s.run("plain", &["-c", &script]));
+    assert_eq!(
+        plain, "no-exec\nno-read\nno-write\ncache-no-exec\nunset unset\n",
+        "{plain}"
+    );
+    assert!(!cache.join("w").exists());
+    let rec = env
+        .call_ends()
+        .into_iter()
+        .find(|r| r["command"] == "tool")
+        .unwrap();
+    let c = &rec["sandbox"]["confinement"];
+    assert_eq!(c["native"]["execPaths"], json!([bin.display().to_string()]));
+    assert_eq!(
+        c["native"]["readPaths"],
+        json!([data.display().to_string()])
+    );
+    assert_eq!(
+        c["native"]["writePaths"],
+        json!([cache.display().to_string()])
+    );
+    let names = c["envNames"].to_string();
+    assert!(names.contains("RUNBOX_TEST_PASSED"), "{names}");
+    assert!(!names.contains("RUNBOX_TEST_ABSENT") && !rec.to_string().contains("passed-value"));
+}
+
 /// `workspace_exec` widens one command only: of two commands running the same `/bin/sh`, only
 /// the one with the key may execute a script of the workspace.
 #[test]

@@ -344,10 +344,14 @@ impl Policy {
                 ));
             }
         }
-        let own: Vec<(&str, PathBuf)> = self
+        let own: Vec<toolchain::OwnPath<'_>> = self
             .own_paths()
             .into_iter()
-            .map(|o| (o.key, o.path))
+            .map(|o| toolchain::OwnPath {
+                key: o.key,
+                path: o.path,
+                shared: o.key == own_paths::TEMP_DIR_KEY,
+            })
             .collect();
         for (name, c) in &self.native {
             toolchain::check_write_paths(

@@ -155,19 +155,44 @@ fn real(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned())
 }
 
-/// Refuses a command's `write_paths` entry that holds or lies inside one of runbox's own paths
-/// (`own`: key and path), so no command can write the audit log, a cache of compiled code or the
-/// policy. `key` is `native.NAME.write_paths`.
+/// One of runbox's own paths as [`check_write_paths`] sees it.
+pub struct OwnPath<'a> {
+    /// The key that sets it.
+    pub key: &'a str,
+    /// The path.
+    pub path: PathBuf,
+    /// Whether a writable directory may lie inside it (the temp directory, where only runbox's
+    /// own `runbox-*` scratch roots matter).
+    pub shared: bool,
+}
+
+/// Refuses a command's `write_paths` entry that holds or lies inside one of runbox's own paths,
+/// so no command can write the audit log, a cache of compiled code, the tools or the policy; in
+/// a shared directory (the temp directory) only an entry that holds it, or lies in one of
+/// runbox's `runbox-*` roots there, is refused. `key` is `native.NAME.write_paths`.
 pub fn check_write_paths(
     key: &str,
     write_paths: &[PathBuf],
-    own: &[(&str, PathBuf)],
+    own: &[OwnPath<'_>],
 ) -> Result<(), ConfigError> {
     for w in write_paths {
         let w_real = real(w);
-        for (own_key, path) in own {
+        for OwnPath {
+            key: own_key,
+            path,
+            shared,
+        } in own
+        {
             let o = real(path);
-            if o.starts_with(&w_real) || w_real.starts_with(&o) {
+            let inside = match w_real.strip_prefix(&o) {
+                Ok(rest) if *shared => rest
+                    .components()
+                    .next()
+                    .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with("runbox-")),
+                Ok(_) => true,
+                Err(_) => false,
+            };
+            if o.starts_with(&w_real) || inside {
                 return Err(invalid(
                     key,
                     format!(
@@ -253,7 +278,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let audit = dir.path().join("state/audit");
         std::fs::create_dir_all(&audit).unwrap();
-        let own = [("audit_dir", audit.clone())];
+        let tmp = dir.path().join("tmp");
+        let own = [
+            OwnPath {
+                key: "audit_dir",
+                path: audit.clone(),
+                shared: false,
+            },
+            OwnPath {
+                key: "TMPDIR",
+                path: tmp.clone(),
+                shared: true,
+            },
+        ];
         for bad in [dir.path().join("state"), audit.join("x"), audit.clone()] {
             let e = check_write_paths("native.x.write_paths", &[bad], &own).unwrap_err();
             assert!(e.to_string().contains("audit_dir"), "{e}");
@@ -262,6 +299,13 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("state"), dir.path().join("alias")).unwrap();
         assert!(check_write_paths("k", &[dir.path().join("alias")], &own).is_err());
         assert!(check_write_paths("k", &[dir.path().join("cache")], &own).is_ok());
+        // The temp directory: holding it or a runbox root in it is refused, a directory of its
+        // own in it is not.
+        for bad in [tmp.clone(), tmp.join("runbox-scratch-1-x")] {
+            let e = check_write_paths("k", std::slice::from_ref(&bad), &own).unwrap_err();
+            assert!(e.to_string().contains("TMPDIR"), "{}: {e}", bad.display());
+        }
+        assert!(check_write_paths("k", &[tmp.join("cache")], &own).is_ok());
     }
 
     #[test]
