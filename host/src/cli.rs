@@ -286,7 +286,10 @@ fn precompile(a: &PrecompileArgs) -> ExitCode {
     }
 }
 
-/// The flags that override the policy file.
+/// The flags that override the policy file. `--config` is kept as the absolute path of the file
+/// read at start (a relative one names the file in the directory runbox was started in, as
+/// `runbox serve --config examples/policies/python.toml` does), so the check that it lies
+/// outside the workspace judges the file that was read.
 fn overrides(p: &PolicyArgs) -> Overrides {
     Overrides {
         workspace: p.workspace.clone(),
@@ -294,7 +297,10 @@ fn overrides(p: &PolicyArgs) -> Overrides {
         cache_dir: p.cache_dir.clone(),
         tools_dir: p.tools_dir.clone(),
         precompiled_dir: p.precompiled_dir.clone(),
-        config: p.config.clone(),
+        config: p
+            .config
+            .as_ref()
+            .map(|c| std::path::absolute(c).unwrap_or_else(|_| c.clone())),
         allow_root: p.allow_root,
     }
 }

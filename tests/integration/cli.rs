@@ -62,6 +62,44 @@ fn policy_file_inside_the_workspace_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("inside the workspace"));
 }
 
+/// A relative `--config` names the file in the directory runbox starts in, as the README's
+/// `runbox serve --config examples/policies/NAME.toml` does; a relative one leading into the
+/// workspace is refused all the same.
+#[test]
+fn a_relative_config_is_the_file_in_the_start_directory() {
+    let env = Env::new();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if !std::path::Path::new("/usr/bin/make").exists() {
+        eprintln!(
+            "SKIPPED a_relative_config_is_the_file_in_the_start_directory: /usr/bin/make (named by the example) is missing"
+        );
+        return;
+    }
+    let out = as_server_user(runbox_bin())
+        .current_dir(&repo)
+        .arg("exec")
+        .args(env.policy_args())
+        .args(["--config", "examples/policies/make.toml", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.file("policy.toml", "");
+    hand_over(&env.ws);
+    let out = as_server_user(runbox_bin())
+        .current_dir(&env.ws)
+        .arg("exec")
+        .args(env.policy_args())
+        .args(["--config", "policy.toml", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("inside the workspace"));
+}
+
 #[test]
 fn check_config_prints_a_reusable_policy() {
     let env = Env::new().with_config("[limits]\ntimeout_ms = 1234\n");

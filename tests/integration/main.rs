@@ -39,4 +39,5 @@ mod shell;
 mod shell_diff;
 mod token_file;
 mod token_reload;
+mod toolchains;
 mod wasi_fs;

@@ -64,7 +64,7 @@ fn server_is_root() -> bool {
 
 /// The uid native commands run as: 65534 under a root server, else the server's own uid
 /// (`None`: the test's own uid, nothing to hand over).
-fn sandbox_uid() -> Option<u32> {
+pub(crate) fn sandbox_uid() -> Option<u32> {
     if server_is_root() {
         Some(65534)
     } else {
@@ -74,7 +74,7 @@ fn sandbox_uid() -> Option<u32> {
 
 /// The sandbox uid's view: it must be able to reach and write the workspace (the documented
 /// requirement).
-fn make_usable_by_sandbox(env: &Env) {
+pub(crate) fn make_usable_by_sandbox(env: &Env) {
     if sandbox_uid().is_some() {
         std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
         chown_tree(&env.ws);
@@ -82,7 +82,7 @@ fn make_usable_by_sandbox(env: &Env) {
 }
 
 /// Gives a tree to the sandbox uid.
-fn chown_tree(path: &Path) {
+pub(crate) fn chown_tree(path: &Path) {
     let Some(uid) = sandbox_uid() else {
         return;
     };
@@ -157,6 +157,12 @@ fn assert_all_gone(pids: &[i32], marker: &str) {
     assert!(survivors.is_empty(), "survivors: {survivors:?}");
 }
 
+/// A sleep length that marks one test's processes, different in the reaper twin of the test
+/// (native_reaper.rs), so the two can run at the same time without seeing each other's sleeps.
+fn mode_marker(n: u32) -> String {
+    format!("{n}.{}", if reaper_mode() { 75 } else { 25 })
+}
+
 /// A shell that leaves a background child, a `setsid` child and a double-forked `setsid`
 /// grandchild, all sleeping `secs` (unique per test, as the marker).
 fn escaping_tree(secs: &str) -> String {
@@ -225,7 +231,7 @@ pub(crate) fn timeout_kills_the_whole_tree_with_zero_survivors() {
     require_confinement!("timeout_kills_the_whole_tree_with_zero_survivors");
     let env = native_env("");
     let mut s = env.serve();
-    let marker = "1001.25";
+    let marker = &mode_marker(1001);
     let id = s.send_request(
         "tools/call",
         json!({"name": "run", "arguments": {"command": "sh", "args": ["-c", escaping_tree(marker)], "timeout_ms": 3000}}),
@@ -247,7 +253,7 @@ pub(crate) fn cancel_kills_the_whole_tree() {
     require_confinement!("cancel_kills_the_whole_tree");
     let env = native_env("");
     let mut s = env.serve();
-    let marker = "1002.25";
+    let marker = &mode_marker(1002);
     let id = s.send_request(
         "tools/call",
         json!({"name": "run", "arguments": {"command": "sh", "args": ["-c", escaping_tree(marker)]}}),
@@ -293,7 +299,7 @@ pub(crate) fn server_death_kills_the_tree() {
     require_confinement!("server_death_kills_the_tree");
     let env = native_env("");
     let mut s = env.serve();
-    let marker = "1003.25";
+    let marker = &mode_marker(1003);
     s.send_request(
         "tools/call",
         json!({"name": "run", "arguments": {"command": "sh", "args": ["-c", escaping_tree(marker)]}}),
@@ -313,7 +319,7 @@ pub(crate) fn a_grandchild_holding_stdout_does_not_hold_the_reply() {
     require_confinement!("a_grandchild_holding_stdout_does_not_hold_the_reply");
     let env = native_env("");
     let mut s = env.serve();
-    let marker = "1004.25";
+    let marker = &mode_marker(1004);
     // Were the reply held until the detached sleep ends, the call would end in TIMEOUT instead.
     let r = s.call(
         "run",

@@ -15,6 +15,7 @@ use crate::error::RunError;
 use crate::limits::Limits;
 use crate::outcome::{Outcome, RunnerKind, Termination};
 use crate::policy::Policy;
+use serde::{Deserialize, Serialize};
 
 /// Who made a call and how to find it again.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -148,32 +149,76 @@ pub fn wasi_sandbox<'a>(
             filesystem: if writable { "read-write" } else { "read-only" }.to_owned(),
             network: "none".to_owned(),
             env_names,
+            native: None,
         },
     }
 }
 
-/// The sandbox of a native command: its limits, the workspace view, what the kernel enforces
-/// (`mechanism` and `network`, from the runner's probe) and the names of its environment
-/// variables (the runner always sets `HOME`, `LANG`, `PATH` and `TMPDIR`).
+/// What a native command's toolchain keys add (paths as the policy names them), and what bounds
+/// its memory: `rlimit-as`, `rlimit-data` or `none`, each with `+ cgroup memory.max` when the
+/// call has a cgroup of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NativeGrants {
+    /// Read + execute.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exec_paths: Vec<String>,
+    /// Read only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_paths: Vec<String>,
+    /// Read + write, never execute.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub write_paths: Vec<String>,
+    /// What bounds memory.
+    pub memory: String,
+}
+
+/// What the native runner tells the audit record about one command's sandbox.
+pub struct NativeSandbox<'a, I: Iterator<Item = &'a str>> {
+    /// Whether the workspace is writable for this call.
+    pub writable: bool,
+    /// Whether the workspace is executable for this command (`workspace_exec`).
+    pub exec: bool,
+    /// What the kernel enforces (the runner's probe summary).
+    pub mechanism: String,
+    /// The network, as enforced.
+    pub network: &'a str,
+    /// Names of the variables it gets besides runbox's fixed ones.
+    pub env_names: I,
+    /// Its extra paths and memory bound.
+    pub grants: NativeGrants,
+}
+
+/// The sandbox of a native command: its limits, the workspace view (with `-exec` when the
+/// command may execute files there), what the kernel enforces (`mechanism` and `network`, from
+/// the runner's probe), the names of its environment variables (the runner always sets `HOME`,
+/// `LANG`, `PATH` and `TMPDIR`), its extra paths and its memory bound.
 pub fn native_sandbox<'a>(
     limits: Limits,
-    writable: bool,
-    mechanism: String,
-    network: &str,
-    env_names: impl Iterator<Item = &'a str>,
+    n: NativeSandbox<'a, impl Iterator<Item = &'a str>>,
 ) -> SandboxInfo {
     let mut names: std::collections::BTreeSet<String> = ["HOME", "LANG", "PATH", "TMPDIR"]
         .into_iter()
         .map(str::to_owned)
         .collect();
-    names.extend(env_names.map(str::to_owned));
+    names.extend(n.env_names.map(str::to_owned));
+    let view = if n.writable {
+        "read-write"
+    } else {
+        "read-only"
+    };
     SandboxInfo {
         limits,
         confinement: Confinement {
-            mechanism,
-            filesystem: if writable { "read-write" } else { "read-only" }.to_owned(),
-            network: network.to_owned(),
+            mechanism: n.mechanism,
+            filesystem: if n.exec {
+                format!("{view}-exec")
+            } else {
+                view.to_owned()
+            },
+            network: n.network.to_owned(),
             env_names: names.into_iter().collect(),
+            native: Some(n.grants),
         },
     }
 }

@@ -225,6 +225,9 @@ pub struct Confinement {
     pub network: String,
     /// Names (never values) of the environment variables the command received.
     pub env_names: Vec<String>,
+    /// Native commands: the paths their toolchain keys add and what bounds their memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native: Option<super::call::NativeGrants>,
 }
 
 /// One output stream, described without its contents.

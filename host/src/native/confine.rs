@@ -10,8 +10,12 @@
 //! - read beneath the policy's `read_paths` (a narrow `/etc` list);
 //! - read + write on a few device files (`/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`,
 //!   `/dev/urandom`);
-//! - read + write, never execute, beneath the workspace (read only for read-only commands);
-//! - read + write beneath the call's scratch directory (its `HOME` and `TMPDIR`).
+//! - read + write, never execute, beneath the workspace (read only for read-only commands;
+//!   execute too for a command with `workspace_exec = true`);
+//! - read + write beneath the call's scratch directory (its `HOME` and `TMPDIR`);
+//! - for one command only, its toolchain paths ([`command_rules`]): read + execute beneath its
+//!   `exec_paths`, read beneath its `read_paths`, read + write without execute beneath its
+//!   `write_paths`.
 //!
 //! TCP bind and connect are handled with no rule, so both are denied; signals and abstract unix
 //! sockets are scoped to the sandbox. Landlock (ABI 7 here) does not cover UDP, raw sockets or
@@ -21,6 +25,7 @@
 //! [`spawn`]: super::spawn
 
 use crate::policy::SandboxPolicy;
+use crate::policy::toolchain::Toolchain;
 use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr,
     RulesetCreated, RulesetCreatedAttr, RulesetError, Scope,
@@ -79,13 +84,25 @@ pub fn access_for(grant: Grant, is_dir: bool) -> BitFlags<AccessFs> {
     }
 }
 
-/// The workspace's rights: read + write without execute, or read only.
-pub fn workspace_access(writable: bool) -> BitFlags<AccessFs> {
-    if writable {
+/// The workspace's rights: read + write without execute, or read only; with `exec`, execute
+/// as well (a command's `workspace_exec`).
+pub fn workspace_access(writable: bool, exec: bool) -> BitFlags<AccessFs> {
+    let base = if writable {
         access_for(Grant::ReadWrite, true)
     } else {
         access_for(Grant::Read, true)
-    }
+    };
+    if exec { base | AccessFs::Execute } else { base }
+}
+
+/// The path rules one command's toolchain keys add. Pure: nothing is opened here.
+pub fn command_rules(toolchain: &Toolchain) -> Vec<(PathBuf, Grant)> {
+    let mut rules = Vec::new();
+    let mut add = |paths: &[PathBuf], grant| rules.extend(paths.iter().map(|p| (p.clone(), grant)));
+    add(&toolchain.exec_paths, Grant::ReadExec);
+    add(&toolchain.read_paths, Grant::Read);
+    add(&toolchain.write_paths, Grant::ReadWrite);
+    rules
 }
 
 /// The static path rules of a policy: its exec and read paths, each native binary, the devices.
@@ -143,23 +160,35 @@ impl SystemPaths {
     }
 }
 
-/// Creates one call's Landlock ruleset (in the parent; the child only enforces it). `None` when
-/// the kernel has no Landlock at all.
+/// The workspace of one call as the ruleset sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkspaceRule<F: AsFd> {
+    /// The workspace root.
+    pub root: F,
+    /// Whether the command may write it.
+    pub writable: bool,
+    /// Whether the command may execute files in it (`workspace_exec`).
+    pub exec: bool,
+}
+
+/// Creates one call's Landlock ruleset (in the parent; the child only enforces it): the
+/// system paths, the command's own toolchain paths (`command`), the workspace and the scratch
+/// directory. `None` when the kernel has no Landlock at all.
 pub fn landlock_ruleset(
     system: &SystemPaths,
-    workspace: impl AsFd,
-    writable: bool,
+    command: Option<&SystemPaths>,
+    workspace: WorkspaceRule<impl AsFd>,
     scratch: impl AsFd,
 ) -> Result<Option<OwnedFd>, RulesetError> {
-    ruleset(system, workspace, writable, scratch).map(Into::into)
+    ruleset(system, command, workspace, scratch).map(Into::into)
 }
 
 /// The ruleset itself, also used by the start-up probe to learn how much of it the kernel
 /// enforces.
 pub fn ruleset(
     system: &SystemPaths,
-    workspace: impl AsFd,
-    writable: bool,
+    command: Option<&SystemPaths>,
+    workspace: WorkspaceRule<impl AsFd>,
     scratch: impl AsFd,
 ) -> Result<RulesetCreated, RulesetError> {
     let mut ruleset = Ruleset::default()
@@ -167,11 +196,16 @@ pub fn ruleset(
         .handle_access(AccessNet::from_all(TARGET_ABI))?
         .scope(Scope::from_all(TARGET_ABI))?
         .create()?;
-    for (_, fd, access) in &system.opened {
+    for (_, fd, access) in system
+        .opened
+        .iter()
+        .chain(command.iter().flat_map(|c| &c.opened))
+    {
         ruleset = ruleset.add_rule(PathBeneath::new(fd, *access))?;
     }
+    let ws_access = workspace_access(workspace.writable, workspace.exec);
     ruleset = ruleset
-        .add_rule(PathBeneath::new(workspace, workspace_access(writable)))?
+        .add_rule(PathBeneath::new(workspace.root, ws_access))?
         .add_rule(PathBeneath::new(
             scratch,
             access_for(Grant::ReadWrite, true),
@@ -401,15 +435,17 @@ mod tests {
     }
 
     #[test]
-    fn the_workspace_is_never_executable() {
+    fn the_workspace_is_executable_only_when_asked() {
         for writable in [true, false] {
-            assert!(!workspace_access(writable).contains(AccessFs::Execute));
+            assert!(!workspace_access(writable, false).contains(AccessFs::Execute));
+            assert!(workspace_access(writable, true).contains(AccessFs::Execute));
         }
-        let rw = workspace_access(true);
+        assert!(!workspace_access(false, true).contains(AccessFs::WriteFile));
+        let rw = workspace_access(true, false);
         assert!(rw.contains(AccessFs::WriteFile | AccessFs::MakeReg | AccessFs::RemoveFile));
         assert!(rw.contains(AccessFs::Refer | AccessFs::Truncate));
         assert!(!rw.contains(AccessFs::MakeChar | AccessFs::MakeBlock));
-        let ro = workspace_access(false);
+        let ro = workspace_access(false, false);
         assert!(ro.contains(AccessFs::ReadFile | AccessFs::ReadDir));
         assert!(!ro.contains(AccessFs::WriteFile));
         assert!(!ro.contains(AccessFs::MakeReg));
@@ -425,6 +461,26 @@ mod tests {
         assert!(rules.contains(&(PathBuf::from("/dev/null"), Grant::ReadWrite)));
         assert!(!rules.iter().any(|(p, _)| p == Path::new("/etc")));
         assert!(!access_for(Grant::Read, true).contains(AccessFs::Execute));
+    }
+
+    #[test]
+    fn toolchain_paths_get_their_own_grants() {
+        let t = Toolchain {
+            exec_paths: vec!["/opt/rust".into()],
+            read_paths: vec!["/srv/registry".into()],
+            write_paths: vec!["/srv/cache".into()],
+            ..Toolchain::default()
+        };
+        assert_eq!(
+            command_rules(&t),
+            [
+                (PathBuf::from("/opt/rust"), Grant::ReadExec),
+                (PathBuf::from("/srv/registry"), Grant::Read),
+                (PathBuf::from("/srv/cache"), Grant::ReadWrite),
+            ]
+        );
+        assert!(command_rules(&Toolchain::default()).is_empty());
+        assert!(!access_for(Grant::ReadWrite, true).contains(AccessFs::Execute));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! `runbox doctor`: which protections native commands get on this machine, and the fix for each
 //! missing one. It probes exactly as the server does at start, and never runs a command.
 
+use crate::native::cgroup::{CallCgroups, Host};
 use crate::native::probe::{self, Enforcement};
 use crate::native::spawn::Identity;
 use crate::policy::Policy;
+use crate::policy::toolchain::MemoryRlimit;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -80,11 +82,7 @@ pub fn report(policy: &Policy, workspace: Option<&Path>) -> (String, bool) {
         out,
         "[ok     ] always:      new session, no tty, fds > 2 closed, env from the policy only, fresh HOME/TMPDIR, rlimits (CPU, AS, FSIZE, NOFILE, NPROC, CORE=0), PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG"
     );
-    let _ = writeln!(
-        out,
-        "[info   ] cgroups:     not needed (the PID namespace or the reaper kills the tree); {}",
-        p.cgroups
-    );
+    let _ = writeln!(out, "{}", cgroup_line(policy, &p.cgroups));
     let mut complete = p.complete();
     let mut unusable_workspace = None;
     if let Some(ws) = workspace {
@@ -117,6 +115,10 @@ pub fn report(policy: &Policy, workspace: Option<&Path>) -> (String, bool) {
             path.display()
         );
     }
+    let cgroups_ok = CallCgroups::assess(&policy.sandbox.cgroup, &Host::current()).is_ok();
+    for line in command_lines(policy, cgroups_ok) {
+        let _ = writeln!(out, "{line}");
+    }
     let names: Vec<_> = policy
         .native
         .values()
@@ -141,6 +143,80 @@ pub fn report(policy: &Policy, workspace: Option<&Path>) -> (String, bool) {
         policy.sandbox.require_confinement,
     );
     (out, complete)
+}
+
+/// Whether per-call cgroups would be in force, and what is used where they are not.
+fn cgroup_line(policy: &Policy, facilities: &str) -> String {
+    match CallCgroups::assess(&policy.sandbox.cgroup, &Host::current()) {
+        Ok(dir) => format!(
+            "[ok     ] cgroups:     per-call cgroups in {}: memory.max (memory_bytes, the whole tree; an out-of-memory kill is MEMORY_LIMIT), pids.max (processes, this call only), cgroup.kill",
+            dir.display()
+        ),
+        Err(why) => format!(
+            "[info   ] cgroups:     no per-call cgroups ({why}); instead: memory_bytes is an rlimit per process (RLIMIT_AS, or RLIMIT_DATA / none per command), processes is RLIMIT_NPROC (per uid) with the tree isolation, and the PID namespace or the reaper kills the tree; {facilities}"
+        ),
+    }
+}
+
+/// One line per native command with toolchain keys: what it adds, and what it names that is
+/// missing here.
+fn command_lines(policy: &Policy, cgroups: bool) -> Vec<String> {
+    let extras = super::extras::prepare(policy);
+    let mut out = Vec::new();
+    for (name, c) in &policy.native {
+        let t = &c.toolchain;
+        let mut parts = Vec::new();
+        let list = |v: &[std::path::PathBuf]| {
+            v.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        for (what, v) in [
+            ("read+exec", &t.exec_paths),
+            ("read", &t.read_paths),
+            ("read+write", &t.write_paths),
+        ] {
+            if !v.is_empty() {
+                parts.push(format!("{what} {}", list(v)));
+            }
+        }
+        if t.workspace_exec {
+            parts.push("executes in the workspace".to_owned());
+        }
+        if !t.env_pass.is_empty() {
+            parts.push(format!("passes {}", t.env_pass.join(" ")));
+        }
+        if t.memory_rlimit != MemoryRlimit::AddressSpace {
+            parts.push(format!("memory_rlimit {}", t.memory_rlimit.as_str()));
+        }
+        if parts.is_empty() {
+            continue;
+        }
+        out.push(format!(
+            "[info   ] toolchain:   {name}: {}",
+            parts.join("; ")
+        ));
+        if let Some(e) = extras.get(name) {
+            for p in e.skipped() {
+                out.push(format!(
+                    "[info   ] skipped:     {name}: {} (does not exist)",
+                    p.display()
+                ));
+            }
+            for k in &e.env_missing {
+                out.push(format!(
+                    "[info   ] skipped:     {name}: env_pass {k} (not in runbox's environment)"
+                ));
+            }
+        }
+        if t.memory_rlimit == MemoryRlimit::Off && !cgroups {
+            out.push(format!(
+                "[warn   ] memory:      {name}: memory_rlimit = \"off\" and no per-call cgroup: nothing bounds its memory here (use \"data\")"
+            ));
+        }
+    }
+    out
 }
 
 fn write_verdict(out: &mut String, missing: &[String], complete: bool, required: bool) {

@@ -16,6 +16,11 @@
 //! cancellation, server exit) the whole tree dies ([`reap`]) and the outcome says how many
 //! processes were killed; `verdict` turns an exit into the client's result.
 //!
+//! A command's toolchain keys (its own extra paths, workspace execute, passed-through variables,
+//! memory rlimit) are prepared at start ([`extras`]) and added to that command's calls only;
+//! where the host delegates a cgroup v2, each call also gets a cgroup of its own ([`cgroup`]:
+//! `memory.max`, `pids.max`, `cgroup.kill`, an out-of-memory kill reported as MEMORY_LIMIT).
+//!
 //! [`probe`] finds out at start which protections this machine gives and [`doctor`] prints them;
 //! with `sandbox.require_confinement = true` (the default) a call is refused with
 //! SANDBOX_UNAVAILABLE unless all of them hold. [`policy`] holds the validated policy types.
@@ -24,9 +29,11 @@
 //! not return from a call while any process of it is alive.
 
 pub mod access;
+pub mod cgroup;
 mod child;
 pub mod confine;
 pub mod doctor;
+pub mod extras;
 pub mod isolation;
 mod plan;
 mod prepare;
@@ -38,14 +45,18 @@ pub mod spawn;
 mod stdio;
 mod verdict;
 
+use crate::audit::call::NativeGrants;
 use crate::audit::record::SandboxInfo;
 use crate::error::{ErrorCode, RunError};
 use crate::limits::Limits;
 use crate::outcome::{RunnerKind, Termination};
+use crate::policy::toolchain::MemoryRlimit;
 use crate::policy::{self, Policy};
 use crate::runner::{Aftermath, CallInput, Runner, Running, Streams};
 use crate::workspace::Workspace;
+use cgroup::{CallCgroup, CallCgroups, CgroupUnavailable};
 use confine::SystemPaths;
+use extras::CommandExtras;
 use isolation::Mechanism;
 use plan::{above_stdio, cstring, environment, rlimits};
 use policy::NativeCommand;
@@ -54,6 +65,7 @@ use probe::{Enforcement, Protections};
 use reap::{Holder, Sandboxed};
 use reaper::launch::ReaperBinary;
 use spawn::{ChildPlan, Identity};
+use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -95,6 +107,10 @@ pub struct NativeRunner {
     /// The policy's `limits.max_concurrent` (the reaper mode's per-uid process ceiling is
     /// `processes` times this).
     max_concurrent: u64,
+    /// Each command's toolchain additions, by name.
+    extras: BTreeMap<String, CommandExtras>,
+    /// Where per-call cgroups are made, or why there are none.
+    cgroups: Result<CallCgroups, CgroupUnavailable>,
 }
 
 impl NativeRunner {
@@ -116,8 +132,15 @@ impl NativeRunner {
             }
             _ => None,
         };
+        let cgroups = CallCgroups::establish(&policy.sandbox.cgroup, &cgroup::Host::current());
+        match &cgroups {
+            Ok(c) => tracing::info!(parent = %c.parent().display(), "per-call cgroups in force"),
+            Err(why) => tracing::info!(%why, "no per-call cgroups"),
+        }
         Ok(Self {
             reaper,
+            extras: extras::prepare(policy),
+            cgroups,
             max_concurrent: policy.max_concurrent as u64,
             require: policy.sandbox.require_confinement,
             identity,
@@ -186,7 +209,13 @@ impl NativeRunner {
         let dir = scratch
             .dir()
             .ok_or_else(|| RunError::internal("the scratch directory is gone"))?;
-        confine::landlock_ruleset(&self.system, run.workspace.root(), run.writable, dir)
+        let own = self.extras.get(&run.program.name).map(|e| &e.paths);
+        let workspace = confine::WorkspaceRule {
+            root: run.workspace.root(),
+            writable: run.writable,
+            exec: run.program.toolchain.workspace_exec,
+        };
+        confine::landlock_ruleset(&self.system, own, workspace, dir)
             .map_err(|e| unavailable("cannot build the Landlock ruleset", &e))
     }
 }
@@ -205,12 +234,41 @@ impl Runner for NativeRunner {
         } else {
             "tcp denied by landlock only"
         };
+        let t = &command.toolchain;
+        let list = |v: &[std::path::PathBuf]| v.iter().map(|p| p.display().to_string()).collect();
+        let passed = self
+            .extras
+            .get(&command.name)
+            .map(|e| &e.env[..])
+            .unwrap_or(&[]);
+        let rlimit = match t.memory_rlimit {
+            MemoryRlimit::AddressSpace => "rlimit-as",
+            MemoryRlimit::Data => "rlimit-data",
+            MemoryRlimit::Off => "none",
+        };
         crate::audit::call::native_sandbox(
             limits,
-            writable,
-            p.summary(),
-            network,
-            command.env.keys().map(String::as_str),
+            crate::audit::call::NativeSandbox {
+                writable,
+                exec: t.workspace_exec,
+                mechanism: p.summary(),
+                network,
+                env_names: command
+                    .env
+                    .keys()
+                    .map(String::as_str)
+                    .chain(passed.iter().map(|(k, _)| k.as_str())),
+                grants: NativeGrants {
+                    exec_paths: list(&t.exec_paths),
+                    read_paths: list(&t.read_paths),
+                    write_paths: list(&t.write_paths),
+                    memory: if self.cgroups.is_ok() {
+                        format!("{rlimit} + cgroup memory.max")
+                    } else {
+                        rlimit.to_owned()
+                    },
+                },
+            },
         )
     }
 
@@ -238,6 +296,18 @@ impl Runner for NativeRunner {
         // Without a namespace RLIMIT_NPROC counts every process of the uid: leave room for the
         // other calls; the reaper bounds this call's tree.
         let nproc_share = if namespaces { 1 } else { self.max_concurrent };
+        let passed = self
+            .extras
+            .get(&run.program.name)
+            .map(|e| &e.env[..])
+            .unwrap_or(&[]);
+        let cgroup: Option<CallCgroup> = match &self.cgroups {
+            Ok(c) => Some(
+                c.create(&run.limits)
+                    .map_err(|e| unavailable("cannot make the call's cgroup", &e))?,
+            ),
+            Err(_) => None,
+        };
         let plan = ChildPlan {
             path: cstring(run.program.path.as_os_str().as_encoded_bytes())?,
             argv: run
@@ -245,7 +315,7 @@ impl Runner for NativeRunner {
                 .iter()
                 .map(|a| cstring(a.as_bytes()))
                 .collect::<Result<_, _>>()?,
-            envp: environment(run.program, &scratch)?,
+            envp: environment(run.program, passed, &scratch)?,
             stdio: [
                 above_stdio(ends.stdin)?,
                 above_stdio(ends.stdout)?,
@@ -262,7 +332,12 @@ impl Runner for NativeRunner {
             },
             identity: self.identity,
             namespaces,
-            rlimits: rlimits(&run.limits, nproc_share),
+            rlimits: rlimits(
+                &run.limits,
+                nproc_share,
+                run.program.toolchain.memory_rlimit,
+            ),
+            cgroup: cgroup.as_ref().and_then(CallCgroup::procs),
         };
         let child = match (&self.reaper, mechanism) {
             (Some(binary), Some(Mechanism::Reaper)) => {
@@ -290,6 +365,7 @@ impl Runner for NativeRunner {
         .map_err(|e| RunError::internal(format!("cannot watch the child: {e}")))?;
         Ok(NativeChild {
             child,
+            cgroup,
             pumps,
             scratch,
             began,
@@ -302,6 +378,8 @@ impl Runner for NativeRunner {
 /// scratch directory (emptied once the tree is gone).
 pub struct NativeChild<'r> {
     child: Sandboxed,
+    /// Dropped after the tree is reaped (field order): kills what is left in it and removes it.
+    cgroup: Option<CallCgroup>,
     pumps: stdio::Pumps,
     scratch: scratch::CallScratch<'r>,
     began: std::time::Instant,
@@ -309,6 +387,14 @@ pub struct NativeChild<'r> {
 }
 
 impl NativeChild<'_> {
+    /// Kills everything in the call's cgroup too, when it has one (the tree mechanisms already
+    /// kill the tree; this also reaches a process that left it).
+    fn kill_cgroup(&self) {
+        if let Some(c) = &self.cgroup {
+            c.kill();
+        }
+    }
+
     /// The tree is gone: drains what is left in the pipes (cut when it was `killed`), then
     /// frees the scratch directory.
     async fn finish(self, deadline: Instant, killed: Option<u32>) {
@@ -351,6 +437,7 @@ impl Running for NativeChild<'_> {
             exit = self.child.wait() => NativeExit::Ended(exit),
             () = self.pumps.broken() => {
                 self.child.kill_tree();
+                self.kill_cgroup();
                 let _ = self.child.wait().await;
                 NativeExit::BrokenPipe
             }
@@ -363,7 +450,9 @@ impl Running for NativeChild<'_> {
         limits: &Limits,
         deadline: Instant,
     ) -> (Termination, Aftermath) {
+        let oom = self.cgroup.as_ref().is_some_and(CallCgroup::oom_killed);
         let termination = match exit {
+            NativeExit::Ended(Ok(_)) if oom => Termination::Stopped(verdict::out_of_memory(limits)),
             NativeExit::Ended(Ok(exit)) => classify(exit, limits),
             NativeExit::Ended(Err(e)) => Termination::Stopped(RunError::internal(format!(
                 "cannot wait for the command: {e}"
@@ -377,6 +466,7 @@ impl Running for NativeChild<'_> {
     /// Kills the whole tree (counting it first) and waits until it is reaped.
     async fn stop(mut self, deadline: Instant) -> Aftermath {
         let killed = self.child.kill_tree();
+        self.kill_cgroup();
         let _ = self.child.wait().await;
         self.finish(deadline, Some(killed)).await;
         Aftermath {

@@ -6,13 +6,16 @@ use super::scratch::CallScratch;
 use crate::error::RunError;
 use crate::limits::Limits;
 use crate::policy::NativeCommand;
+use crate::policy::toolchain::MemoryRlimit;
 use nix::sys::resource::Resource;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-/// The command's whole environment: runbox's fixed variables, then the policy's.
+/// The command's whole environment: runbox's fixed variables, then the ones `env_pass` took
+/// from runbox's environment at start (`passed`), then the policy's `env`.
 pub(super) fn environment(
     command: &NativeCommand,
+    passed: &[(String, String)],
     scratch: &CallScratch<'_>,
 ) -> Result<Vec<CString>, RunError> {
     let mut env = std::collections::BTreeMap::new();
@@ -20,6 +23,9 @@ pub(super) fn environment(
     env.insert("HOME".to_owned(), scratch.home.display().to_string());
     env.insert("TMPDIR".to_owned(), scratch.tmp.display().to_string());
     env.insert("LANG".to_owned(), "C.UTF-8".to_owned());
+    for (k, v) in passed {
+        env.insert(k.clone(), v.clone());
+    }
     for (k, v) in &command.env {
         env.insert(k.clone(), v.clone());
     }
@@ -32,11 +38,22 @@ pub(super) fn environment(
 /// unprivileged process cannot raise). `RLIMIT_NPROC` is `processes` times `nproc_share`: 1 in a
 /// namespace of its own (the kernel counts that call only), the most concurrent calls when the
 /// calls share the uid's count (the reaper mode, which bounds each call's tree itself).
-pub(super) fn rlimits(l: &Limits, nproc_share: u64) -> Vec<(Resource, u64, u64)> {
+/// `memory_bytes` becomes `RLIMIT_AS` or `RLIMIT_DATA` as the command's `memory_rlimit` says,
+/// or neither (`off`: runbox's own limits stay).
+pub(super) fn rlimits(
+    l: &Limits,
+    nproc_share: u64,
+    memory: MemoryRlimit,
+) -> Vec<(Resource, u64, u64)> {
     let nproc = l.processes.saturating_mul(nproc_share.max(1));
     let cap =
         |r: Resource, v: u64| nix::sys::resource::getrlimit(r).map_or(v, |(_, hard)| v.min(hard));
-    vec![
+    let memory = match memory {
+        MemoryRlimit::AddressSpace => Some(Resource::RLIMIT_AS),
+        MemoryRlimit::Data => Some(Resource::RLIMIT_DATA),
+        MemoryRlimit::Off => None,
+    };
+    let mut out = vec![
         // Soft = hard: SIGKILL at the limit. (A SIGXCPU at a lower soft limit would be ignored
         // by the command, which is PID 1 of its namespace and so immune to default-action
         // signals other than SIGKILL.)
@@ -44,11 +61,6 @@ pub(super) fn rlimits(l: &Limits, nproc_share: u64) -> Vec<(Resource, u64, u64)>
             Resource::RLIMIT_CPU,
             cap(Resource::RLIMIT_CPU, l.cpu_seconds),
             cap(Resource::RLIMIT_CPU, l.cpu_seconds),
-        ),
-        (
-            Resource::RLIMIT_AS,
-            cap(Resource::RLIMIT_AS, l.memory_bytes),
-            cap(Resource::RLIMIT_AS, l.memory_bytes),
         ),
         (
             Resource::RLIMIT_FSIZE,
@@ -66,7 +78,11 @@ pub(super) fn rlimits(l: &Limits, nproc_share: u64) -> Vec<(Resource, u64, u64)>
             cap(Resource::RLIMIT_NPROC, nproc),
         ),
         (Resource::RLIMIT_CORE, 0, 0),
-    ]
+    ];
+    if let Some(r) = memory {
+        out.push((r, cap(r, l.memory_bytes), cap(r, l.memory_bytes)));
+    }
+    out
 }
 
 pub(super) fn cstring(bytes: &[u8]) -> Result<CString, RunError> {
@@ -110,8 +126,8 @@ mod tests {
 
     #[test]
     fn rlimits_cover_every_resource_and_core_is_off() {
-        let r = rlimits(&Limits::default(), 1);
-        let shared = rlimits(&Limits::default(), 8);
+        let r = rlimits(&Limits::default(), 1, MemoryRlimit::AddressSpace);
+        let shared = rlimits(&Limits::default(), 8, MemoryRlimit::AddressSpace);
         let nproc = |r: &[(Resource, u64, u64)]| {
             r.iter()
                 .find(|(res, _, _)| *res == Resource::RLIMIT_NPROC)
@@ -135,5 +151,21 @@ mod tests {
             assert!(names.contains(&want), "{want:?}");
         }
         assert!(r.contains(&(Resource::RLIMIT_CORE, 0, 0)));
+    }
+
+    #[test]
+    fn memory_rlimit_picks_the_resource_or_none() {
+        let has = |m: MemoryRlimit, want: Resource| {
+            rlimits(&Limits::default(), 1, m)
+                .iter()
+                .any(|(r, _, _)| *r == want)
+        };
+        assert!(has(MemoryRlimit::AddressSpace, Resource::RLIMIT_AS));
+        assert!(!has(MemoryRlimit::AddressSpace, Resource::RLIMIT_DATA));
+        assert!(has(MemoryRlimit::Data, Resource::RLIMIT_DATA));
+        assert!(!has(MemoryRlimit::Data, Resource::RLIMIT_AS));
+        for r in [Resource::RLIMIT_AS, Resource::RLIMIT_DATA] {
+            assert!(!has(MemoryRlimit::Off, r), "{r:?}");
+        }
     }
 }

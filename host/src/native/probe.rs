@@ -227,7 +227,12 @@ fn probe_landlock(system: &SystemPaths) -> (Enforcement, Option<String>) {
     let result = std::thread::scope(|s| {
         s.spawn(|| {
             let ws = std::fs::File::open(dir.path()).map_err(|e| e.to_string())?;
-            let created = confine::ruleset(system, &ws, true, &ws).map_err(|e| e.to_string())?;
+            let rule = confine::WorkspaceRule {
+                root: &ws,
+                writable: true,
+                exec: false,
+            };
+            let created = confine::ruleset(system, None, rule, &ws).map_err(|e| e.to_string())?;
             created.restrict_self().map_err(|e| e.to_string())
         })
         .join()

@@ -142,6 +142,9 @@ pub struct ChildPlan<'a> {
     pub namespaces: bool,
     /// `(resource, soft, hard)`.
     pub rlimits: Vec<(Resource, u64, u64)>,
+    /// The call cgroup's `cgroup.procs`, open for writing: the child's pid is written to it
+    /// before the child runs anything, so everything it starts is in the call's cgroup.
+    pub cgroup: Option<BorrowedFd<'a>>,
 }
 
 /// A child that has been cloned but may not have reached `execve` yet.
@@ -256,6 +259,15 @@ pub fn spawn(plan: &ChildPlan<'_>) -> Result<Spawned, SpawnError> {
             });
         }
     };
+    if let Some(procs) = plan.cgroup
+        && let Err(errno) = nix::unistd::write(procs, pid.as_raw().to_string().as_bytes())
+    {
+        abandon(pid);
+        return Err(SpawnError::Parent {
+            what: "placing the child in its cgroup",
+            errno,
+        });
+    }
     if plan.namespaces
         && let Err(errno) = write_id_maps(pid, plan.identity)
     {

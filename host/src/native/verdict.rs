@@ -1,5 +1,5 @@
 //! How a native command that ended by itself ended, as the client sees it: an exit code,
-//! CPU_LIMIT, or a failure to start blamed on the binary (COMMAND_FAILED) or on the sandbox
+//! CPU_LIMIT, MEMORY_LIMIT (its cgroup's out-of-memory kill), or a failure to start blamed on the binary (COMMAND_FAILED) or on the sandbox
 //! (SANDBOX_UNAVAILABLE). TIMEOUT and CANCELLED are the runner contract's ([`crate::runner`]).
 //! Classification is by type (wait status, signal, failed step), never by message text. Pure.
 
@@ -48,6 +48,18 @@ pub(super) fn classify(exit: Exit, limits: &Limits) -> Termination {
         Some(sig) => Termination::Exited(128 + sig),
         None => Termination::Exited(exit.status),
     }
+}
+
+/// The call's cgroup recorded an out-of-memory kill: the tree went over `memory.max`.
+pub(super) fn out_of_memory(limits: &Limits) -> RunError {
+    RunError::new(
+        ErrorCode::MemoryLimit,
+        format!(
+            "the command's processes together used more than {} bytes of memory and were stopped",
+            limits.memory_bytes
+        ),
+    )
+    .with_hint("use less memory at once, or ask the operator to raise memory_bytes")
 }
 
 /// A failure to start, by whose fault: the binary (COMMAND_FAILED) or the sandbox.

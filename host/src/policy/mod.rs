@@ -12,6 +12,8 @@
 //! - [`manifest`]: a tool's `NAME.toml`, resolved against the policy.
 //! - [`audit_settings`]: `[audit]`: retention, sizes, sync.
 //! - [`own_paths`]: the paths runbox uses itself, none of which may lie in the workspace.
+//! - [`toolchain`]: the keys a `[native.NAME]` table adds for a toolchain (paths, workspace
+//!   execute, passed-through variables, the memory rlimit).
 //! - [`catalog`]: the allowlist; [`assemble`]: the one function that builds it.
 //!
 //! This module sits below everything that runs or records commands: it uses only
@@ -28,6 +30,7 @@ pub mod limits;
 pub mod manifest;
 pub mod native;
 pub mod own_paths;
+pub mod toolchain;
 
 pub use audit_settings::{AuditLimits, AuditMirror, SyncPolicy};
 pub use catalog::{
@@ -340,6 +343,22 @@ impl Policy {
                     "value contains a NUL byte",
                 ));
             }
+        }
+        let own: Vec<toolchain::OwnPath<'_>> = self
+            .own_paths()
+            .into_iter()
+            .map(|o| toolchain::OwnPath {
+                key: o.key,
+                path: o.path,
+                shared: o.key == own_paths::TEMP_DIR_KEY,
+            })
+            .collect();
+        for (name, c) in &self.native {
+            toolchain::check_write_paths(
+                &format!("native.{name}.write_paths"),
+                &c.toolchain.write_paths,
+                &own,
+            )?;
         }
         if let Some(names) = &self.commands {
             let mut seen = std::collections::BTreeSet::new();

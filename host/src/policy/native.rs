@@ -9,6 +9,7 @@
 
 use super::catalog::{Access, valid_command_name};
 use super::limits::{LimitsTable, PartialLimits, check_limits};
+use super::toolchain::{MemoryRlimit, Toolchain, ToolchainFile};
 use super::{ConfigError, invalid};
 use crate::limits::Limits;
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,43 @@ pub struct SandboxFile {
     pub exec_paths: Option<Vec<PathBuf>>,
     /// Directories (or files) native commands may read but not execute.
     pub read_paths: Option<Vec<PathBuf>>,
+    /// Per-call cgroups: `"auto"` (default), `"off"`, or a delegated cgroup v2 directory.
+    pub cgroup: Option<String>,
+}
+
+/// Where per-call cgroups come from, `sandbox.cgroup` (see `native::cgroup`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub enum CgroupSetting {
+    /// runbox's own cgroup when it is delegated to runbox alone.
+    #[default]
+    Auto,
+    /// No per-call cgroups.
+    Off,
+    /// A cgroup v2 directory the operator delegated to runbox.
+    Dir(PathBuf),
+}
+
+impl CgroupSetting {
+    /// The value as written in the policy.
+    pub fn as_text(&self) -> String {
+        match self {
+            Self::Auto => "auto".to_owned(),
+            Self::Off => "off".to_owned(),
+            Self::Dir(d) => d.display().to_string(),
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, ConfigError> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "off" => Ok(Self::Off),
+            dir if Path::new(dir).is_absolute() => Ok(Self::Dir(dir.into())),
+            other => Err(invalid(
+                "sandbox.cgroup",
+                format!("{other:?} is not \"auto\", \"off\" or an absolute path"),
+            )),
+        }
+    }
 }
 
 /// How a native call's process tree is held together, `sandbox.isolation`.
@@ -96,6 +134,18 @@ pub struct NativeFile {
     /// Limits that differ from `[limits]`.
     #[serde(default, deserialize_with = "super::limits::native_table")]
     pub limits: Option<PartialLimits>,
+    /// Extra read + execute paths for this command (toolchain directories).
+    pub exec_paths: Option<Vec<PathBuf>>,
+    /// Extra read-only paths for this command.
+    pub read_paths: Option<Vec<PathBuf>>,
+    /// Extra writable paths outside the workspace for this command (never executable).
+    pub write_paths: Option<Vec<PathBuf>>,
+    /// Execute permission on the workspace for this command (default false).
+    pub workspace_exec: Option<bool>,
+    /// Variables passed through by name from runbox's own environment.
+    pub env_pass: Option<Vec<String>>,
+    /// Which rlimit bounds memory: `address-space` (default), `data` or `off`.
+    pub memory_rlimit: Option<MemoryRlimit>,
 }
 
 /// How native commands are confined (validated `[sandbox]`).
@@ -114,6 +164,8 @@ pub struct SandboxPolicy {
     pub exec_paths: Vec<PathBuf>,
     /// Read only (default a narrow `/etc` list, [`DEFAULT_READ_PATHS`]); missing ones are skipped.
     pub read_paths: Vec<PathBuf>,
+    /// Where per-call cgroups come from (default [`CgroupSetting::Auto`]).
+    pub cgroup: CgroupSetting,
 }
 
 /// One validated native command.
@@ -131,6 +183,8 @@ pub struct NativeCommand {
     pub env: BTreeMap<String, String>,
     /// Its limits (`[limits]` with this command's overrides).
     pub limits: Limits,
+    /// What it may reach beyond every native command's defaults ([`super::toolchain`]).
+    pub toolchain: Toolchain,
 }
 
 impl SandboxPolicy {
@@ -145,6 +199,10 @@ impl SandboxPolicy {
             group: f.group.unwrap_or(DEFAULT_SANDBOX_ID),
             exec_paths: f.exec_paths.unwrap_or_else(|| defaults(DEFAULT_EXEC_PATHS)),
             read_paths: f.read_paths.unwrap_or_else(|| defaults(DEFAULT_READ_PATHS)),
+            cgroup: f
+                .cgroup
+                .as_deref()
+                .map_or(Ok(CgroupSetting::Auto), CgroupSetting::parse)?,
         };
         if policy.user == 0 {
             return Err(invalid(
@@ -181,6 +239,7 @@ impl SandboxPolicy {
             group: Some(self.group),
             exec_paths: Some(self.exec_paths.clone()),
             read_paths: Some(self.read_paths.clone()),
+            cgroup: Some(self.cgroup.as_text()),
         }
     }
 }
@@ -226,6 +285,7 @@ pub fn default_native_files() -> BTreeMap<String, NativeFile> {
                     memory_bytes: Some(4 * 1024 * 1024 * 1024),
                     ..PartialLimits::default()
                 }),
+                ..NativeFile::default()
             },
         );
     }
@@ -254,6 +314,18 @@ pub fn build_native(
         }
         let limits = f.limits.unwrap_or_default().over(*limits);
         check_limits(&format!("{key}.limits."), &limits, max_timeout_ms)?;
+        let toolchain = Toolchain::build(
+            &key,
+            ToolchainFile {
+                exec_paths: f.exec_paths,
+                read_paths: f.read_paths,
+                write_paths: f.write_paths,
+                workspace_exec: f.workspace_exec,
+                env_pass: f.env_pass,
+                memory_rlimit: f.memory_rlimit,
+            },
+            |k, n| check_env(k, n, ""),
+        )?;
         let description = f
             .description
             .unwrap_or_else(|| format!("{} (native binary)", path.display()));
@@ -266,6 +338,7 @@ pub fn build_native(
                 access: f.access.unwrap_or(Access::Write),
                 env,
                 limits,
+                toolchain,
             },
         );
     }
@@ -281,6 +354,12 @@ impl NativeCommand {
             access: Some(self.access),
             env: Some(self.env.clone()),
             limits: Some(PartialLimits::written(&self.limits, LimitsTable::Native)),
+            exec_paths: Some(self.toolchain.exec_paths.clone()),
+            read_paths: Some(self.toolchain.read_paths.clone()),
+            write_paths: Some(self.toolchain.write_paths.clone()),
+            workspace_exec: Some(self.toolchain.workspace_exec),
+            env_pass: Some(self.toolchain.env_pass.clone()),
+            memory_rlimit: Some(self.toolchain.memory_rlimit),
         }
     }
 }
@@ -396,6 +475,25 @@ mod tests {
             Isolation::Reaper
         );
         assert!(toml::from_str::<SandboxFile>("isolation = \"none\"\n").is_err());
+        assert_eq!(s.cgroup, CgroupSetting::Auto);
+        for (text, want) in [
+            ("off", Some(CgroupSetting::Off)),
+            (
+                "/sys/fs/cgroup/r",
+                Some(CgroupSetting::Dir("/sys/fs/cgroup/r".into())),
+            ),
+            ("relative", None),
+        ] {
+            let f = SandboxFile {
+                cgroup: Some(text.into()),
+                ..SandboxFile::default()
+            };
+            let got = SandboxPolicy::build(Some(f));
+            match want {
+                Some(w) => assert_eq!(got.unwrap().cgroup, w),
+                None => assert!(got.unwrap_err().to_string().contains("sandbox.cgroup")),
+            }
+        }
         assert_eq!((s.user, s.group), (65534, 65534));
         assert!(s.exec_paths.contains(&PathBuf::from("/usr")));
         assert!(!s.read_paths.contains(&PathBuf::from("/etc")));

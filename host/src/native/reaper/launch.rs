@@ -49,6 +49,8 @@ pub struct HandOver<'a> {
     pub cwd: BorrowedFd<'a>,
     /// The Landlock ruleset.
     pub ruleset: Option<OwnedFd>,
+    /// The call cgroup's `cgroup.procs`.
+    pub cgroup: Option<BorrowedFd<'a>>,
 }
 
 /// A started reaper whose command has exec'd.
@@ -139,11 +141,13 @@ pub fn split(plan: ChildPlan<'_>, max_tasks: u64) -> (Plan, HandOver<'_>) {
         identity: plan.identity,
         rlimits: wire::encode_rlimits(&plan.rlimits),
         max_tasks,
+        cgroup: plan.cgroup.is_some(),
     };
     let hand_over = HandOver {
         stdio: plan.stdio,
         cwd: plan.cwd,
         ruleset: plan.ruleset,
+        cgroup: plan.cgroup,
     };
     (wire_plan, hand_over)
 }
@@ -196,6 +200,9 @@ pub fn launch(
     ];
     if let Some(r) = &fds.ruleset {
         sources.push((r.as_fd(), wire::RULESET_FD));
+    }
+    if let Some(c) = fds.cgroup {
+        sources.push((c, wire::CGROUP_FD));
     }
     let copies = sources
         .iter()

@@ -112,6 +112,11 @@ fn reaper() -> Result<(), ReaperError> {
     } else {
         None
     };
+    let cgroup = if plan.cgroup {
+        Some(handed_over(wire::CGROUP_FD)?)
+    } else {
+        None
+    };
     let send = |report: &mut std::fs::File, r: Report| {
         let _ = report.write_all(&r.encode());
     };
@@ -121,8 +126,8 @@ fn reaper() -> Result<(), ReaperError> {
         send(&mut report, Report::Failed { step: 0, errno });
         return Ok(());
     }
-    let started = start(&plan, stdio, cwd.as_fd(), ruleset);
-    drop(cwd);
+    let started = start(&plan, stdio, cwd.as_fd(), ruleset, cgroup.as_ref());
+    drop((cwd, cgroup));
     let (command, pidfd) = match started {
         Ok(s) => (s.pid, s.pidfd),
         Err(failure) => {
@@ -146,6 +151,7 @@ fn start(
     stdio: [OwnedFd; 3],
     cwd: BorrowedFd<'_>,
     ruleset: Option<OwnedFd>,
+    cgroup: Option<&OwnedFd>,
 ) -> Result<spawn::Spawned, Report> {
     let failed = |errno: i32| Report::Failed { step: 0, errno };
     let cstr = |b: &Vec<u8>| CString::new(b.clone()).map_err(|_| failed(libc::EINVAL));
@@ -162,6 +168,7 @@ fn start(
         identity: plan.identity,
         namespaces: false,
         rlimits,
+        cgroup: cgroup.map(AsFd::as_fd),
     };
     // The command's ends of its pipes and the ruleset close here, in the reaper, once the
     // command has them (so the server sees EOF when the command's side closes).

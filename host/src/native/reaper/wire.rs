@@ -23,20 +23,23 @@ pub const STDIO_FDS: [i32; 3] = [6, 7, 8];
 pub const CWD_FD: i32 = 9;
 /// Descriptor of the Landlock ruleset, when there is one.
 pub const RULESET_FD: i32 = 10;
+/// Descriptor of the call cgroup's `cgroup.procs`, when there is one.
+pub const CGROUP_FD: i32 = 11;
 /// The first descriptor number not handed to the reaper.
-pub const FIRST_FREE_FD: i32 = 11;
+pub const FIRST_FREE_FD: i32 = 12;
 /// Largest plan the reaper reads (argv and environment are bounded far below this by the
 /// policy and the request size).
 pub const MAX_PLAN_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The rlimits a plan may carry, by index.
-const RESOURCES: [Resource; 6] = [
+const RESOURCES: [Resource; 7] = [
     Resource::RLIMIT_CPU,
     Resource::RLIMIT_AS,
     Resource::RLIMIT_FSIZE,
     Resource::RLIMIT_NOFILE,
     Resource::RLIMIT_NPROC,
     Resource::RLIMIT_CORE,
+    Resource::RLIMIT_DATA,
 ];
 
 /// Everything the reaper needs besides its descriptors to start the command.
@@ -58,6 +61,9 @@ pub struct Plan {
     pub rlimits: Vec<(u8, u64, u64)>,
     /// Most processes and threads the call's tree may have at once.
     pub max_tasks: u64,
+    /// Whether [`CGROUP_FD`] holds the call cgroup's `cgroup.procs`.
+    #[serde(default)]
+    pub cgroup: bool,
 }
 
 /// Why a plan could not be read.
@@ -231,6 +237,7 @@ mod tests {
         let limits = vec![
             (Resource::RLIMIT_NPROC, 64, 64),
             (Resource::RLIMIT_CORE, 0, 0),
+            (Resource::RLIMIT_DATA, 1 << 30, 1 << 30),
         ];
         let plan = Plan {
             path: b"/bin/sh".to_vec(),
@@ -247,6 +254,7 @@ mod tests {
             },
             rlimits: encode_rlimits(&limits),
             max_tasks: 64,
+            cgroup: true,
         };
         let back: Plan = serde_json::from_slice(&serde_json::to_vec(&plan).unwrap()).unwrap();
         assert_eq!(back, plan);
