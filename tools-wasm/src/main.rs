@@ -23,6 +23,7 @@
 //! - [`stat`], [`du`], [`tree`]: written on `std::fs` and walkdir.
 //! - [`rev`]: util-linux `rev`.
 //! - [`gzip`]: `gzip`, `gunzip`, `zcat` on flate2.
+//! - [`tar`]: `tar` on the tar crate and flate2, with safe extraction.
 //! - [`pattern`]: POSIX regexes, wildcards and bracket expressions → Rust regex syntax.
 //! - [`cli`]: small argument-parsing helpers shared by the hand-written front ends.
 //! - `empty_path` (WASI only): an empty path is `ENOENT`, never the current directory.
@@ -44,6 +45,7 @@ mod pattern;
 mod registry;
 mod rev;
 mod stat;
+mod tar;
 mod tree;
 mod uutils;
 
