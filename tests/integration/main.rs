@@ -36,5 +36,6 @@ mod protocol;
 mod python_sdk;
 mod shell;
 mod shell_diff;
+mod tar_attacks;
 mod token_file;
 mod wasi_fs;
