@@ -122,7 +122,7 @@ impl Creator<'_> {
             Err(e) => {
                 status.error(format!(
                     "{}: Cannot stat: {}",
-                    show(name),
+                    path.display(),
                     cli::io_message(&e)
                 ));
                 return Ok(());
@@ -153,7 +153,7 @@ impl Creator<'_> {
                 Err(e) => {
                     status.error(format!(
                         "{}: Cannot open: {}",
-                        show(name),
+                        path.display(),
                         cli::io_message(&e)
                     ));
                     return Ok(());
@@ -170,7 +170,7 @@ impl Creator<'_> {
                 Err(e) => {
                     status.error(format!(
                         "{}: Cannot readlink: {}",
-                        show(name),
+                        path.display(),
                         cli::io_message(&e)
                     ));
                     return Ok(());
@@ -188,7 +188,10 @@ impl Creator<'_> {
         } else if ft.is_file() {
             self.file(out, status, path, name, mtime)?;
         } else {
-            status.warn_once(format!("{}: file type not archived under WASI", show(name)));
+            status.warn_once(format!(
+                "{}: file type not archived under WASI",
+                path.display()
+            ));
         }
         Ok(())
     }
@@ -201,32 +204,32 @@ impl Creator<'_> {
         name: &[u8],
         mtime: u64,
     ) -> io::Result<()> {
+        // The archive itself is skipped (a warning, as GNU). Compared by path: WASI cannot
+        // duplicate the open file's descriptor to ask it.
+        if let Some(own) = &self.own
+            && same_file::Handle::from_path(path).is_ok_and(|this| this == *own)
+        {
+            eprintln!("tar: {}: file is the archive; not dumped", path.display());
+            return Ok(());
+        }
         let mut file = match File::open(path) {
             Ok(f) => f,
             Err(e) => {
                 status.error(format!(
                     "{}: Cannot open: {}",
-                    show(name),
+                    path.display(),
                     cli::io_message(&e)
                 ));
                 return Ok(());
             }
         };
-        if let (Some(own), Ok(this)) = (
-            &self.own,
-            file.try_clone().map(same_file::Handle::from_file),
-        ) && this.ok().as_ref() == Some(own)
-        {
-            eprintln!("tar: {}: file is the archive; not dumped", show(name));
-            return Ok(());
-        }
         // The size is taken from the open file, so it cannot change between header and data.
         let size = match file.metadata() {
             Ok(m) => m.len(),
             Err(e) => {
                 status.error(format!(
                     "{}: Cannot stat: {}",
-                    show(name),
+                    path.display(),
                     cli::io_message(&e)
                 ));
                 return Ok(());
@@ -246,7 +249,7 @@ impl Creator<'_> {
             // The file shrank while being read: pad with zeros, as GNU does, and say so.
             status.error(format!(
                 "{}: File shrank by {} bytes; padding with zeros",
-                show(name),
+                path.display(),
                 size - copied
             ));
             io::copy(&mut io::repeat(0).take(size - copied), out)?;
