@@ -37,6 +37,7 @@ mod python_client;
 mod python_sdk;
 mod shell;
 mod shell_diff;
+mod tar_attacks;
 mod token_file;
 mod token_reload;
 mod toolchains;

@@ -23,11 +23,15 @@
 //! - [`stat`], [`du`], [`tree`]: written on `std::fs` and walkdir.
 //! - [`rev`]: util-linux `rev`.
 //! - [`gzip`]: `gzip`, `gunzip`, `zcat` on flate2.
+//! - [`xxd`]: vim's xxd.
+//! - [`strings`]: binutils' strings; [`column`]: util-linux's column.
+//! - [`tar`]: `tar` on the tar crate and flate2, with safe extraction.
 //! - [`pattern`]: POSIX regexes, wildcards and bracket expressions → Rust regex syntax.
 //! - [`cli`]: small argument-parsing helpers shared by the hand-written front ends.
 //! - `empty_path` (WASI only): an empty path is `ENOENT`, never the current directory.
 
 mod cli;
+mod column;
 mod diff;
 mod du;
 #[cfg(target_os = "wasi")]
@@ -44,8 +48,11 @@ mod pattern;
 mod registry;
 mod rev;
 mod stat;
+mod strings;
+mod tar;
 mod tree;
 mod uutils;
+mod xxd;
 
 use std::ffi::OsString;
 use std::path::Path;

@@ -106,6 +106,10 @@ pub const TABLE: &[Entry] = &[
     e("gzip", crate::gzip::gzip),
     e("gunzip", crate::gzip::gunzip),
     e("zcat", crate::gzip::zcat),
+    e("tar", crate::tar::main),
+    e("xxd", crate::xxd::main),
+    e("strings", crate::strings::main),
+    e("column", crate::column::main),
 ];
 
 /// The entry for `name`, by exact match.
