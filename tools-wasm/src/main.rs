@@ -23,10 +23,12 @@
 //! - [`stat`], [`du`], [`tree`]: written on `std::fs` and walkdir.
 //! - [`rev`]: util-linux `rev`.
 //! - [`gzip`]: `gzip`, `gunzip`, `zcat` on flate2.
+//! - [`awk`]: a POSIX awk (lexer, parser, tree-walking interpreter); no processes.
 //! - [`pattern`]: POSIX regexes, wildcards and bracket expressions → Rust regex syntax.
 //! - [`cli`]: small argument-parsing helpers shared by the hand-written front ends.
 //! - `empty_path` (WASI only): an empty path is `ENOENT`, never the current directory.
 
+mod awk;
 mod cli;
 mod diff;
 mod du;

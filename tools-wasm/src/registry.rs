@@ -106,6 +106,7 @@ pub const TABLE: &[Entry] = &[
     e("gzip", crate::gzip::gzip),
     e("gunzip", crate::gzip::gunzip),
     e("zcat", crate::gzip::zcat),
+    e("awk", crate::awk::main),
 ];
 
 /// The entry for `name`, by exact match.
