@@ -11,6 +11,9 @@ use super::parser::Parser;
 
 type R<T> = Result<T, AwkError>;
 
+/// Builds a binary node from its two operands.
+type Make = fn(Expr, Expr) -> Expr;
+
 impl Parser {
     /// A full expression (assignment included).
     pub(super) fn expr(&mut self) -> R<Expr> {
@@ -71,7 +74,7 @@ impl Parser {
     fn chain(
         &mut self,
         next: fn(&mut Self) -> R<Expr>,
-        op: fn(&Self) -> Option<fn(Expr, Expr) -> Expr>,
+        op: fn(&Self) -> Option<Make>,
         newline_after: bool,
     ) -> R<Expr> {
         let mut left = next(self)?;

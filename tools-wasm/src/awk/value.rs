@@ -201,6 +201,6 @@ mod tests {
         assert_eq!(num_to_str(-0.0, "%.6g"), "0");
         assert_eq!(num_to_str(1e30, "%.6g"), "1000000000000000019884624838656");
         assert_eq!(num_to_str(0.1, "%.6g"), "0.1");
-        assert_eq!(num_to_str(3.14159, "%.2f"), "3.14");
+        assert_eq!(num_to_str(1.23456, "%.2f"), "1.23");
     }
 }
