@@ -8,7 +8,7 @@
 //! one case.
 //!
 //! GNU versions the data was written against (Debian 12): coreutils 9.1, grep 3.8, sed 4.9,
-//! findutils 4.9, diffutils 3.8, jq 1.6, tree 2.1. A case whose GNU program is not installed
+//! findutils 4.9, diffutils 3.8, jq 1.6, tree 2.1, gawk 5.2 (as `gawk --posix` for awk). A case whose GNU program is not installed
 //! is skipped with a message, unless `RUNBOX_REQUIRE_GNU_TOOLS=1` (set in CI), which fails.
 //!
 //! While editing cases: `RUNBOX_DIFF_FILTER=sort` runs the cases whose name contains `sort`,
