@@ -33,6 +33,9 @@ pub struct RecordReader {
     src: Box<dyn Read>,
     buf: String,
     pos: usize,
+    /// Where the search for a one-character or paragraph separator resumes: the text before
+    /// it was searched already (a long record read in many chunks is scanned once).
+    scanned: usize,
     /// Bytes of an incomplete UTF-8 sequence at the end of the last chunk.
     carry: Vec<u8>,
     eof: bool,
@@ -44,6 +47,7 @@ impl RecordReader {
             src,
             buf: String::new(),
             pos: 0,
+            scanned: 0,
             carry: Vec::new(),
             eof: false,
         }
@@ -56,6 +60,7 @@ impl RecordReader {
         }
         if self.pos > CHUNK && self.pos * 2 > self.buf.len() {
             self.buf.drain(..self.pos);
+            self.scanned -= self.pos.min(self.scanned);
             self.pos = 0;
         }
         let mut chunk = std::mem::take(&mut self.carry);
@@ -91,23 +96,31 @@ impl RecordReader {
             let rest = &self.buf[self.pos..];
             match sep {
                 RecordSep::Char(c) => {
-                    if let Some(i) = rest.find(*c) {
-                        let rec = rest[..i].to_owned();
-                        self.pos += i + c.len_utf8();
+                    let from = self.scanned.max(self.pos);
+                    if let Some(i) = self.buf[from..].find(*c) {
+                        let rec = self.buf[self.pos..from + i].to_owned();
+                        self.pos = from + i + c.len_utf8();
+                        self.scanned = self.pos;
                         return Ok(Some(rec));
                     }
+                    self.scanned = self.buf.len();
                 }
                 RecordSep::Paragraph => {
                     let skip = rest.len() - rest.trim_start_matches('\n').len();
                     if skip < rest.len() || self.eof {
                         self.pos += skip;
                     }
-                    let rest = &self.buf[self.pos..];
-                    if let Some(i) = rest.find("\n\n") {
-                        let rec = rest[..i].to_owned();
-                        self.pos += i;
+                    // The last byte searched may be the first newline of a pair.
+                    let back = self.scanned > 0 && self.buf.as_bytes()[self.scanned - 1] == b'\n';
+                    let from = (self.scanned - usize::from(back)).max(self.pos);
+                    if let Some(i) = self.buf[from..].find("\n\n") {
+                        let rec = self.buf[self.pos..from + i].to_owned();
+                        self.pos = from + i;
+                        self.scanned = self.pos;
                         return Ok(Some(rec));
                     }
+                    self.scanned = self.buf.len();
+                    let rest = &self.buf[self.pos..];
                     if self.eof {
                         let rec = rest.trim_end_matches('\n').to_owned();
                         self.pos = self.buf.len();
