@@ -89,6 +89,11 @@ fn table(env: &Env) -> Vec<Attack> {
         "(".repeat(100_000),
         ")".repeat(100_000)
     );
+    let awk_recursion = format!(
+        "function f(n) {{ return {}n <= 0 ? 0 : 1 + f(n - 1){} }} BEGIN {{ print f(100000) }}",
+        "(".repeat(40),
+        ")".repeat(40)
+    );
     let leaks = |name: &'static str, command: &str, args: Vec<String>| {
         attack(
             name,
@@ -425,6 +430,12 @@ fn table(env: &Env) -> Vec<Attack> {
         attack(
             "awk nesting 100,000 deep",
             cmd("awk", &[&awk_deep]),
+            Expect::RanAndFailed,
+        ),
+        // awk's own error (exit 2, a result), not a stack overflow trap (COMMAND_FAILED).
+        attack(
+            "awk recursion through deep expressions",
+            cmd("awk", &[&awk_recursion]),
             Expect::RanAndFailed,
         ),
         // --- policy: nothing a request carries changes it

@@ -18,6 +18,8 @@ pub enum AwkError {
     TooDeep(usize),
     #[error("function call nesting deeper than {0}")]
     CallDepth(usize),
+    #[error("function calls and expressions nested too deeply while running (limit {0} levels)")]
+    Nesting(usize),
     #[error("{0}")]
     Runtime(String),
     #[error("{what}: {message}")]

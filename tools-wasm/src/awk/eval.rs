@@ -14,6 +14,10 @@ use std::cmp::Ordering;
 
 impl Interp<'_> {
     pub fn eval(&mut self, e: &Expr) -> Ex<Value> {
+        self.nested(|me| me.eval_inner(e))
+    }
+
+    fn eval_inner(&mut self, e: &Expr) -> Ex<Value> {
         Ok(match e {
             Expr::Num(n) => Value::Num(*n),
             Expr::Str(s) => Value::Str(s.clone()),

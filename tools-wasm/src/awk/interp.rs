@@ -17,6 +17,12 @@ use std::rc::Rc;
 /// Deepest user-function recursion.
 pub const MAX_CALL_DEPTH: usize = 400;
 
+/// How many evaluations and statements may be in progress at once (each is a frame on the
+/// guest's 1 MiB stack, a few hundred bytes): past it the program stops with an error instead of
+/// overflowing the stack. Deep recursion with deep expressions reaches it before
+/// [`MAX_CALL_DEPTH`].
+pub const MAX_NESTING: usize = 2500;
+
 pub type Array = Rc<RefCell<BTreeMap<String, Value>>>;
 
 /// A variable's storage.
@@ -59,6 +65,8 @@ pub struct Interp<'p> {
     pub rand_state: u64,
     pub seed: f64,
     pub exit_code: i32,
+    /// Evaluations and statements in progress (bounded by [`MAX_NESTING`]).
+    nesting: usize,
     range_on: Vec<bool>,
     /// Main input: the next ARGV index and the current reader.
     next_arg: usize,
@@ -106,6 +114,7 @@ impl<'p> Interp<'p> {
             rand_state: 0,
             seed: 0.0,
             exit_code: 0,
+            nesting: 0,
             range_on: vec![false; prog.rules.len()],
             next_arg: 1,
             main: None,
@@ -344,12 +353,6 @@ impl<'p> Interp<'p> {
         Ok(())
     }
 
-    fn print_record(&mut self) -> Ex<()> {
-        let line = format!("{}{}", self.record.text(), self.gstr(ast::ORS));
-        self.out.write(None, &line)?;
-        Ok(())
-    }
-
     pub fn exec_block(&mut self, body: &[Stmt]) -> Ex<()> {
         for s in body {
             self.exec(s)?;
@@ -357,7 +360,22 @@ impl<'p> Interp<'p> {
         Ok(())
     }
 
+    /// Runs `f` one level deeper in the evaluation, refusing past [`MAX_NESTING`].
+    pub fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Ex<T>) -> Ex<T> {
+        if self.nesting >= MAX_NESTING {
+            return Err(AwkError::Nesting(MAX_NESTING).into());
+        }
+        self.nesting += 1;
+        let r = f(self);
+        self.nesting -= 1;
+        r
+    }
+
     fn exec(&mut self, s: &Stmt) -> Ex<()> {
+        self.nested(|me| me.exec_inner(s))
+    }
+
+    fn exec_inner(&mut self, s: &Stmt) -> Ex<()> {
         match s {
             Stmt::Expr(e) => {
                 self.eval(e)?;
@@ -454,46 +472,6 @@ impl<'p> Interp<'p> {
                 }
             }
         }
-        Ok(())
-    }
-
-    fn destination(
-        &mut self,
-        dest: Option<&(ast::Redirect, ast::Expr)>,
-    ) -> Ex<Option<(ast::Redirect, String)>> {
-        Ok(match dest {
-            Some((mode, e)) => Some((*mode, self.eval(e)?.string(&self.convfmt()))),
-            None => None,
-        })
-    }
-
-    fn print(&mut self, args: &[ast::Expr], dest: Option<&(ast::Redirect, ast::Expr)>) -> Ex<()> {
-        let mut line = String::new();
-        if args.is_empty() {
-            line.push_str(self.record.text());
-        } else {
-            let ofs = self.gstr(ast::OFS);
-            let ofmt = self.gstr(ast::OFMT);
-            for (i, a) in args.iter().enumerate() {
-                if i > 0 {
-                    line.push_str(&ofs);
-                }
-                let v = self.eval(a)?;
-                line.push_str(&v.string(&ofmt));
-            }
-        }
-        line.push_str(&self.gstr(ast::ORS));
-        let dest = self.destination(dest)?;
-        self.out
-            .write(dest.as_ref().map(|(m, n)| (*m, n.as_str())), &line)?;
-        Ok(())
-    }
-
-    fn printf(&mut self, args: &[ast::Expr], dest: Option<&(ast::Redirect, ast::Expr)>) -> Ex<()> {
-        let text = self.sprintf(args)?;
-        let dest = self.destination(dest)?;
-        self.out
-            .write(dest.as_ref().map(|(m, n)| (*m, n.as_str())), &text)?;
         Ok(())
     }
 }

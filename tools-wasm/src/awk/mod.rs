@@ -3,7 +3,8 @@
 //! The command line (`-F fs`, `-v var=value`, `-f progfile`, `--`, program text, operands) is
 //! read here; then the program is tokenized ([`lexer`]), parsed ([`parser`], [`parse_stmt`],
 //! [`parse_expr`]) into an [`ast`], and run by the interpreter ([`interp`], [`eval`],
-//! [`builtins`]) over [`fields`] and [`io`], with [`value`], [`format`] and [`regex`] below.
+//! [`builtins`], [`print`]) over [`fields`] and [`io`], with [`value`], [`format`] and
+//! [`regex`] below.
 //!
 //! Must not: start processes. `system()`, `print | cmd` and `cmd | getline` are refused when the
 //! program is parsed, before anything runs, with exit status 2. Files are whatever the guest
@@ -21,6 +22,7 @@ mod lexer;
 mod parse_expr;
 mod parse_stmt;
 mod parser;
+mod print;
 mod regex;
 mod value;
 

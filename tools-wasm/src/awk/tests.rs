@@ -94,3 +94,25 @@ fn command_line() {
     assert_eq!(operand_assignment("1n=1"), None);
     assert_eq!(operand_assignment("a/b=1"), None);
 }
+
+#[test]
+fn runaway_recursion_stops_with_an_error() {
+    let e = super::run(&["function f(n) { return f(n + 1) } BEGIN { f(1) }".to_owned()]).err();
+    assert!(matches!(e, Some(AwkError::CallDepth(_))), "{e:?}");
+    // Each level deep in expressions or statements: the stack budget is reached first.
+    for prog in [
+        format!(
+            "function f(n) {{ return {}f(n + 1){} }} BEGIN {{ f(1) }}",
+            "(".repeat(12),
+            ")".repeat(12)
+        ),
+        format!(
+            "function f(n) {{ {} return f(n + 1) }} BEGIN {{ f(1) }}",
+            "if (1) ".repeat(12)
+        ),
+    ] {
+        let e = super::run(std::slice::from_ref(&prog)).err();
+        assert!(matches!(e, Some(AwkError::Nesting(_))), "{prog}: {e:?}");
+        assert_eq!(e.map(|e| e.exit_code()), Some(2));
+    }
+}
