@@ -84,6 +84,16 @@ fn table(env: &Env) -> Vec<Attack> {
     let long_name = "a".repeat(100_000);
     let deep = "d/".repeat(3000);
     let lookalike = "l\u{0455}"; // Cyrillic dze: "ls" to the eye
+    let awk_deep = format!(
+        "BEGIN {{ print {}1{} }}",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
+    let awk_recursion = format!(
+        "function f(n) {{ return {}n <= 0 ? 0 : 1 + f(n - 1){} }} BEGIN {{ print f(100000) }}",
+        "(".repeat(40),
+        ")".repeat(40)
+    );
     let leaks = |name: &'static str, command: &str, args: Vec<String>| {
         attack(
             name,
@@ -382,6 +392,52 @@ fn table(env: &Env) -> Vec<Attack> {
             cmd("recurse", &[]),
             Expect::Stopped("COMMAND_FAILED"),
         ),
+        // --- awk: no processes, nothing outside, a parser that cannot be driven too deep
+        attack(
+            "awk system()",
+            cmd("awk", &["BEGIN { system(\"touch pwned\") }"]),
+            Expect::RanAndFailed,
+        ),
+        attack(
+            "awk print to a command",
+            cmd("awk", &["BEGIN { print \"touch pwned\" | \"sh\" }"]),
+            Expect::RanAndFailed,
+        ),
+        attack(
+            "awk reading a command",
+            cmd(
+                "awk",
+                &["BEGIN { \"cat ../outside\" | getline x; print x }"],
+            ),
+            Expect::RanAndFailed,
+        ),
+        attack(
+            "awk getline from outside",
+            cmd(
+                "awk",
+                &[&format!(
+                    "BEGIN {{ while ((getline l < \"{outside}\") > 0) print l; \
+                     while ((getline l < \"../outside\") > 0) print l; print \"done\" }}"
+                )],
+            ),
+            Expect::Stdout("done\n"),
+        ),
+        attack(
+            "awk print > outside",
+            cmd("awk", &["BEGIN { print \"x\" > \"../new\" }"]),
+            Expect::RanAndFailed,
+        ),
+        attack(
+            "awk nesting 100,000 deep",
+            cmd("awk", &[&awk_deep]),
+            Expect::RanAndFailed,
+        ),
+        // awk's own error (exit 2, a result), not a stack overflow trap (COMMAND_FAILED).
+        attack(
+            "awk recursion through deep expressions",
+            cmd("awk", &[&awk_recursion]),
+            Expect::RanAndFailed,
+        ),
         // --- policy: nothing a request carries changes it
         attack(
             "unknown field naming a policy key",
@@ -450,6 +506,7 @@ fn the_attack_table() {
         "ln linked an outside file in"
     );
     assert!(env.ws.join("inside.txt").exists(), "mv moved a file out");
+    assert!(!env.ws.join("pwned").exists(), "awk started a command");
     // The server is still healthy after all of it.
     let r = s.run("cat", &["inside.txt"]);
     assert_eq!(structured(&r)["stdout"], "fine\n");

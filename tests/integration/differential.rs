@@ -9,8 +9,9 @@
 //!
 //! GNU versions the data was written against (Debian 12): coreutils 9.1, grep 3.8, sed 4.9,
 //! findutils 4.9, diffutils 3.8, jq 1.6, tree 2.1, gzip 1.12, tar 1.34, xxd 2022-01-14 (vim 9.0),
-//! binutils 2.40 (strings), util-linux 2.38.1 (column). A case whose GNU program is not installed
-//! is skipped with a message, unless `RUNBOX_REQUIRE_GNU_TOOLS=1` (set in CI), which fails.
+//! binutils 2.40 (strings), util-linux 2.38.1 (column), gawk 5.2 (as `gawk --posix` for awk). A
+//! case whose GNU program is not installed is skipped with a message, unless
+//! `RUNBOX_REQUIRE_GNU_TOOLS=1` (set in CI), which fails.
 //!
 //! While editing cases: `RUNBOX_DIFF_FILTER=sort` runs the cases whose name contains `sort`,
 //! `RUNBOX_DIFF_VERBOSE=1` prints both sides of every case, `RUNBOX_DIFF_RUNBOX=PATH` runs the

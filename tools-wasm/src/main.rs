@@ -26,10 +26,12 @@
 //! - [`xxd`]: vim's xxd.
 //! - [`strings`]: binutils' strings; [`column`]: util-linux's column.
 //! - [`tar`]: `tar` on the tar crate and flate2, with safe extraction.
+//! - [`awk`]: a POSIX awk (lexer, parser, tree-walking interpreter); no processes.
 //! - [`pattern`]: POSIX regexes, wildcards and bracket expressions → Rust regex syntax.
 //! - [`cli`]: small argument-parsing helpers shared by the hand-written front ends.
 //! - `empty_path` (WASI only): an empty path is `ENOENT`, never the current directory.
 
+mod awk;
 mod cli;
 mod column;
 mod diff;

@@ -110,6 +110,7 @@ pub const TABLE: &[Entry] = &[
     e("xxd", crate::xxd::main),
     e("strings", crate::strings::main),
     e("column", crate::column::main),
+    e("awk", crate::awk::main),
 ];
 
 /// The entry for `name`, by exact match.

@@ -19,12 +19,19 @@ pub struct Outcome {
     pub tree: Snapshot,
 }
 
-/// Where the GNU program of `name` is, if installed.
+/// Where the GNU program of `name` is, if installed. `awk` is GNU awk (`/usr/bin/awk` may be
+/// mawk), run with `--posix` ([`gnu_args`]).
 pub fn gnu_program(name: &str) -> Option<PathBuf> {
+    let name = if name == "awk" { "gawk" } else { name };
     ["/usr/bin", "/bin"]
         .iter()
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file())
+}
+
+/// Arguments the GNU side always gets for `name`, before the case's own.
+fn gnu_args(name: &str) -> &'static [&'static str] {
+    if name == "awk" { &["--posix"] } else { &[] }
 }
 
 /// Runs `case` on both sides, each in a fresh copy of its fixture below `dir`.
@@ -83,7 +90,8 @@ fn run_gnu(case: &Case, program: &Path, root: &Path) -> Outcome {
     let mut cmd = Command::new(program);
     // argv[0] as the bare name, as runbox passes it (messages are prefixed with it).
     std::os::unix::process::CommandExt::arg0(&mut cmd, &case.argv[0]);
-    cmd.args(&case.gnu_extra_args)
+    cmd.args(gnu_args(&case.argv[0]))
+        .args(&case.gnu_extra_args)
         .args(&case.argv[1..])
         .env_clear()
         .env("LC_ALL", case.locale())
