@@ -99,6 +99,26 @@ fn a_reload_refuses_a_token_file_that_now_leads_into_the_workspace() {
     drop(server);
 }
 
+/// The audit `requestId` of the running `sleep` call, once it is received.
+fn sleep_request_id(env: &Env) -> String {
+    let received = env.wait_for_record("received for the sleep", |r| {
+        r["stage"] == "received" && r["command"] == "sleep"
+    });
+    received["requestId"].as_str().unwrap().to_owned()
+}
+
+/// Rotates alice's value (same name, new value), reloads, and returns the `reload` record.
+fn rotate_alice(env: &Env, server: &HttpServer) -> serde_json::Value {
+    private_file(
+        &env.dir.path().join("real"),
+        &format!("alice:{ALICE_NEW}\n"),
+    );
+    hang_up(server.child.id());
+    let reload = wait_for_reload(env, 1);
+    assert_eq!(reload["reload"]["applied"], true, "{reload}");
+    reload
+}
+
 /// Reads from an open event stream until it ends; `true` when it ended within `limit`.
 fn ends_within(stream: &mut std::net::TcpStream, limit: Duration) -> bool {
     stream
@@ -140,19 +160,8 @@ fn sessions_are_bound_to_the_token_value_and_a_removed_values_streams_and_calls_
         );
         (started.elapsed(), reply.status)
     });
-    let received = env.wait_for_record("received for the sleep", |r| {
-        r["stage"] == "received" && r["command"] == "sleep"
-    });
-    let rid = received["requestId"].as_str().unwrap().to_owned();
-
-    // alice's value is rotated: same name, new value.
-    private_file(
-        &env.dir.path().join("real"),
-        &format!("alice:{ALICE_NEW}\n"),
-    );
-    hang_up(server.child.id());
-    let reload = wait_for_reload(&env, 1);
-    assert_eq!(reload["reload"]["applied"], true);
+    let rid = sleep_request_id(&env);
+    let reload = rotate_alice(&env, &server);
     assert!(
         ends_within(&mut events, Duration::from_secs(10)),
         "the removed value's event stream is still open"
@@ -235,17 +244,8 @@ fn a_removed_tokens_call_without_a_session_is_cancelled() {
             json!({"command": "sleep", "args": ["60"], "timeout_ms": 120000}),
         )
     });
-    let received = env.wait_for_record("received for the sleep", |r| {
-        r["stage"] == "received" && r["command"] == "sleep"
-    });
-    let rid = received["requestId"].as_str().unwrap().to_owned();
-    private_file(
-        &env.dir.path().join("real"),
-        &format!("alice:{ALICE_NEW}\n"),
-    );
-    hang_up(server.child.id());
-    let reload = wait_for_reload(&env, 1);
-    assert_eq!(reload["reload"]["applied"], true);
+    let rid = sleep_request_id(&env);
+    let reload = rotate_alice(&env, &server);
     let end = env.wait_for_record("the end of the sleep", |r| {
         r["requestId"] == rid.as_str() && r["stage"] != "received"
     });
