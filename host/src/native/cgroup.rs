@@ -66,6 +66,16 @@ pub enum CgroupUnavailable {
         /// The cgroup directory.
         dir: PathBuf,
     },
+    /// A configured directory that is not on a cgroup2 file system (a plain directory laid out
+    /// like a cgroup would enforce nothing).
+    #[error(
+        "{}: not on a cgroup2 file system (no cgroup2 mount in /proc/self/mounts holds it); name a cgroup v2 directory delegated to runbox",
+        dir.display()
+    )]
+    NotCgroup2 {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// A cgroup file could not be read or written.
     #[error("{}: {message}", path.display())]
     Io {
@@ -103,6 +113,21 @@ impl Host {
             own: std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
             pid: std::process::id(),
         }
+    }
+
+    /// Whether `dir` is on a cgroup2 file system: on the device of one of the cgroup2 mounts.
+    fn holds_cgroup2(&self, dir: &Path) -> Result<bool, CgroupUnavailable> {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(dir).map_err(io(dir))?.dev();
+        Ok(self.mounts.lines().any(|l| {
+            let mut f = l.split_whitespace();
+            match (f.next(), f.next(), f.next()) {
+                (Some(_), Some(at), Some("cgroup2")) => {
+                    std::fs::metadata(at).is_ok_and(|m| m.dev() == dev)
+                }
+                _ => false,
+            }
+        }))
     }
 
     /// The first cgroup2 mount point.
@@ -176,7 +201,12 @@ impl CallCgroups {
     ) -> Result<PathBuf, CgroupUnavailable> {
         match setting {
             CgroupSetting::Off => Err(CgroupUnavailable::Off),
-            CgroupSetting::Dir(dir) => Self::delegated(dir, act),
+            CgroupSetting::Dir(dir) => {
+                if !host.holds_cgroup2(dir)? {
+                    return Err(CgroupUnavailable::NotCgroup2 { dir: dir.clone() });
+                }
+                Self::delegated(dir, act)
+            }
             CgroupSetting::Auto => Self::split_own(host, act),
         }
     }

@@ -145,8 +145,20 @@ fn a_delegated_directory_is_used_as_it_is() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("cgroup.controllers"), "memory pids").unwrap();
     std::fs::write(dir.join("cgroup.subtree_control"), "memory pids").unwrap();
+    // Review: a plain directory laid out like a cgroup was taken, and nothing enforced it.
+    let plain = Host {
+        mounts: "proc /proc proc rw 0 0\n".to_owned(),
+        own: String::new(),
+        pid: 7,
+    };
+    let refused = CallCgroups::establish(&CgroupSetting::Dir(dir.clone()), &plain);
+    assert!(
+        matches!(&refused, Err(CgroupUnavailable::NotCgroup2 { dir: d }) if *d == dir),
+        "{refused:?}"
+    );
+    assert!(CallCgroups::assess(&CgroupSetting::Dir(dir.clone()), &plain).is_err());
     let host = Host {
-        mounts: String::new(),
+        mounts: format!("cgroup2 {} cgroup2 rw 0 0\n", root.path().display()),
         own: String::new(),
         pid: 7,
     };

@@ -354,11 +354,15 @@ impl Policy {
             })
             .collect();
         for (name, c) in &self.native {
+            let t = &c.toolchain;
             toolchain::check_write_paths(
                 &format!("native.{name}.write_paths"),
-                &c.toolchain.write_paths,
+                &t.write_paths,
                 &own,
             )?;
+            for (key, paths) in [("read_paths", &t.read_paths), ("exec_paths", &t.exec_paths)] {
+                toolchain::check_read_paths(&format!("native.{name}.{key}"), paths, &own)?;
+            }
         }
         if let Some(names) = &self.commands {
             let mut seen = std::collections::BTreeSet::new();

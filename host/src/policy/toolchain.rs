@@ -175,6 +175,26 @@ pub fn check_write_paths(
     write_paths: &[PathBuf],
     own: &[OwnPath<'_>],
 ) -> Result<(), ConfigError> {
+    check_grants(key, write_paths, own, "change")
+}
+
+/// The same rule for `read_paths` and `exec_paths` (review of the toolchain keys: a grant
+/// covering the audit directory let the command read the log where runbox runs unprivileged).
+/// `key` is `native.NAME.read_paths` or `native.NAME.exec_paths`.
+pub fn check_read_paths(
+    key: &str,
+    read_paths: &[PathBuf],
+    own: &[OwnPath<'_>],
+) -> Result<(), ConfigError> {
+    check_grants(key, read_paths, own, "read")
+}
+
+fn check_grants(
+    key: &str,
+    write_paths: &[PathBuf],
+    own: &[OwnPath<'_>],
+    verb: &str,
+) -> Result<(), ConfigError> {
     for w in write_paths {
         let w_real = real(w);
         for OwnPath {
@@ -196,7 +216,7 @@ pub fn check_write_paths(
                 return Err(invalid(
                     key,
                     format!(
-                        "{} overlaps {own_key} {}: a command could change runbox's own files",
+                        "{} overlaps {own_key} {}: a command could {verb} runbox's own files",
                         w.display(),
                         path.display()
                     ),
@@ -306,6 +326,14 @@ mod tests {
             assert!(e.to_string().contains("TMPDIR"), "{}: {e}", bad.display());
         }
         assert!(check_write_paths("k", &[tmp.join("cache")], &own).is_ok());
+        // Review: read and exec grants covering the audit directory let the command read it.
+        let e =
+            check_read_paths("native.x.read_paths", &[dir.path().join("state")], &own).unwrap_err();
+        assert!(
+            e.to_string().contains("could read runbox's own files"),
+            "{e}"
+        );
+        assert!(check_read_paths("k", &[dir.path().join("cache")], &own).is_ok());
     }
 
     #[test]
