@@ -210,4 +210,21 @@ fn hostile_archives_never_write_outside_or_through_links() {
             .file_type()
             .is_symlink()
     );
+
+    // Review: `-C a/b/up` with `up -> ../..` (an inside link back to the root) made tar judge
+    // a link member's depth by the `-C` text, and `tl -> ../outside-dir/keep.txt` was created
+    // at the root, leading out.
+    std::fs::create_dir_all(ws.join("a/b")).unwrap();
+    symlink("../..", ws.join("a/b/up")).unwrap();
+    std::fs::write(
+        ws.join("climb.tar"),
+        archive(&[member("tl", b'2', "../outside-dir/keep.txt", b"")]),
+    )
+    .unwrap();
+    let r = s.run("tar", &["-xf", "climb.tar", "-C", "a/b/up"]);
+    assert_eq!(structured(&r)["exitCode"], 2, "{r}");
+    assert!(
+        std::fs::symlink_metadata(ws.join("tl")).is_err(),
+        "a link leading out was made through -C"
+    );
 }

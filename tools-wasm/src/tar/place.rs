@@ -41,11 +41,26 @@ fn path_of(bytes: &[u8]) -> PathBuf {
 /// extraction time, as with `-m`).
 const MAX_DIRS: usize = 100_000;
 
+/// How deep the current directory is below the workspace root, counted from its path; 0 when
+/// that path goes through a symbolic link (`-C up` with `up -> ../..`): the path's text then
+/// says nothing of where it really is, and 0 is the depth that lets no link climb out.
+fn current_depth() -> usize {
+    let Ok(dir) = std::env::current_dir() else {
+        return 0;
+    };
+    let mut prefix = PathBuf::new();
+    for part in dir.components() {
+        prefix.push(part);
+        if fs::symlink_metadata(&prefix).is_ok_and(|m| m.file_type().is_symlink()) {
+            return 0;
+        }
+    }
+    names::depth_of(dir.as_os_str().as_encoded_bytes())
+}
+
 impl Placer {
     pub fn new(options: &Options) -> Placer {
-        let depth = std::env::current_dir()
-            .map(|d| names::depth_of(d.as_os_str().as_encoded_bytes()))
-            .unwrap_or(0);
+        let depth = current_depth();
         Placer {
             depth,
             keep_old: options.keep_old,
