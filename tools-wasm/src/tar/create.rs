@@ -120,11 +120,7 @@ impl Creator<'_> {
         let meta = match fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) => {
-                status.error(format!(
-                    "{}: Cannot stat: {}",
-                    path.display(),
-                    cli::io_message(&e)
-                ));
+                status.io_error(path.display(), "Cannot stat", &e);
                 return Ok(());
             }
         };
@@ -151,11 +147,7 @@ impl Creator<'_> {
             let children = match self.children(path) {
                 Ok(c) => c,
                 Err(e) => {
-                    status.error(format!(
-                        "{}: Cannot open: {}",
-                        path.display(),
-                        cli::io_message(&e)
-                    ));
+                    status.io_error(path.display(), "Cannot open", &e);
                     return Ok(());
                 }
             };
@@ -168,11 +160,7 @@ impl Creator<'_> {
             let target = match fs::read_link(path) {
                 Ok(t) => t,
                 Err(e) => {
-                    status.error(format!(
-                        "{}: Cannot readlink: {}",
-                        path.display(),
-                        cli::io_message(&e)
-                    ));
+                    status.io_error(path.display(), "Cannot readlink", &e);
                     return Ok(());
                 }
             };
@@ -215,11 +203,7 @@ impl Creator<'_> {
         let mut file = match File::open(path) {
             Ok(f) => f,
             Err(e) => {
-                status.error(format!(
-                    "{}: Cannot open: {}",
-                    path.display(),
-                    cli::io_message(&e)
-                ));
+                status.io_error(path.display(), "Cannot open", &e);
                 return Ok(());
             }
         };
@@ -227,11 +211,7 @@ impl Creator<'_> {
         let size = match file.metadata() {
             Ok(m) => m.len(),
             Err(e) => {
-                status.error(format!(
-                    "{}: Cannot stat: {}",
-                    path.display(),
-                    cli::io_message(&e)
-                ));
+                status.io_error(path.display(), "Cannot stat", &e);
                 return Ok(());
             }
         };

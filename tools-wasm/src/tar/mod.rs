@@ -58,6 +58,11 @@ impl Status {
         self.failed = true;
     }
 
+    /// `tar: PATH: WHAT: the system's reason`, remembered as a failure.
+    pub fn io_error(&mut self, path: impl std::fmt::Display, what: &str, e: &std::io::Error) {
+        self.error(format!("{path}: {what}: {}", crate::cli::io_message(e)));
+    }
+
     /// `tar: MESSAGE` then "Error is not recoverable: exiting now".
     pub fn fatal(&mut self, message: impl std::fmt::Display) {
         eprintln!("tar: {message}");

@@ -269,7 +269,7 @@ impl Placer {
 }
 
 fn error(status: &mut Status, path: &[u8], what: &str, e: &io::Error) {
-    status.error(format!("{}: {what}: {}", show(path), cli::io_message(e)));
+    status.io_error(show(path), what, e);
 }
 
 fn time(mtime: u64) -> SystemTime {
